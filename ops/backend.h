@@ -1,0 +1,128 @@
+// The interface every backend plugin implements, and the symbols a plugin library exports.
+//
+// Threading: a Backend is driven by one thread at a time (the engine thread); a plugin may use its own threads
+// inside a call. Memory: every Buffer is created and released by the Backend that owns it. Execution: op calls may
+// be recorded and run later (a GPU plugin records a whole forward step between begin_step and end_step); read()
+// waits for everything submitted before it. Errors: calls throw halo::ops::Error with a sentence that says what
+// failed and what to do.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "ops/batch.h"
+#include "ops/glue_ops.h"
+#include "ops/kda.h"
+#include "ops/mla.h"
+#include "ops/moe.h"
+#include "ops/tensor.h"
+
+namespace halo::ops {
+
+// Bumped whenever anything in ops/ that crosses the plugin boundary changes (structs, virtual methods).
+constexpr uint32_t kAbiVersion = 1;
+
+class Error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// Thrown when a placement cannot hold a request; the core reports it against its memory plan.
+class OutOfMemory : public Error {
+public:
+    using Error::Error;
+};
+
+// One kind of memory a plugin can allocate from.
+struct PlacementInfo {
+    std::string name;         // profile key, e.g. "heap", "mmap", "device-local", "host-visible", "pinned"
+    std::string description;  // one line for `engine backends`
+    uint64_t capacity_bytes = 0;  // size of the memory behind it (0 when unknown)
+    uint64_t budget_bytes = 0;    // what the process may still use now (0 when unknown)
+    bool host_visible = false;    // Buffer::host is set for its buffers
+    bool imports_host = false;    // import_host() can wrap existing host memory in it without a copy
+};
+
+struct DeviceInfo {
+    std::string name;           // "AMD Radeon 8060S", "Intel Xeon (2 threads)"
+    std::string kind;           // "cpu", "integrated-gpu", "discrete-gpu", "virtual-gpu", "other"
+    bool unified_memory = false;  // device and host share physical memory
+    std::vector<PlacementInfo> placements;
+    std::string default_placement[kMemoryUseCount];  // placement name per MemoryUse when the profile sets none
+    std::vector<std::string> notes;  // anything a user should know (features missing, fallbacks in use)
+};
+
+struct BackendOptions {
+    int32_t threads = 0;          // worker threads for CPU work; 0 = all cores
+    int32_t device_index = -1;    // -1 = the plugin's best device
+    std::string device_name;      // substring match on DeviceInfo::name, when not empty
+    bool validation = false;      // enable driver validation layers where they exist
+};
+
+class Backend {
+public:
+    virtual ~Backend() = default;
+
+    virtual const DeviceInfo& device() const = 0;
+
+    // ---- memory -------------------------------------------------------------------------------------------
+    // Allocates bytes in the named placement (an index into device().placements). Throws OutOfMemory.
+    virtual Buffer* allocate(MemoryUse use, int32_t placement, uint64_t bytes) = 0;
+    // Wraps existing host memory (for example an mmap'd weight file) without copying, or returns null when this
+    // placement cannot. The memory must outlive the buffer and stay unchanged while ops read it.
+    virtual Buffer* import_host(MemoryUse use, int32_t placement, void* data, uint64_t bytes) = 0;
+    virtual void release(Buffer* buffer) = 0;
+    // Copies host memory into a buffer. The source may be reused once the call returns.
+    virtual void write(Buffer* dst, uint64_t offset, const void* src, uint64_t bytes) = 0;
+    // Copies a buffer region to host memory, after all work submitted before has finished.
+    virtual void read(const Buffer* src, uint64_t offset, void* dst, uint64_t bytes) = 0;
+    // Sets a region to zero bytes (ordered with the ops around it).
+    virtual void zero(Buffer* dst, uint64_t offset, uint64_t bytes) = 0;
+    // Copies between two buffers of this backend (ordered with the ops around it).
+    virtual void copy(Buffer* dst, uint64_t dst_offset, const Buffer* src, uint64_t src_offset, uint64_t bytes) = 0;
+
+    // ---- execution ------------------------------------------------------------------------------------------
+    // Ops between begin_step and end_step form one forward step; a GPU plugin records them and submits once at
+    // end_step. Ops outside a step run as their own step.
+    virtual void begin_step() {}
+    virtual void end_step() {}
+    // Waits until all submitted work is done.
+    virtual void synchronize() {}
+
+    // ---- ops --------------------------------------------------------------------------------------------------
+    virtual void embedding(const EmbeddingParams& p) = 0;
+    virtual void rms_norm(const RmsNormParams& p) = 0;
+    virtual void add(const AddParams& p) = 0;
+    virtual void linear(const LinearParams& p) = 0;
+    virtual void mlp(const MlpParams& p) = 0;
+    virtual void kda(const KdaParams& p, const SeqBatch& batch) = 0;
+    virtual void mla(const MlaParams& p, const SeqBatch& batch) = 0;
+    virtual void moe(const MoeParams& p) = 0;
+};
+
+// What a plugin says about itself before any backend is created (for `engine backends`).
+struct PluginProbe {
+    std::string plugin_name;            // "cpu", "vulkan", "hip"
+    std::string version;                // free text
+    std::vector<std::string> devices;   // one line per usable device
+    std::string unusable_reason;        // empty when at least one device can be used
+};
+
+}  // namespace halo::ops
+
+// Symbols every plugin exports (C linkage so the loader finds them by name).
+//   uint32_t halo_plugin_abi_version();                       kAbiVersion the plugin was built with
+//   void halo_plugin_probe(halo::ops::PluginProbe* out);      fills out; never throws
+//   halo::ops::Backend* halo_plugin_create(const halo::ops::BackendOptions* options, std::string* error);
+//       returns a new backend (the caller deletes it before unloading the library), or null with *error set
+#define HALO_PLUGIN_ABI_SYMBOL "halo_plugin_abi_version"
+#define HALO_PLUGIN_PROBE_SYMBOL "halo_plugin_probe"
+#define HALO_PLUGIN_CREATE_SYMBOL "halo_plugin_create"
+
+namespace halo::ops {
+using PluginAbiFn = uint32_t();
+using PluginProbeFn = void(PluginProbe*);
+using PluginCreateFn = Backend*(const BackendOptions*, std::string*);
+}  // namespace halo::ops

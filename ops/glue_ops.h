@@ -1,0 +1,49 @@
+// Parameter structs of the row-wise glue ops: embedding lookup, RMSNorm, residual add, linear, dense SwiGLU MLP.
+// They need no sequence information: every row of the step is independent.
+// Activations are F32 [rows, width]; weights may be F32, F16 or BF16. "out" may alias an input where noted.
+#pragma once
+
+#include "ops/tensor.h"
+
+namespace halo::ops {
+
+// out[r, :] = table[ids[r], :]. table [V, D] any float dtype; ids [R] I32 in a plugin buffer; out [R, D] F32.
+// An id outside [0, V) is a caller bug; plugins may clamp or fault but must not write outside out.
+struct EmbeddingParams {
+    Tensor table;
+    Tensor ids;
+    Tensor out;
+};
+
+// out[r, :] = x[r, :] * rsqrt(mean_d(x[r, d]^2) + eps) * weight. x, out [R, D] F32 (out may alias x); weight [D].
+struct RmsNormParams {
+    Tensor x;
+    Tensor weight;
+    Tensor out;
+    float eps = 1e-5f;
+};
+
+// out = a + b, all [R, D] F32; out may alias a or b.
+struct AddParams {
+    Tensor a;
+    Tensor b;
+    Tensor out;
+};
+
+// y[R, N] = x[R, K] * W[N, K]^T (PyTorch layout, no bias). x, y F32; W any float dtype.
+struct LinearParams {
+    Tensor x;
+    Tensor weight;
+    Tensor y;
+};
+
+// out = down( silu(gate(x)) * up(x) ). gate, up [I, D]; down [D, I]; x, out [R, D] F32 (out must not alias x).
+struct MlpParams {
+    Tensor x;
+    Tensor gate;
+    Tensor up;
+    Tensor down;
+    Tensor out;
+};
+
+}  // namespace halo::ops
