@@ -15,14 +15,16 @@ const std::string& RegexSplitter::pattern() {
         const std::string lower = R"((?:(?!\p{sc:Han})[\p{Ll}\p{Lm}\p{Lo}\p{M}]))";
         const std::string contraction = R"((?i:'s|'t|'re|'ve|'m|'ll|'d)?)";
         const std::string prefix = R"([^\r\n\p{L}\p{N}]?)";
-        return std::string(R"(\p{sc:Han}+)") +                           //
-               "|" + prefix + upper + "*" + lower + "+" + contraction +  //
-               "|" + prefix + upper + "+" + lower + "*" + contraction +  //
-               R"(|\p{N}{1,3})"                                          //
-               R"(| ?[^\s\p{L}\p{N}]+[\r\n]*)"                           //
-               R"(|\s*[\r\n]+)"                                          //
-               R"(|\s+(?!\S))"                                           //
-               R"(|\s+)";
+        const std::string ws = kWhiteSpaceClass;                            // \s
+        const std::string ws_body = ws.substr(1, ws.size() - 2);            // its members, to build [^\s...]
+        return std::string(R"(\p{sc:Han}+)") +                               //
+               "|" + prefix + upper + "*" + lower + "+" + contraction +      //
+               "|" + prefix + upper + "+" + lower + "*" + contraction +      //
+               R"(|\p{N}{1,3})" +                                            //
+               "| ?[^" + ws_body + R"(\p{L}\p{N}]+[\r\n]*)" +                 //
+               "|" + ws + R"(*[\r\n]+)" +                                    //
+               "|" + ws + "+(?![^" + ws_body + "])" +                        // \s+(?!\S)
+               "|" + ws + "+";
     }();
     return p;
 }

@@ -1,0 +1,122 @@
+// Loading: the golden vocabularies, special-id naming, and clear errors for malformed files.
+#include <gtest/gtest.h>
+
+#include "tests/tokenizer/test_support.h"
+
+namespace halo::tok::test {
+namespace {
+
+// A valid tiktoken.model with the 256 bytes at ranks 0..255 plus `extra` lines.
+std::string byte_model(const std::string& extra = "") {
+    static const char* b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string s;
+    for (int b = 0; b < 256; ++b)
+        s += std::string{b64[b >> 2], b64[(b & 3) << 4], '=', '='} + " " + std::to_string(b) + "\n";
+    return s + extra;
+}
+
+std::string error_of(const std::string& model, const std::string& config = "{}") {
+    try {
+        Tokenizer::from_text(model, config, "dir");
+    } catch (const TokenizerError& e) {
+        return e.what();
+    }
+    return "";
+}
+
+TEST(VocabLoad, GoldenVocabularies) {
+    const Tokenizer& a = golden_tokenizer("a");
+    const Tokenizer& b = golden_tokenizer("b");
+    EXPECT_EQ(a.num_base_tokens(), 3256);
+    EXPECT_EQ(a.vocab_size(), 3512);
+    EXPECT_EQ(b.num_base_tokens(), 3000);
+    EXPECT_EQ(b.vocab_size(), 3256);
+    for (const Tokenizer* t : {&a, &b}) {
+        const TokenId n = t->num_base_tokens();
+        const SpecialIds& s = t->special_ids();
+        EXPECT_EQ(s.bos, n + 0);
+        EXPECT_EQ(s.eos, n + 1);
+        EXPECT_EQ(s.im_end, n + 2);
+        EXPECT_EQ(s.im_user, n + 3);
+        EXPECT_EQ(s.im_assistant, n + 4);
+        EXPECT_EQ(s.im_system, n + 10);
+        EXPECT_EQ(s.tool_calls_section_begin, n + 11);
+        EXPECT_EQ(s.tool_call_end, n + 15);
+        EXPECT_EQ(s.im_middle, n + 17);
+        EXPECT_EQ(s.unk, n + 254);
+        EXPECT_EQ(s.pad, n + 255);
+        EXPECT_EQ(t->stop_ids(), (std::vector<TokenId>{n + 2, n + 1}));
+        EXPECT_EQ(t->token_bytes(n + 5), "<|reserved_token_" + std::to_string(n + 5) + "|>");
+        EXPECT_EQ(t->special_id("<|reserved_token_" + std::to_string(n + 5) + "|>"), n + 5);
+        // A reserved name is not special for an id that has a real name.
+        EXPECT_FALSE(t->special_id("<|reserved_token_" + std::to_string(n + 2) + "|>").has_value());
+        EXPECT_EQ(t->config().eos_token, "[EOS]");
+    }
+    EXPECT_EQ(b.base_token_id("er"), 0);  // vocab_b: ranks are not byte order
+    EXPECT_EQ(b.base_token_id("e"), 683);
+    EXPECT_EQ(b.base_token_id(" "), 2066);
+    EXPECT_EQ(b.base_token_id(std::string(1, '\0')), 716);
+}
+
+TEST(VocabLoad, MinimalDirectory) {
+    const Tokenizer t = Tokenizer::from_text(byte_model(), "{}");
+    EXPECT_EQ(t.vocab_size(), 512);
+    EXPECT_EQ(t.special_ids().im_end, -1);
+    EXPECT_TRUE(t.stop_ids().empty());
+    EXPECT_EQ(t.encode("hi"), (std::vector<TokenId>{'h', 'i'}));
+    EXPECT_EQ(t.token_bytes(256), "<|reserved_token_256|>");
+}
+
+TEST(VocabLoad, ErrorsNameTheLine) {
+    EXPECT_EQ(error_of(byte_model("aGk= 256\naGk= 257\n")),
+              "dir/tiktoken.model line 258: the token bytes are the same as on line 257; each token must appear once");
+    EXPECT_EQ(error_of(byte_model("aGk= 255\n")),
+              "dir/tiktoken.model line 257: rank 255 was already given on line 256; each rank must appear once");
+    EXPECT_EQ(error_of(byte_model("aGk=256\n")),
+              "dir/tiktoken.model line 257 is 'aGk=256'; expected '<base64 token bytes> <rank>' with one space");
+    EXPECT_EQ(error_of(byte_model("aGk 256\n")),
+              "dir/tiktoken.model line 257: 'aGk' is not padded standard base64 of the token bytes");
+    EXPECT_EQ(error_of(byte_model("aGk= 25x\n")),
+              "dir/tiktoken.model line 257: the rank '25x' is not a decimal number");
+    EXPECT_EQ(error_of(byte_model("aGk= 257\n")),
+              "dir/tiktoken.model has no token of rank 256 although ranks go up to 257; ranks must be 0..n-1, each once");
+    EXPECT_EQ(error_of(""), "dir/tiktoken.model holds no tokens; it should have one '<base64> <rank>' line per token");
+    EXPECT_NE(error_of(byte_model("aGk= 99999999999\n")).find("line 257"), std::string::npos);
+    EXPECT_NE(error_of(byte_model("aGk= 9999999\n")).find("line 257"), std::string::npos);
+    // Without the byte 0x41 ("QQ==" at rank 65).
+    std::string model = byte_model();
+    model.replace(model.find("QQ== 65"), 7, "aGk= 65");
+    EXPECT_EQ(error_of(model),
+              "dir/tiktoken.model has no token for the single byte 0x41; byte-level BPE needs all 256 single bytes");
+    // Blank lines and CRLF are accepted.
+    EXPECT_EQ(error_of(byte_model("\r\naGk= 256\r\n\n")), "");
+}
+
+TEST(VocabLoad, ConfigErrors) {
+    EXPECT_NE(error_of(byte_model(), "{").find("dir/tokenizer_config.json is not valid JSON"), std::string::npos);
+    EXPECT_NE(error_of(byte_model(), R"({"added_tokens_decoder": {"12": {"content": "x"}}})")
+                  .find("names id 12, but special ids start at 256"),
+              std::string::npos);
+    EXPECT_NE(error_of(byte_model(), R"({"added_tokens_decoder": {"abc": {"content": "x"}}})").find("'abc' is not a token id"),
+              std::string::npos);
+    EXPECT_NE(error_of(byte_model(), R"({"added_tokens_decoder": {"256": {"content": "x"}, "257": {"content": "x"}}})")
+                  .find("names both id 256 and id 257"),
+              std::string::npos);
+    // A config naming an id beyond num_base + 255 grows the special range to cover it.
+    const Tokenizer t = Tokenizer::from_text(byte_model(), R"({"added_tokens_decoder": {"600": {"content": "<x>"}}})");
+    EXPECT_EQ(t.vocab_size(), 601);
+    EXPECT_EQ(t.encode("a<x>", true), (std::vector<TokenId>{'a', 600}));
+}
+
+TEST(VocabLoad, MissingFilesAreNamed) {
+    try {
+        Tokenizer::load(golden_dir());  // holds neither file
+        FAIL();
+    } catch (const TokenizerError& e) {
+        EXPECT_NE(std::string(e.what()).find("has no tiktoken.model"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(Tokenizer::load(golden_dir() / "no_such_dir"), TokenizerError);
+}
+
+}  // namespace
+}  // namespace halo::tok::test
