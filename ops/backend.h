@@ -24,13 +24,20 @@ namespace halo::ops {
 // Bumped whenever anything in ops/ that crosses the plugin boundary changes (structs, virtual methods).
 constexpr uint32_t kAbiVersion = 1;
 
-class Error : public std::runtime_error {
+#if defined(__GNUC__)
+#define HALO_VISIBLE __attribute__((visibility("default")))
+#else
+#define HALO_VISIBLE
+#endif
+
+// Errors thrown across the plugin boundary (visible so the core can catch them by type).
+class HALO_VISIBLE Error : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
 };
 
 // Thrown when a placement cannot hold a request; the core reports it against its memory plan.
-class OutOfMemory : public Error {
+class HALO_VISIBLE OutOfMemory : public Error {
 public:
     using Error::Error;
 };
@@ -74,7 +81,8 @@ public:
     // placement cannot. The memory must outlive the buffer and stay unchanged while ops read it.
     virtual Buffer* import_host(MemoryUse use, int32_t placement, void* data, uint64_t bytes) = 0;
     virtual void release(Buffer* buffer) = 0;
-    // Copies host memory into a buffer. The source may be reused once the call returns.
+    // Copies host memory into a buffer, ordered with the ops around it (ops recorded before it see the old
+    // contents, ops after it the new). The source may be reused once the call returns.
     virtual void write(Buffer* dst, uint64_t offset, const void* src, uint64_t bytes) = 0;
     // Copies a buffer region to host memory, after all work submitted before has finished.
     virtual void read(const Buffer* src, uint64_t offset, void* dst, uint64_t bytes) = 0;

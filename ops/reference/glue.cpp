@@ -45,7 +45,7 @@ void add(const AddParams& p) {
 // y = x W^T
 void linear(const LinearParams& p) {
     const int64_t rows = p.x.rows();
-    std::vector<double> y(size_t(p.weight.rows()));
+    std::vector<double> y(static_cast<size_t>(p.weight.rows()));
     for (int64_t r = 0; r < rows; ++r) {
         std::vector<double> x = row(p.x, r);
         matvec(p.weight, x.data(), y.data());
@@ -56,7 +56,7 @@ void linear(const LinearParams& p) {
 // out = down(silu(gate x) * up x)
 void mlp(const MlpParams& p) {
     const int64_t rows = p.x.rows(), inter = p.gate.rows();
-    std::vector<double> g(size_t(inter)), u(size_t(inter)), y(size_t(p.down.rows()));
+    std::vector<double> g(static_cast<size_t>(inter)), u(static_cast<size_t>(inter)), y(static_cast<size_t>(p.down.rows()));
     for (int64_t r = 0; r < rows; ++r) {
         std::vector<double> x = row(p.x, r);
         matvec(p.gate, x.data(), g.data());

@@ -138,7 +138,7 @@ void kda(const KdaParams& p, const SeqBatch& batch) {
     std::vector<double> pre(size_t(rows) * 3 * D), gate(size_t(rows) * D), beta(size_t(rows) * H),
         ogate(size_t(rows) * D);
     {
-        std::vector<double> low_f(size_t(rank_f)), low_g(size_t(rank_g));
+        std::vector<double> low_f(static_cast<size_t>(rank_f)), low_g(static_cast<size_t>(rank_g));
         for (int64_t r = 0; r < rows; ++r) {
             std::vector<double> x = row(p.x, r);
             matvec(w.q_proj, x.data(), &pre[size_t(r * 3 + 0) * D]);
@@ -192,7 +192,7 @@ void kda(const KdaParams& p, const SeqBatch& batch) {
             in.k.resize(size_t(n) * K);
             in.v.resize(size_t(n) * K);
             in.g.resize(size_t(n) * K);
-            in.beta.resize(size_t(n));
+            in.beta.resize(static_cast<size_t>(n));
             for (int t = 0; t < n; ++t) {
                 const double* a = &act[size_t(t) * 3 * D];
                 double qq = 0, kk = 0;
@@ -223,7 +223,7 @@ void kda(const KdaParams& p, const SeqBatch& batch) {
     }
 
     // Gated RMSNorm per head, then the output projection.
-    std::vector<double> y(size_t(hidden));
+    std::vector<double> y(static_cast<size_t>(hidden));
     for (int64_t r = 0; r < rows; ++r) {
         double* o = &o_all[size_t(r) * D];
         for (int h = 0; h < H; ++h) {

@@ -39,7 +39,7 @@ void mla(const MlaParams& p, const SeqBatch& batch) {
         if (int64_t(run.n_pages) * p.page_size < run.pos + run.n_tokens)
             throw Error("mla: sequence page table too short for " + std::to_string(run.pos + run.n_tokens) + " tokens");
         // Write this run's latents first; causality comes from the attention range below.
-        std::vector<double> ckv(size_t(width));
+        std::vector<double> ckv(static_cast<size_t>(width));
         for (int i = 0; i < run.n_tokens; ++i) {
             std::vector<double> x = row(p.x, run.first_row + i);
             matvec(w.kv_a, x.data(), ckv.data());
@@ -64,7 +64,7 @@ void mla(const MlaParams& p, const SeqBatch& batch) {
             for (int h = 0; h < H; ++h) {
                 const double* qn = &q[size_t(h) * dq];
                 const double* qr = qn + dn;
-                std::vector<double> score(size_t(n_ctx));
+                std::vector<double> score(static_cast<size_t>(n_ctx));
                 const bool absorbed = p.form == MlaForm::absorbed || (p.form == MlaForm::automatic && run.n_tokens == 1);
                 if (absorbed) {
                     std::vector<double> q_abs(size_t(r), 0.0);
@@ -116,7 +116,7 @@ void mla(const MlaParams& p, const SeqBatch& batch) {
                     }
                 }
             }
-            std::vector<double> y(size_t(hidden));
+            std::vector<double> y(static_cast<size_t>(hidden));
             matvec(w.o_proj, o.data(), y.data());
             store_row(p.out, run.first_row + i, y.data());
         }

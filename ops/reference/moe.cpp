@@ -26,7 +26,7 @@ namespace {
 void swiglu_accumulate(const Tensor& gate, const Tensor& up, const Tensor& down, const double* x, double scale,
                        double* acc) {
     const int64_t inter = gate.rows(), width = down.rows();
-    std::vector<double> g(size_t(inter)), u(size_t(inter)), y(size_t(width));
+    std::vector<double> g(static_cast<size_t>(inter)), u(static_cast<size_t>(inter)), y(static_cast<size_t>(width));
     matvec(gate, x, g.data());
     matvec(up, x, u.data());
     for (int64_t i = 0; i < inter; ++i) g[size_t(i)] = silu(g[size_t(i)]) * u[size_t(i)];
@@ -65,7 +65,7 @@ static std::vector<int> select_experts(const std::vector<double>& sel, int top_k
 void moe(const MoeParams& p) {
     const int64_t rows = p.x.rows(), width = p.x.cols();
     const int E = p.n_experts;
-    std::vector<double> logits(size_t(E)), s(size_t(E)), sel(size_t(E)), acc(size_t(width));
+    std::vector<double> logits(static_cast<size_t>(E)), s(static_cast<size_t>(E)), sel(static_cast<size_t>(E)), acc(static_cast<size_t>(width));
     for (int64_t r = 0; r < rows; ++r) {
         std::vector<double> x = row(p.x, r);
         matvec(p.router, x.data(), logits.data());

@@ -1,0 +1,48 @@
+// Options shared by the commands that run a model, and the code that turns them into a loaded backend + model.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "core/model.h"
+#include "core/plugin_loader.h"
+
+namespace halo::cli {
+
+struct RunOptions {
+    std::string backend = "cpu";
+    std::string model_dir;  // empty = the built-in demo model
+    std::string plugin_dir;
+    int32_t threads = 0;
+    int32_t device = -1;
+    std::string device_name;
+    std::string moe_weighting = "unbiased";
+    int64_t context = 4096;
+    int32_t chunk = 512;
+    std::string cache_dtype = "f32";
+    std::string kda_form = "auto";
+    std::string mla_form = "auto";
+    std::string placement[ops::kMemoryUseCount];
+    bool quiet = false;
+};
+
+void add_run_options(CLI::App& app, RunOptions& o);
+
+// The demo model built beside the engine (../models/demo relative to the executable).
+std::string demo_model_dir();
+
+struct Engine {
+    std::unique_ptr<LoadedBackend> backend;
+    std::unique_ptr<Model> model;
+};
+
+// Loads the backend plugin and the model; prints a one-line summary to stderr unless quiet.
+Engine open_engine(const RunOptions& o, int32_t sequences = 1);
+
+// "1,2,3" -> ids. Throws CLI::ValidationError-style std::runtime_error on bad text.
+std::vector<int32_t> parse_ids(const std::string& text);
+
+}  // namespace halo::cli

@@ -1,0 +1,47 @@
+// engine logits --model DIR --prompt-ids 1,2,3 --out FILE.npy: float32 logits [T, vocab] at every prompt position.
+#include <cstdio>
+#include <memory>
+
+#include "core/cli/command.h"
+#include "core/cli/common.h"
+#include "core/npy.h"
+
+namespace halo::cli {
+
+namespace {
+
+struct LogitsOptions {
+    RunOptions run;
+    std::string prompt_ids;
+    std::string out;
+};
+
+int run_logits(LogitsOptions& o, CLI::App& sub) {
+    const std::vector<int32_t> prompt = parse_ids(o.prompt_ids);
+    if (prompt.empty()) throw std::runtime_error("--prompt-ids is empty; give at least one token id");
+    if (sub.get_option("--context")->count() == 0) o.run.context = std::max<int64_t>(o.run.context, int64_t(prompt.size()));
+    else if (int64_t(prompt.size()) > o.run.context)
+        throw std::runtime_error("the prompt has " + std::to_string(prompt.size()) + " tokens, more than --context " +
+                                 std::to_string(o.run.context) + "; raise --context");
+    Engine e = open_engine(o.run);
+    Sequence seq;
+    e.model->begin_sequence(seq);
+    const std::vector<float> logits = e.model->prefill(seq, prompt, true);
+    const int64_t vocab = e.model->config().vocab_size;
+    write_npy_f32(o.out, logits.data(), {int64_t(prompt.size()), vocab});
+    if (!o.run.quiet) std::fprintf(stderr, "engine: wrote logits [%zu, %lld] to %s\n", prompt.size(), (long long)vocab, o.out.c_str());
+    return 0;
+}
+
+}  // namespace
+
+Command add_logits_command(CLI::App& app) {
+    auto o = std::make_shared<LogitsOptions>();
+    CLI::App* sub = app.add_subcommand("logits", "Write float32 logits [T, vocab] for every prompt position to a .npy file");
+    add_run_options(*sub, o->run);
+    sub->add_option("--prompt-ids", o->prompt_ids, "Prompt as token ids, e.g. 1,2,3")->required();
+    sub->add_option("--out", o->out, "Output .npy file")->required();
+    return {sub, [o, sub] { return run_logits(*o, *sub); }};
+}
+
+}  // namespace halo::cli

@@ -1,0 +1,114 @@
+// A Kimi-Linear model on one backend: weights checked and placed, per-sequence state allocated, and the forward
+// graph (embedding, 27 x [norm, KDA|MLA, add, norm, MLP|MoE, add], final norm, lm_head) dispatched as ops.
+// Not thread-safe: one engine thread drives it.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "core/safetensors.h"
+#include "core/sequence.h"
+#include "core/weights.h"
+#include "ops/backend.h"
+
+namespace halo {
+
+struct ModelOptions {
+    std::string placement[ops::kMemoryUseCount];  // placement name per MemoryUse; empty = the plugin's default
+    int32_t max_step_rows = 512;    // rows (tokens) per forward step: the prefill chunk
+    int32_t max_logit_rows = 64;    // lm_head rows computed at once
+    int32_t max_sequences = 1;      // KDA state slots
+    int64_t max_context = 4096;     // tokens per sequence (MLA cache)
+    int32_t page_size = 256;        // tokens per MLA cache page
+    ops::DType cache_dtype = ops::DType::f32;
+    ops::MoeWeighting moe_weighting = ops::MoeWeighting::unbiased;
+    double kv_norm_eps = -1;        // kv_a_layernorm eps; < 0 = rms_norm_eps (vLLM, llama.cpp)
+    ops::KdaForm kda_form = ops::KdaForm::automatic;
+    ops::MlaForm mla_form = ops::MlaForm::automatic;
+    int32_t kda_chunk = 64;
+};
+
+// Bytes per memory use, and where they go.
+struct MemoryPlan {
+    uint64_t bytes[ops::kMemoryUseCount] = {};
+    int32_t placement[ops::kMemoryUseCount] = {};
+    bool weights_zero_copy = false;  // weights used in place from the mapped files
+    std::string describe(const ops::DeviceInfo& device) const;
+};
+
+// Which rows of a sequence's run get logits.
+enum class LogitRows { none, last, all };
+
+// One sequence's part of a forward step.
+struct StepItem {
+    Sequence* seq = nullptr;
+    std::span<const int32_t> tokens;
+    LogitRows logits = LogitRows::last;
+};
+
+class Model {
+public:
+    // Reads config.json, opens and checks the checkpoint against it (every tensor's name, shape and dtype) before
+    // allocating anything, checks the memory plan against the device, then places weights and state.
+    Model(ops::Backend& backend, const std::filesystem::path& model_dir, const ModelOptions& options);
+    ~Model();
+    Model(const Model&) = delete;
+    Model& operator=(const Model&) = delete;
+
+    const ModelConfig& config() const { return config_; }
+    const ModelOptions& options() const { return options_; }
+    const MemoryPlan& plan() const { return plan_; }
+    ops::Backend& backend() { return backend_; }
+    StatePool& pool() { return pool_; }
+    // Bytes of weights one decode token reads (all non-expert tensors, the router, top_k routed experts and the
+    // shared experts of every MoE layer, one embedding row).
+    uint64_t decode_weight_bytes() const;
+
+    // Starts a sequence: takes a slot and clears its KDA state and conv history.
+    void begin_sequence(Sequence& seq);
+    void end_sequence(Sequence& seq) { pool_.detach(seq); }
+
+    // Runs the items as one step (their tokens must total at most max_step_rows) and appends the logits
+    // ([rows, vocab] F32: the rows each item asks for, in item order) to logits.
+    void step(std::span<const StepItem> items, std::vector<float>& logits);
+
+    // Feeds tokens to one sequence in chunks of max_step_rows; returns the logits of the last token, or all rows
+    // when all_logits. on_chunk(done, total) is called after every chunk (progress).
+    std::vector<float> prefill(Sequence& seq, std::span<const int32_t> tokens, bool all_logits,
+                               const std::function<void(int64_t, int64_t)>& on_chunk = {});
+
+private:
+    void check_checkpoint(const std::filesystem::path& dir);
+    void plan_memory();
+    void place_weights();
+    void allocate_state();
+    int32_t placement_index(ops::MemoryUse use) const;
+    ops::Tensor scratch(uint64_t offset, ops::DType dtype, std::initializer_list<int64_t> dims) const;
+
+    ops::Backend& backend_;
+    ModelConfig config_;
+    ModelOptions options_;
+    MemoryPlan plan_;
+    std::unique_ptr<Checkpoint> checkpoint_;
+    ModelWeights weights_;
+    StatePool pool_;
+    std::vector<ops::Buffer*> buffers_;  // everything allocated or imported, released in the destructor
+
+    ops::Buffer* state_buffer_ = nullptr;
+    ops::Buffer* scratch_buffer_ = nullptr;
+    std::vector<ops::Tensor> kda_state_, kda_conv_, mla_cache_;  // per KDA / MLA layer
+    uint64_t kda_state_slot_bytes_ = 0, kda_conv_slot_bytes_ = 0;
+    // Scratch layout (byte offsets in scratch_buffer_).
+    uint64_t off_ids_ = 0, off_rows_ = 0, off_x_ = 0, off_a_ = 0, off_t_ = 0, off_g_ = 0, off_logits_ = 0;
+};
+
+// "BF16" -> DType; throws std::runtime_error for other names.
+ops::DType parse_cache_dtype(const std::string& name);
+
+}  // namespace halo

@@ -1,0 +1,183 @@
+#include "core/safetensors.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+namespace halo {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr uint64_t kMaxHeaderBytes = 100ull << 20;  // the format's own limit
+
+[[noreturn]] void fail(const std::string& file, const std::string& what) { throw ModelFileError(file + ": " + what); }
+
+[[noreturn]] void fail_tensor(const std::string& file, const std::string& name, const std::string& what) {
+    throw ModelFileError(file + ": tensor '" + name + "' " + what);
+}
+
+}  // namespace
+
+uint64_t safetensors_dtype_size(const std::string& dtype) {
+    static const std::map<std::string, uint64_t> sizes = {
+        {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E5M2", 1}, {"F8_E4M3", 1}, {"I16", 2}, {"U16", 2},
+        {"F16", 2},  {"BF16", 2}, {"I32", 4}, {"U32", 4},     {"F32", 4},     {"I64", 8}, {"U64", 8}, {"F64", 8}};
+    auto it = sizes.find(dtype);
+    return it == sizes.end() ? 0 : it->second;
+}
+
+std::vector<TensorRecord> parse_safetensors(const uint8_t* bytes, uint64_t size, const std::string& file) {
+    if (size < 8) fail(file, "is " + std::to_string(size) + " bytes long, too short to be a safetensors file (truncated?)");
+    uint64_t header_len = 0;
+    for (int i = 7; i >= 0; --i) header_len = header_len << 8 | bytes[i];
+    if (header_len > kMaxHeaderBytes)
+        fail(file, "declares a " + std::to_string(header_len) + "-byte header, more than the format's 100 MB limit "
+                   "(not a safetensors file, or corrupt)");
+    if (header_len > size - 8)
+        fail(file, "declares a " + std::to_string(header_len) + "-byte header but holds only " +
+                       std::to_string(size - 8) + " bytes after the length (truncated?)");
+    const char* text = reinterpret_cast<const char*>(bytes + 8);
+    json header = json::parse(text, text + header_len, nullptr, false);
+    if (header.is_discarded()) fail(file, "has a header that is not valid JSON (corrupt or not a safetensors file)");
+    if (!header.is_object()) fail(file, "has a header that is not a JSON object");
+
+    const uint64_t data_size = size - 8 - header_len;
+    std::vector<TensorRecord> out;
+    for (auto it = header.begin(); it != header.end(); ++it) {
+        const std::string& name = it.key();
+        if (name == "__metadata__") {
+            if (!it->is_object()) fail(file, "has a '__metadata__' entry that is not an object");
+            continue;
+        }
+        const json& e = *it;
+        if (!e.is_object()) fail_tensor(file, name, "has a header entry that is not an object");
+        if (!e.contains("dtype") || !e["dtype"].is_string()) fail_tensor(file, name, "has no dtype string");
+        if (!e.contains("shape") || !e["shape"].is_array()) fail_tensor(file, name, "has no shape list");
+        if (!e.contains("data_offsets") || !e["data_offsets"].is_array() || e["data_offsets"].size() != 2)
+            fail_tensor(file, name, "has no [begin, end] data_offsets");
+        TensorRecord r;
+        r.name = name;
+        r.file = file;
+        r.dtype = e["dtype"].get<std::string>();
+        const uint64_t esize = safetensors_dtype_size(r.dtype);
+        if (esize == 0) fail_tensor(file, name, "has unknown dtype '" + r.dtype + "'");
+        uint64_t numel = 1;
+        for (const json& d : e["shape"]) {
+            if (!d.is_number_unsigned()) fail_tensor(file, name, "has a shape entry that is not a non-negative integer");
+            const uint64_t v = d.get<uint64_t>();
+            if (v != 0 && numel > (uint64_t(1) << 62) / v) fail_tensor(file, name, "has a shape too large to address");
+            numel *= v;
+            r.shape.push_back(int64_t(v));
+        }
+        if (r.shape.size() > 8) fail_tensor(file, name, "has more than 8 dimensions");
+        for (const json& o : e["data_offsets"])
+            if (!o.is_number_unsigned()) fail_tensor(file, name, "has data_offsets that are not non-negative integers");
+        r.begin = e["data_offsets"][0].get<uint64_t>();
+        r.end = e["data_offsets"][1].get<uint64_t>();
+        if (r.begin > r.end) fail_tensor(file, name, "has data_offsets that end before they begin");
+        if (r.end > data_size)
+            fail_tensor(file, name, "has data_offsets [" + std::to_string(r.begin) + ", " + std::to_string(r.end) +
+                                        "] past the end of the data (" + std::to_string(data_size) +
+                                        " bytes): the file is truncated or corrupt");
+        if (r.end - r.begin != numel * esize)
+            fail_tensor(file, name, "holds " + std::to_string(r.end - r.begin) + " bytes but its shape and dtype need " +
+                                        std::to_string(numel * esize));
+        r.data = bytes + 8 + header_len + r.begin;
+        out.push_back(std::move(r));
+    }
+    return out;
+}
+
+MappedFile::MappedFile(const std::filesystem::path& path) : path_(path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fail(path.string(), std::string("cannot be opened: ") + std::strerror(errno));
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ::close(fd);
+        fail(path.string(), "is not a regular file");
+    }
+    size_ = uint64_t(st.st_size);
+    if (size_ > 0) {
+        void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            ::close(fd);
+            fail(path.string(), std::string("cannot be memory-mapped: ") + std::strerror(errno));
+        }
+        data_ = static_cast<uint8_t*>(p);
+    }
+    ::close(fd);
+}
+
+MappedFile::~MappedFile() {
+    if (data_) ::munmap(data_, size_);
+}
+
+std::unique_ptr<Checkpoint> Checkpoint::open(const std::filesystem::path& dir) {
+    namespace fs = std::filesystem;
+    auto ck = std::make_unique<Checkpoint>();
+    std::vector<std::string> shard_names;
+    std::map<std::string, std::string> weight_map;  // tensor -> shard, when an index exists
+    const fs::path index_path = dir / "model.safetensors.index.json";
+    if (fs::exists(index_path)) {
+        std::ifstream in(index_path);
+        json index = json::parse(in, nullptr, false);
+        if (index.is_discarded() || !index.is_object()) fail(index_path.string(), "is not valid JSON");
+        if (!index.contains("weight_map") || !index["weight_map"].is_object())
+            fail(index_path.string(), "has no 'weight_map' object");
+        std::set<std::string> seen;
+        for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
+            if (!it->is_string()) fail(index_path.string(), "maps tensor '" + it.key() + "' to something that is not a file name");
+            const std::string shard = it->get<std::string>();
+            if (shard.empty() || shard.find('/') != std::string::npos || shard.find("..") != std::string::npos)
+                fail(index_path.string(), "maps tensor '" + it.key() + "' to '" + shard +
+                                              "', which is not a plain file name in the model directory");
+            weight_map[it.key()] = shard;
+            if (seen.insert(shard).second) shard_names.push_back(shard);
+        }
+    } else if (fs::exists(dir / "model.safetensors")) {
+        shard_names.push_back("model.safetensors");
+    } else {
+        if (!fs::is_directory(dir)) throw ModelFileError("model directory " + dir.string() + " does not exist");
+        for (const auto& e : fs::directory_iterator(dir))
+            if (e.path().extension() == ".safetensors") shard_names.push_back(e.path().filename().string());
+        if (shard_names.size() != 1)
+            throw ModelFileError("model directory " + dir.string() + " has " + std::to_string(shard_names.size()) +
+                                 " .safetensors files and no model.safetensors.index.json to say which to use");
+    }
+
+    for (const std::string& shard : shard_names) {
+        const fs::path path = dir / shard;
+        if (!fs::exists(path)) fail(path.string(), "is named by the index but does not exist");
+        ck->files_.push_back(std::make_unique<MappedFile>(path));
+        const MappedFile& mf = *ck->files_.back();
+        for (TensorRecord& r : parse_safetensors(mf.data(), mf.size(), path.string())) {
+            if (!weight_map.empty()) {
+                auto w = weight_map.find(r.name);
+                if (w == weight_map.end() || w->second != shard) continue;  // the index says it lives elsewhere
+            }
+            if (ck->tensors_.count(r.name)) fail(path.string(), "holds tensor '" + r.name + "' a second time");
+            ck->tensors_.emplace(r.name, std::move(r));
+        }
+    }
+    for (const auto& [name, shard] : weight_map)
+        if (!ck->tensors_.count(name))
+            fail((dir / shard).string(), "does not hold tensor '" + name + "', which the index places there");
+    return ck;
+}
+
+const TensorRecord* Checkpoint::find(const std::string& name) const {
+    auto it = tensors_.find(name);
+    return it == tensors_.end() ? nullptr : &it->second;
+}
+
+}  // namespace halo

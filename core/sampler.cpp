@@ -1,0 +1,67 @@
+#include "core/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+namespace halo {
+
+int32_t argmax(const float* logits, int64_t n) {
+    int64_t best = 0;
+    for (int64_t i = 1; i < n; ++i)
+        if (logits[i] > logits[best]) best = i;
+    return int32_t(best);
+}
+
+Sampler::Sampler(const SamplingParams& p) : params_(p), state_(p.seed ^ 0x5851f42d4c957f2dull) {
+    if (p.temperature < 0) throw std::invalid_argument("temperature must be 0 (greedy) or positive");
+    if (p.top_k < 0) throw std::invalid_argument("top_k must be 0 (off) or positive");
+    if (!(p.top_p > 0 && p.top_p <= 1)) throw std::invalid_argument("top_p must be in (0, 1]");
+}
+
+double Sampler::uniform() {  // splitmix64, 53 random bits
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    return double(z >> 11) * (1.0 / 9007199254740992.0);
+}
+
+int32_t Sampler::sample(const float* logits, int64_t vocab) {
+    if (params_.temperature == 0.0) return argmax(logits, vocab);
+    candidates_.clear();
+    for (int64_t i = 0; i < vocab; ++i)
+        if (!std::isnan(logits[i])) candidates_.push_back({logits[i], int32_t(i)});
+    if (candidates_.empty()) return 0;
+    auto by_logit = [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
+    size_t keep = candidates_.size();
+    if (params_.top_k > 0 && size_t(params_.top_k) < keep) keep = size_t(params_.top_k);
+    std::partial_sort(candidates_.begin(), candidates_.begin() + long(keep), candidates_.end(), by_logit);
+    candidates_.resize(keep);
+    // Softmax at the temperature, then the nucleus.
+    const double mx = candidates_[0].first;
+    std::vector<double> p(keep);
+    double sum = 0;
+    for (size_t i = 0; i < keep; ++i) sum += (p[i] = std::exp((candidates_[i].first - mx) / params_.temperature));
+    size_t n = keep;
+    if (params_.top_p < 1.0) {
+        double acc = 0;
+        for (size_t i = 0; i < keep; ++i) {
+            acc += p[i] / sum;
+            if (acc >= params_.top_p) {
+                n = i + 1;
+                break;
+            }
+        }
+    }
+    double total = 0;
+    for (size_t i = 0; i < n; ++i) total += p[i];
+    double u = uniform() * total;
+    for (size_t i = 0; i < n; ++i) {
+        u -= p[i];
+        if (u < 0) return candidates_[i].second;
+    }
+    return candidates_[n - 1].second;
+}
+
+}  // namespace halo

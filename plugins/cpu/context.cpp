@@ -1,0 +1,85 @@
+#include "plugins/cpu/context.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <new>
+
+namespace halo::cpu {
+
+float* Arena::floats(int64_t n) {
+    const int64_t need = (std::max<int64_t>(n, 1) + 15) / 16 * 16;
+    for (Block& b : blocks_)
+        if (b.size - b.used >= need) {
+            float* p = b.data + b.used;
+            b.used += need;
+            return p;
+        }
+    const int64_t size = std::max<int64_t>(need, 1 << 16);
+    float* data = static_cast<float*>(std::aligned_alloc(64, size_t(size) * 4));
+    if (!data) throw std::bad_alloc();
+    blocks_.push_back({data, size, need});
+    total_ += size;
+    return data;
+}
+
+void Arena::reset() {
+    if (blocks_.size() > 1) {  // merge into one block big enough for everything seen so far
+        for (Block& b : blocks_) std::free(b.data);
+        blocks_.clear();
+        float* data = static_cast<float*>(std::aligned_alloc(64, size_t(total_) * 4));
+        if (!data) throw std::bad_alloc();
+        blocks_.push_back({data, total_, 0});
+    }
+    for (Block& b : blocks_) b.used = 0;
+}
+
+Arena::~Arena() {
+    for (Block& b : blocks_) std::free(b.data);
+}
+
+CpuContext::CpuContext(int threads) : k(best_kernels()), pool(threads) {
+    pack.resize(static_cast<size_t>(pool.size()));
+    for (auto& p : pack) p.resize(size_t(kPackFloats) + 16);
+}
+
+Matrix CpuContext::as_matrix(const ops::Tensor& w) {
+    Matrix m;
+    m.data = w.host();
+    m.dtype = w.dtype;
+    m.rows = w.shape[0];
+    m.cols = w.numel() / std::max<int64_t>(w.shape[0], 1);
+    m.ld = m.cols;
+    return m;
+}
+
+Matrix CpuContext::row_block(const ops::Tensor& w, int64_t first, int64_t count) {
+    Matrix m = as_matrix(w);
+    m.data = static_cast<const char*>(m.data) + size_t(first) * size_t(m.ld) * ops::dtype_size(w.dtype);
+    m.rows = count;
+    return m;
+}
+
+void CpuContext::matmul(int64_t M, const float* x, int64_t ldx, const Matrix& w, float* y, int64_t ldy, bool acc) {
+    const int64_t N = w.rows;
+    if (M <= 0 || N <= 0) return;
+    const int threads = pool.size();
+    // Column chunks: multiples of the 32-wide panel, about 4 per thread for balance (64 rows for matvec shapes).
+    const int64_t unit = M <= 4 && !w.kn ? 16 : 32;
+    const int64_t units = (N + unit - 1) / unit;
+    int64_t per = std::max<int64_t>(1, units / (threads * 4));
+    const int64_t n_chunks = (units + per - 1) / per;
+    // Row blocks when there are many rows and few column chunks.
+    const int64_t row_block = (n_chunks >= threads * 2 || M <= 64) ? M : std::max<int64_t>(64, (M + threads * 2 - 1) / (threads * 2) / 8 * 8);
+    const int64_t m_blocks = (M + row_block - 1) / row_block;
+    pool.run(n_chunks * m_blocks, [&](int64_t t, int thread) {
+        const int64_t ci = t % n_chunks, mi = t / n_chunks;
+        const int64_t n0 = ci * per * unit, n1 = std::min(N, n0 + per * unit);
+        const int64_t m0 = mi * row_block, m1 = std::min(M, m0 + row_block);
+        // 64-byte aligned pack buffer
+        float* pk = pack[size_t(thread)].data();
+        pk = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(pk) + 63) & ~uintptr_t(63));
+        k.matmul(m1 - m0, x + m0 * ldx, ldx, w, n0, n1, y + m0 * ldy, ldy, acc, pk);
+    });
+}
+
+}  // namespace halo::cpu

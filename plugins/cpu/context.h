@@ -1,0 +1,64 @@
+// What every CPU op needs: the kernel table, the thread pool, per-thread packing scratch and a scratch arena.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "ops/backend.h"
+#include "plugins/cpu/kernels.h"
+#include "plugins/cpu/thread_pool.h"
+
+namespace halo::cpu {
+
+// Bump allocator for one op's temporaries; reset() at the start of each op. Grows by adding blocks and merges
+// them into one on the next reset, so steady state is a single allocation.
+class Arena {
+public:
+    float* floats(int64_t n);  // 64-byte aligned, uninitialised
+    void reset();
+    ~Arena();
+
+private:
+    struct Block {
+        float* data;
+        int64_t size, used;
+    };
+    std::vector<Block> blocks_;
+    int64_t total_ = 0;
+};
+
+struct CpuContext {
+    explicit CpuContext(int threads);
+
+    const Kernels& k;
+    ThreadPool pool;
+    std::vector<std::vector<float>> pack;  // per thread, kPackFloats each
+    Arena arena;
+
+    // y[M, N] (+)= x[M, K] W^T, parallel over output columns (and rows when M is large).
+    void matmul(int64_t M, const float* x, int64_t ldx, const Matrix& w, float* y, int64_t ldy, bool accumulate = false);
+    void matmul(int64_t M, const float* x, int64_t ldx, const ops::Tensor& w, float* y, int64_t ldy,
+                bool accumulate = false) {
+        matmul(M, x, ldx, as_matrix(w), y, ldy, accumulate);
+    }
+    static Matrix as_matrix(const ops::Tensor& w);
+    // Rows [first, first + count) of a weight tensor seen as a matrix [rows, cols].
+    static Matrix row_block(const ops::Tensor& w, int64_t first, int64_t count);
+};
+
+// Ops, one file each.
+void embedding(CpuContext& c, const ops::EmbeddingParams& p);
+void rms_norm(CpuContext& c, const ops::RmsNormParams& p);
+void add(CpuContext& c, const ops::AddParams& p);
+void linear(CpuContext& c, const ops::LinearParams& p);
+void mlp(CpuContext& c, const ops::MlpParams& p);
+void kda(CpuContext& c, const ops::KdaParams& p, const ops::SeqBatch& batch);
+void mla(CpuContext& c, const ops::MlaParams& p, const ops::SeqBatch& batch);
+void moe(CpuContext& c, const ops::MoeParams& p);
+
+inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
+inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+
+}  // namespace halo::cpu

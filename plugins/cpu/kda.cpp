@@ -1,0 +1,239 @@
+// CPU KDA: batched projections, in-place causal conv per channel block, then the delta rule per (sequence, head),
+// recurrent for short runs and chunkwise-parallel (ops/reference/kda.cpp, KIMI_LINEAR.md 3.7) for long ones.
+#include <algorithm>
+#include <cmath>
+
+#include "plugins/cpu/context.h"
+
+namespace halo::cpu {
+
+using namespace halo::ops;
+
+namespace {
+
+struct HeadView {
+    const float* q;  // row t at q + t * stride (normalised, scaled)
+    const float* k;
+    const float* v;
+    const float* g;  // log decay, row t at g + t * g_stride
+    const float* beta;  // beta of row t at beta[t * beta_stride]
+    float* o;           // output row t at o + t * o_stride
+    int64_t stride, g_stride, beta_stride, o_stride;
+    int64_t n;
+};
+
+void recurrent(const Kernels& k, const HeadView& h, int64_t K, float* S, float* decay) {
+    for (int64_t t = 0; t < h.n; ++t) {
+        k.exp(h.g + t * h.g_stride, decay, K);
+        k.delta_step(S, K, K, h.q + t * h.stride, h.k + t * h.stride, h.v + t * h.stride, decay,
+                     h.beta[t * h.beta_stride], h.o + t * h.o_stride);
+    }
+}
+
+// Floats of per-thread workspace the chunked form needs.
+int64_t chunk_workspace(int64_t C, int64_t K) { return 6 * C * K + 2 * C * C + 2 * K + 64; }
+
+void chunked(const Kernels& k, const HeadView& h, int64_t K, int64_t C, float* S, float* ws, float* pack) {
+    const int64_t V = K;
+    float* G = ws;             // [C][K] inclusive cumulative log decay
+    float* U = G + C * K;      // [C][V]
+    float* Wm = U + C * V;     // [C][K], negated
+    float* Qe = Wm + C * K;    // [C][K]
+    float* KdT = Qe + C * K;   // [K][C]
+    float* tmp = KdT + K * C;  // [C][K]
+    float* A = tmp + C * K;    // [C][C]
+    float* Aqk = A + C * C;    // [C][C]
+    float* e = Aqk + C * C;    // [K]
+    float* pair = e + K;       // [2]
+    for (int64_t c0 = 0; c0 < h.n; c0 += C) {
+        const int64_t n = std::min(C, h.n - c0);
+        auto q = [&](int64_t i) { return h.q + (c0 + i) * h.stride; };
+        auto kk = [&](int64_t i) { return h.k + (c0 + i) * h.stride; };
+        auto v = [&](int64_t i) { return h.v + (c0 + i) * h.stride; };
+        for (int64_t i = 0; i < n; ++i) {
+            const float* g = h.g + (c0 + i) * h.g_stride;
+            for (int64_t d = 0; d < K; ++d) G[i * K + d] = g[d] + (i ? G[(i - 1) * K + d] : 0.0f);
+        }
+        // Pair terms, j <= i only, so every exponent is <= 0.
+        std::fill(Aqk, Aqk + n * n, 0.0f);
+        for (int64_t i = 0; i < n; ++i) {
+            const float beta = h.beta[(c0 + i) * h.beta_stride];
+            for (int64_t j = 0; j <= i; ++j) {
+                k.pair_dots(G + i * K, G + j * K, kk(i), kk(j), q(i), K, pair);
+                A[i * n + j] = beta * pair[0];
+                Aqk[i * n + j] = pair[1];
+            }
+        }
+        // Forward substitution: (I + A) U = diag(beta) V and (I + A) Wm = diag(beta) (exp(G) * k); Wm kept negated.
+        for (int64_t i = 0; i < n; ++i) {
+            const float beta = h.beta[(c0 + i) * h.beta_stride];
+            k.exp(G + i * K, e, K);
+            for (int64_t d = 0; d < K; ++d) {
+                U[i * V + d] = beta * v(i)[d];
+                Wm[i * K + d] = -beta * e[d] * kk(i)[d];
+                Qe[i * K + d] = e[d] * q(i)[d];
+            }
+            for (int64_t j = 0; j < i; ++j) {
+                k.axpy(-A[i * n + j], U + j * V, U + i * V, V);
+                k.axpy(-A[i * n + j], Wm + j * K, Wm + i * K, K);
+            }
+        }
+        const Matrix s_kn{S, DType::f32, V, K, V, true};   // S as the right operand: y = x S
+        const Matrix vn_kn{U, DType::f32, V, n, V, true};  // V' (stored in U) as the right operand
+        // V' = U - Wm S0  (Wm is negated)
+        k.matmul(n, Wm, K, s_kn, 0, V, U, V, true, pack);
+        // O = (exp(G) q) S0 + Aqk V'
+        for (int64_t i = 0; i < n; ++i) std::fill(h.o + (c0 + i) * h.o_stride, h.o + (c0 + i) * h.o_stride + V, 0.0f);
+        k.matmul(n, Qe, K, s_kn, 0, V, h.o + c0 * h.o_stride, h.o_stride, false, pack);
+        k.matmul(n, Aqk, n, vn_kn, 0, V, h.o + c0 * h.o_stride, h.o_stride, true, pack);
+        // S = diag(exp(G_last)) S0 + sum_j (exp(G_last - G_j) k_j) V'_j^T
+        const float* g_last = G + (n - 1) * K;
+        for (int64_t j = 0; j < n; ++j) {
+            for (int64_t d = 0; d < K; ++d) tmp[d] = g_last[d] - G[j * K + d];
+            k.exp(tmp, tmp, K);
+            for (int64_t d = 0; d < K; ++d) KdT[d * n + j] = tmp[d] * kk(j)[d];
+        }
+        k.exp(g_last, e, K);
+        for (int64_t d = 0; d < K; ++d) k.scale(S + d * V, e[d], V);
+        k.matmul(K, KdT, n, vn_kn, 0, V, S, V, true, pack);
+    }
+}
+
+}  // namespace
+
+void kda(CpuContext& c, const KdaParams& p, const SeqBatch& batch) {
+    const KdaWeights& w = p.w;
+    const int64_t H = p.n_heads, K = p.head_dim, D = H * K, W = p.conv_width, T = batch.n_rows;
+    const int64_t hidden = p.x.cols(), Rf = w.f_a.rows(), Rg = w.g_a.rows();
+    if (K > 512) throw Error("cpu kda: head_dim " + std::to_string(K) + " is larger than the supported 512");
+    const Kernels& k = c.k;
+    c.arena.reset();
+    float* qkv = c.arena.floats(T * 3 * D);  // pre-conv, then post-conv activations; row: q | k | v
+    float* gate = c.arena.floats(T * D);
+    float* ogate = c.arena.floats(T * D);
+    float* beta = c.arena.floats(T * H);
+    float* low = c.arena.floats(T * std::max(Rf, Rg));
+    float* o = c.arena.floats(T * D);
+    float* conv_w = c.arena.floats(3 * D * W);
+    float* dt_bias = c.arena.floats(D);
+    float* a_log = c.arena.floats(H);
+    const int threads = c.pool.size();
+    const int64_t C = std::max<int32_t>(1, p.chunk_size);
+    const int64_t ws_floats = chunk_workspace(C, K) + K;
+    float* workspace = c.arena.floats(threads * ws_floats);
+
+    const float* x = p.x.host_as<float>();
+    c.matmul(T, x, hidden, w.q_proj, qkv, 3 * D);
+    c.matmul(T, x, hidden, w.k_proj, qkv + D, 3 * D);
+    c.matmul(T, x, hidden, w.v_proj, qkv + 2 * D, 3 * D);
+    c.matmul(T, x, hidden, w.f_a, low, Rf);
+    c.matmul(T, low, Rf, w.f_b, gate, D);
+    c.matmul(T, x, hidden, w.g_a, low, Rg);
+    c.matmul(T, low, Rg, w.g_b, ogate, D);
+    c.matmul(T, x, hidden, w.b_proj, beta, H);
+    k.to_f32(w.q_conv.host(), w.q_conv.dtype, conv_w, D * W);
+    k.to_f32(w.k_conv.host(), w.k_conv.dtype, conv_w + D * W, D * W);
+    k.to_f32(w.v_conv.host(), w.v_conv.dtype, conv_w + 2 * D * W, D * W);
+    k.to_f32(w.dt_bias.host(), w.dt_bias.dtype, dt_bias, D);
+    k.to_f32(w.a_log.host(), w.a_log.dtype, a_log, H);
+
+    // Decay gate and beta, row-wise.
+    c.pool.run(T, [&](int64_t t, int) {
+        float* g = gate + t * D;
+        for (int64_t ch = 0; ch < D; ++ch) {
+            const float z = g[ch] + dt_bias[ch];
+            const float sp = z > 20.0f ? z : std::log1p(std::exp(z));
+            g[ch] = -std::exp(a_log[ch / K]) * sp;
+        }
+        for (int64_t h = 0; h < H; ++h) beta[t * H + h] = sigmoid(beta[t * H + h]);
+    });
+
+    // Short convolutions + SiLU, in place, newest row first; tasks are (run, 64-channel block of q|k|v).
+    const int64_t block = 64, blocks = (3 * D + block - 1) / block;
+    float* conv_state = p.conv_state.host_as<float>();
+    c.pool.run(int64_t(batch.n_runs) * blocks, [&](int64_t task, int) {
+        const SeqRun& run = batch.runs[task / blocks];
+        const int64_t c0 = (task % blocks) * block, c1 = std::min(3 * D, c0 + block), n = run.n_tokens;
+        float hist[16][64];   // W-1 history rows, then saved as the new history
+        float saved[16][64];
+        for (int64_t ch = c0; ch < c1; ++ch) {
+            const int64_t which = ch / D, cc = ch % D;
+            const float* hrow = conv_state + ((int64_t(run.slot) * 3 + which) * (W - 1)) * D + cc;
+            for (int64_t j = 0; j < W - 1; ++j) hist[j][ch - c0] = hrow[j * D];
+        }
+        auto value = [&](int64_t i, int64_t ch) {  // pre-conv input at run position i (negative: history)
+            return i < 0 ? hist[W - 1 + i][ch - c0] : qkv[(run.first_row + i) * 3 * D + ch];
+        };
+        for (int64_t j = 0; j < W - 1; ++j)
+            for (int64_t ch = c0; ch < c1; ++ch) saved[j][ch - c0] = value(n - (W - 1) + j, ch);
+        for (int64_t t = n - 1; t >= 0; --t) {
+            float* row = qkv + (run.first_row + t) * 3 * D;
+            for (int64_t ch = c0; ch < c1; ++ch) {
+                const float* wc = conv_w + ch * W;  // (which * D + cc) * W == ch * W
+                float y = 0;
+                for (int64_t j = 0; j < W; ++j) y += wc[j] * value(t - (W - 1) + j, ch);
+                row[ch] = silu(y);
+            }
+        }
+        for (int64_t ch = c0; ch < c1; ++ch) {
+            const int64_t which = ch / D, cc = ch % D;
+            float* hrow = conv_state + ((int64_t(run.slot) * 3 + which) * (W - 1)) * D + cc;
+            for (int64_t j = 0; j < W - 1; ++j) hrow[j * D] = saved[j][ch - c0];
+        }
+    });
+
+    // L2-normalise q and k per head; q also takes the K^-0.5 scale.
+    const float q_scale = 1.0f / std::sqrt(float(K));
+    c.pool.run(T, [&](int64_t t, int) {
+        float* row = qkv + t * 3 * D;
+        for (int64_t h = 0; h < H; ++h) {
+            float* q = row + h * K;
+            float* kk = row + D + h * K;
+            k.scale(q, q_scale / std::sqrt(k.sum_squares(q, K) + p.l2_eps), K);
+            k.scale(kk, 1.0f / std::sqrt(k.sum_squares(kk, K) + p.l2_eps), K);
+        }
+    });
+
+    // The recurrence, one task per (run, head).
+    float* state = p.state.host_as<float>();
+    c.pool.run(int64_t(batch.n_runs) * H, [&](int64_t task, int thread) {
+        const SeqRun& run = batch.runs[task / H];
+        const int64_t h = task % H;
+        HeadView v;
+        v.q = qkv + run.first_row * 3 * D + h * K;
+        v.k = v.q + D;
+        v.v = v.q + 2 * D;
+        v.stride = 3 * D;
+        v.g = gate + run.first_row * D + h * K;
+        v.g_stride = D;
+        v.beta = beta + run.first_row * H + h;
+        v.beta_stride = H;
+        v.o = o + run.first_row * D + h * K;
+        v.o_stride = D;
+        v.n = run.n_tokens;
+        float* S = state + (int64_t(run.slot) * H + h) * K * K;
+        float* ws = workspace + thread * ws_floats;
+        float* pk = c.pack[size_t(thread)].data();
+        pk = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(pk) + 63) & ~uintptr_t(63));
+        const bool use_chunks = p.form == KdaForm::chunked || (p.form == KdaForm::automatic && run.n_tokens >= 32);
+        if (use_chunks)
+            chunked(k, v, K, C, S, ws, pk);
+        else
+            recurrent(k, v, K, S, ws);
+    });
+
+    // Gated RMSNorm per head with a sigmoid gate, then the output projection.
+    float* o_norm = c.arena.floats(K);
+    k.to_f32(w.o_norm.host(), w.o_norm.dtype, o_norm, K);
+    c.pool.run(T, [&](int64_t t, int) {
+        for (int64_t h = 0; h < H; ++h) {
+            float* oh = o + t * D + h * K;
+            const float* gg = ogate + t * D + h * K;
+            const float inv = 1.0f / std::sqrt(k.sum_squares(oh, K) / float(K) + p.norm_eps);
+            for (int64_t d = 0; d < K; ++d) oh[d] = oh[d] * inv * o_norm[d] * sigmoid(gg[d]);
+        }
+    });
+    c.matmul(T, o, D, w.o_proj, p.out.host_as<float>(), p.out.cols());
+}
+
+}  // namespace halo::cpu

@@ -1,0 +1,51 @@
+// Compute kernels of the CPU plugin, compiled once per instruction set (kernels_impl.h) and picked at start-up
+// by what the processor supports. Everything above this table (the ops) is plain C++ and ISA-independent.
+#pragma once
+
+#include <cstdint>
+
+#include "ops/dtype.h"
+
+namespace halo::cpu {
+
+// A matrix operand read by matmul: W [rows, cols] row-major with leading dimension ld (elements), in any float
+// dtype; or, with kn set, a matrix stored as [cols, rows] (that is, W^T row-major with leading dimension ld).
+struct Matrix {
+    const void* data = nullptr;
+    ops::DType dtype = ops::DType::f32;
+    int64_t rows = 0;  // N: outputs
+    int64_t cols = 0;  // K: reduction length
+    int64_t ld = 0;
+    bool kn = false;
+};
+
+// Floats of per-thread scratch that matmul may use (one packed panel of W).
+constexpr int64_t kPackFloats = 32 * 256;
+
+struct Kernels {
+    const char* isa;  // "avx512", "generic"
+    // y[m, n] (+)= sum_k x[m, k] * W[n, k] for m in [0, M), n in [n0, n1). pack: kPackFloats floats of scratch.
+    void (*matmul)(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0, int64_t n1, float* y,
+                   int64_t ldy, bool accumulate, float* pack);
+    float (*dot)(const float* a, const float* b, int64_t n);
+    void (*axpy)(float a, const float* x, float* y, int64_t n);  // y += a * x
+    void (*scale)(float* y, float a, int64_t n);                 // y *= a
+    void (*mul)(const float* a, float* y, int64_t n);            // y *= a (elementwise)
+    void (*exp)(const float* x, float* y, int64_t n);            // y = exp(x); y may alias x
+    void (*to_f32)(const void* src, ops::DType dtype, float* dst, int64_t n);
+    float (*sum_squares)(const float* x, int64_t n);
+    // One token of the KDA delta rule for one head, state S [K][V] updated in place:
+    //   S = diag(decay) S ; u = beta (v - k^T S) ; S += k u^T ; o = q^T S.   decay, q, k [K]; v, o [V].
+    void (*delta_step)(float* S, int64_t K, int64_t V, const float* q, const float* k, const float* v,
+                       const float* decay, float beta, float* o);
+    // e = exp(gi - gj) over n channels; out[0] = sum a*b*e, out[1] = sum c*b*e (the chunked KDA pair terms).
+    void (*pair_dots)(const float* gi, const float* gj, const float* a, const float* b, const float* c, int64_t n,
+                      float* out);
+};
+
+const Kernels& generic_kernels();
+const Kernels& avx512_kernels();  // only valid where the CPU has AVX-512 F/BW/VL/DQ
+// The best table for this processor (HALO_CPU_ISA=generic forces the portable one).
+const Kernels& best_kernels();
+
+}  // namespace halo::cpu

@@ -1,0 +1,354 @@
+// Kernel bodies, included by kernels_avx512.cpp and kernels_generic.cpp. With __AVX512F__ defined the hot loops
+// use AVX-512 intrinsics; otherwise plain loops the compiler vectorises for the baseline ISA.
+// Defines HALO_KERNELS_NAME() returning the table.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "plugins/cpu/kernels.h"
+
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
+namespace halo::cpu::HALO_KERNEL_NS {
+
+using ops::DType;
+
+constexpr int64_t kNr = 32;   // packed panel width (outputs)
+constexpr int64_t kKb = 256;  // k block
+constexpr int64_t kMr = 8;    // rows per micro-kernel call
+static_assert(kNr * kKb == kPackFloats);
+
+inline float load_one(const void* p, DType t, int64_t i) { return ops::load_as_f32(p, t, size_t(i)); }
+
+void to_f32(const void* src, DType dtype, float* dst, int64_t n) {
+    if (dtype == DType::f32) {
+        std::memcpy(dst, src, size_t(n) * 4);
+        return;
+    }
+    const uint16_t* s = static_cast<const uint16_t*>(src);
+    int64_t i = 0;
+#ifdef __AVX512F__
+    if (dtype == DType::bf16) {
+        for (; i + 16 <= n; i += 16)
+            _mm512_storeu_ps(dst + i, _mm512_castsi512_ps(_mm512_slli_epi32(
+                                          _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)(s + i))), 16)));
+    } else {
+        for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(s + i))));
+    }
+#endif
+    if (dtype == DType::bf16)
+        for (; i < n; ++i) dst[i] = ops::bf16_to_f32(s[i]);
+    else
+        for (; i < n; ++i) dst[i] = ops::f16_to_f32(s[i]);
+}
+
+#ifdef __AVX512F__
+// 16 elements of a weight row as f32; mask selects the valid lanes of a tail.
+inline __m512 load16(const void* base, DType t, int64_t i, __mmask16 m = 0xffff) {
+    switch (t) {
+    case DType::bf16: {
+        const __m256i h = _mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(base) + i);
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+    case DType::f16: return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(base) + i));
+    default: return _mm512_maskz_loadu_ps(m, static_cast<const float*>(base) + i);
+    }
+}
+#endif
+
+// Matrix-vector form for a few rows of x: each weight row is streamed once and used for all M rows.
+template <int M>
+void matvec(const float* x, int64_t ldx, const Matrix& w, int64_t n0, int64_t n1, float* y, int64_t ldy, bool acc) {
+    const int64_t K = w.cols;
+    const size_t es = ops::dtype_size(w.dtype);
+    const char* base = static_cast<const char*>(w.data);
+#ifdef __AVX512F__
+    const int64_t k_full = K / 16 * 16;
+    const __mmask16 tail = __mmask16((1u << (K - k_full)) - 1);
+    int64_t n = n0;
+    for (; n + 4 <= n1; n += 4) {
+        __m512 a[4][M];
+        for (int r = 0; r < 4; ++r)
+            for (int m = 0; m < M; ++m) a[r][m] = _mm512_setzero_ps();
+        const void* rows[4];
+        for (int r = 0; r < 4; ++r) rows[r] = base + size_t(n + r) * size_t(w.ld) * es;
+        for (int64_t k = 0; k < k_full; k += 16) {
+            __m512 xv[M];
+            for (int m = 0; m < M; ++m) xv[m] = _mm512_loadu_ps(x + m * ldx + k);
+            for (int r = 0; r < 4; ++r) {
+                const __m512 wv = load16(rows[r], w.dtype, k);
+                for (int m = 0; m < M; ++m) a[r][m] = _mm512_fmadd_ps(wv, xv[m], a[r][m]);
+            }
+        }
+        if (tail) {
+            __m512 xv[M];
+            for (int m = 0; m < M; ++m) xv[m] = _mm512_maskz_loadu_ps(tail, x + m * ldx + k_full);
+            for (int r = 0; r < 4; ++r) {
+                const __m512 wv = load16(rows[r], w.dtype, k_full, tail);
+                for (int m = 0; m < M; ++m) a[r][m] = _mm512_fmadd_ps(wv, xv[m], a[r][m]);
+            }
+        }
+        for (int r = 0; r < 4; ++r)
+            for (int m = 0; m < M; ++m) {
+                const float v = _mm512_reduce_add_ps(a[r][m]);
+                float& out = y[m * ldy + n + r];
+                out = acc ? out + v : v;
+            }
+    }
+    for (; n < n1; ++n) {
+        const void* row = base + size_t(n) * size_t(w.ld) * es;
+        __m512 a[M];
+        for (int m = 0; m < M; ++m) a[m] = _mm512_setzero_ps();
+        for (int64_t k = 0; k < K; k += 16) {
+            const __mmask16 mk = k + 16 <= K ? __mmask16(0xffff) : tail;
+            const __m512 wv = load16(row, w.dtype, k, mk);
+            for (int m = 0; m < M; ++m) a[m] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(mk, x + m * ldx + k), a[m]);
+        }
+        for (int m = 0; m < M; ++m) {
+            const float v = _mm512_reduce_add_ps(a[m]);
+            float& out = y[m * ldy + n];
+            out = acc ? out + v : v;
+        }
+    }
+#else
+    float buf[256];
+    for (int64_t n = n0; n < n1; ++n) {
+        const void* row = base + size_t(n) * size_t(w.ld) * es;
+        float s[M] = {};
+        for (int64_t k0 = 0; k0 < K; k0 += 256) {
+            const int64_t kn = std::min<int64_t>(256, K - k0);
+            to_f32(static_cast<const char*>(row) + size_t(k0) * es, w.dtype, buf, kn);
+            for (int m = 0; m < M; ++m) {
+                float part = 0;
+                for (int64_t k = 0; k < kn; ++k) part += buf[k] * x[m * ldx + k0 + k];
+                s[m] += part;
+            }
+        }
+        for (int m = 0; m < M; ++m) y[m * ldy + n] = acc ? y[m * ldy + n] + s[m] : s[m];
+    }
+#endif
+}
+
+// Packs W[n0 .. n0+nr) x [k0 .. k0+kb) as f32 into pack[k][kNr], zero-padding columns nr..kNr-1.
+void pack_panel(const Matrix& w, int64_t n0, int64_t nr, int64_t k0, int64_t kb, float* pack) {
+    const size_t es = ops::dtype_size(w.dtype);
+    const char* base = static_cast<const char*>(w.data);
+    if (w.kn) {  // stored [K][N]: rows of the panel are contiguous
+        for (int64_t k = 0; k < kb; ++k) {
+            const char* src = base + (size_t(k0 + k) * size_t(w.ld) + size_t(n0)) * es;
+            to_f32(src, w.dtype, pack + k * kNr, nr);
+            for (int64_t j = nr; j < kNr; ++j) pack[k * kNr + j] = 0.0f;
+        }
+        return;
+    }
+    float row[kKb];
+    for (int64_t j = 0; j < kNr; ++j) {
+        if (j < nr) {
+            to_f32(base + (size_t(n0 + j) * size_t(w.ld) + size_t(k0)) * es, w.dtype, row, kb);
+            for (int64_t k = 0; k < kb; ++k) pack[k * kNr + j] = row[k];
+        } else {
+            for (int64_t k = 0; k < kb; ++k) pack[k * kNr + j] = 0.0f;
+        }
+    }
+}
+
+// C[MR, nr] (+)= A[MR, kb] * P[kb, kNr] for a packed panel P.
+template <int MR>
+void micro(const float* a, int64_t lda, const float* p, int64_t kb, float* c, int64_t ldc, int64_t nr, bool acc) {
+#ifdef __AVX512F__
+    __m512 c0[MR], c1[MR];
+    for (int m = 0; m < MR; ++m) c0[m] = c1[m] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < kb; ++k) {
+        const __m512 b0 = _mm512_load_ps(p + k * kNr), b1 = _mm512_load_ps(p + k * kNr + 16);
+        for (int m = 0; m < MR; ++m) {
+            const __m512 av = _mm512_set1_ps(a[m * lda + k]);
+            c0[m] = _mm512_fmadd_ps(av, b0, c0[m]);
+            c1[m] = _mm512_fmadd_ps(av, b1, c1[m]);
+        }
+    }
+    const __mmask16 m0 = nr >= 16 ? __mmask16(0xffff) : __mmask16((1u << nr) - 1);
+    const __mmask16 m1 = nr >= 32 ? __mmask16(0xffff) : nr <= 16 ? __mmask16(0) : __mmask16((1u << (nr - 16)) - 1);
+    for (int m = 0; m < MR; ++m) {
+        float* out = c + m * ldc;
+        if (acc) {
+            c0[m] = _mm512_add_ps(c0[m], _mm512_maskz_loadu_ps(m0, out));
+            c1[m] = _mm512_add_ps(c1[m], _mm512_maskz_loadu_ps(m1, out + 16));
+        }
+        _mm512_mask_storeu_ps(out, m0, c0[m]);
+        _mm512_mask_storeu_ps(out + 16, m1, c1[m]);
+    }
+#else
+    float t[MR][kNr] = {};
+    for (int64_t k = 0; k < kb; ++k)
+        for (int m = 0; m < MR; ++m) {
+            const float av = a[m * lda + k];
+            for (int64_t j = 0; j < kNr; ++j) t[m][j] += av * p[k * kNr + j];
+        }
+    for (int m = 0; m < MR; ++m)
+        for (int64_t j = 0; j < nr; ++j) c[m * ldc + j] = acc ? c[m * ldc + j] + t[m][j] : t[m][j];
+#endif
+}
+
+void micro_any(int mr, const float* a, int64_t lda, const float* p, int64_t kb, float* c, int64_t ldc, int64_t nr, bool acc) {
+    switch (mr) {
+    case 1: micro<1>(a, lda, p, kb, c, ldc, nr, acc); break;
+    case 2: micro<2>(a, lda, p, kb, c, ldc, nr, acc); break;
+    case 3: micro<3>(a, lda, p, kb, c, ldc, nr, acc); break;
+    case 4: micro<4>(a, lda, p, kb, c, ldc, nr, acc); break;
+    case 5: micro<5>(a, lda, p, kb, c, ldc, nr, acc); break;
+    case 6: micro<6>(a, lda, p, kb, c, ldc, nr, acc); break;
+    case 7: micro<7>(a, lda, p, kb, c, ldc, nr, acc); break;
+    default: micro<8>(a, lda, p, kb, c, ldc, nr, acc); break;
+    }
+}
+
+void matmul(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0, int64_t n1, float* y, int64_t ldy,
+            bool acc, float* pack) {
+    if (M <= 0 || n1 <= n0) return;
+    if (!w.kn && M <= 4) {
+        switch (M) {
+        case 1: matvec<1>(x, ldx, w, n0, n1, y, ldy, acc); return;
+        case 2: matvec<2>(x, ldx, w, n0, n1, y, ldy, acc); return;
+        case 3: matvec<3>(x, ldx, w, n0, n1, y, ldy, acc); return;
+        default: matvec<4>(x, ldx, w, n0, n1, y, ldy, acc); return;
+        }
+    }
+    const int64_t K = w.cols;
+    for (int64_t p0 = n0; p0 < n1; p0 += kNr) {
+        const int64_t nr = std::min(kNr, n1 - p0);
+        for (int64_t k0 = 0; k0 < K; k0 += kKb) {
+            const int64_t kb = std::min(kKb, K - k0);
+            pack_panel(w, p0, nr, k0, kb, pack);
+            const bool add = acc || k0 > 0;
+            for (int64_t m0 = 0; m0 < M; m0 += kMr)
+                micro_any(int(std::min(kMr, M - m0)), x + m0 * ldx + k0, ldx, pack, kb, y + m0 * ldy + p0, ldy, nr, add);
+        }
+        if (K == 0 && !acc)
+            for (int64_t m = 0; m < M; ++m) std::fill(y + m * ldy + p0, y + m * ldy + p0 + nr, 0.0f);
+    }
+}
+
+float dot(const float* a, const float* b, int64_t n) {
+    int64_t i = 0;
+    float s = 0;
+#ifdef __AVX512F__
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    for (; i + 32 <= n; i += 32) {
+        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), acc1);
+    }
+    for (; i + 16 <= n; i += 16) acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
+    if (i < n) {
+        const __mmask16 m = __mmask16((1u << (n - i)) - 1);
+        acc1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), acc1);
+        i = n;
+    }
+    s = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+#endif
+    for (; i < n; ++i) s += a[i] * b[i];
+    return s;
+}
+
+void axpy(float a, const float* x, float* y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+void scale(float* y, float a, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] *= a;
+}
+
+void mul(const float* a, float* y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] *= a[i];
+}
+
+float sum_squares(const float* x, int64_t n) { return dot(x, x, n); }
+
+#ifdef __AVX512F__
+// exp for 16 lanes: x = k ln2 + r, |r| <= ln2/2, degree-6 polynomial; about 1 ulp. Inputs below -87.3 give 0.
+inline __m512 exp16(__m512 x) {
+    const __m512 lo = _mm512_set1_ps(-87.3365f), hi = _mm512_set1_ps(88.7228f);
+    const __mmask16 under = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
+    x = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
+    const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693145752f), x);
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(1.42860677e-6f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    const __m512 res = _mm512_scalef_ps(p, k);
+    return _mm512_mask_blend_ps(under, res, _mm512_setzero_ps());
+}
+#endif
+
+void exp_vec(const float* x, float* y, int64_t n) {
+    int64_t i = 0;
+#ifdef __AVX512F__
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, exp16(_mm512_loadu_ps(x + i)));
+    if (i < n) {
+        const __mmask16 m = __mmask16((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, m, exp16(_mm512_maskz_loadu_ps(m, x + i)));
+        i = n;
+    }
+#endif
+    for (; i < n; ++i) y[i] = std::exp(x[i]);
+}
+
+void delta_step(float* S, int64_t K, int64_t V, const float* q, const float* k, const float* v, const float* decay,
+                float beta, float* o) {
+    float pred[512];  // V <= 512 (checked by the op)
+    for (int64_t e = 0; e < V; ++e) pred[e] = 0.0f;
+    for (int64_t d = 0; d < K; ++d) {
+        float* row = S + d * V;
+        const float a = decay[d], kd = k[d];
+        for (int64_t e = 0; e < V; ++e) {
+            row[e] *= a;
+            pred[e] += kd * row[e];
+        }
+    }
+    for (int64_t e = 0; e < V; ++e) {
+        pred[e] = beta * (v[e] - pred[e]);  // u
+        o[e] = 0.0f;
+    }
+    for (int64_t d = 0; d < K; ++d) {
+        float* row = S + d * V;
+        const float kd = k[d], qd = q[d];
+        for (int64_t e = 0; e < V; ++e) {
+            row[e] += kd * pred[e];
+            o[e] += qd * row[e];
+        }
+    }
+}
+
+void pair_dots(const float* gi, const float* gj, const float* a, const float* b, const float* c, int64_t n, float* out) {
+    int64_t i = 0;
+    float s0 = 0, s1 = 0;
+#ifdef __AVX512F__
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    for (; i < n; i += 16) {
+        const __mmask16 m = i + 16 <= n ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
+        const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, gi + i), _mm512_maskz_loadu_ps(m, gj + i)));
+        const __m512 be = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, b + i), e);
+        acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), be, acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, c + i), be, acc1);
+    }
+    s0 = _mm512_reduce_add_ps(acc0);
+    s1 = _mm512_reduce_add_ps(acc1);
+#endif
+    for (; i < n; ++i) {
+        const float be = b[i] * std::exp(gi[i] - gj[i]);
+        s0 += a[i] * be;
+        s1 += c[i] * be;
+    }
+    out[0] = s0;
+    out[1] = s1;
+}
+
+}  // namespace halo::cpu::HALO_KERNEL_NS

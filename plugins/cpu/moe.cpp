@@ -1,0 +1,177 @@
+// CPU MoE: F32 router, selection and weights per row (as ops/reference/moe.cpp), then the tokens routed to each
+// expert are gathered and run through that expert as small matrix products. All experts' projections of one
+// phase go into one parallel loop, so decode (one row, 8 experts) keeps every thread busy.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "plugins/cpu/context.h"
+
+namespace halo::cpu {
+
+using namespace halo::ops;
+
+namespace {
+
+// Same contract as the reference's selection: best first, ties to the lower expert id.
+void select_experts(const float* sel, int E, int top_k, int n_groups, int topk_groups, int* out, int* scratch) {
+    int n = 0;
+    if (n_groups > 1) {
+        const int per = E / n_groups;
+        std::vector<std::pair<float, int>> gs;
+        for (int g = 0; g < n_groups; ++g) {
+            float b1 = -INFINITY, b2 = -INFINITY;
+            for (int e = g * per; e < (g + 1) * per; ++e) {
+                if (sel[e] > b1) { b2 = b1; b1 = sel[e]; }
+                else if (sel[e] > b2) b2 = sel[e];
+            }
+            gs.push_back({b1 + (per > 1 ? b2 : 0.0f), g});
+        }
+        std::stable_sort(gs.begin(), gs.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+        std::vector<int> kept;
+        for (int i = 0; i < topk_groups; ++i) kept.push_back(gs[size_t(i)].second);
+        std::sort(kept.begin(), kept.end());
+        for (int g : kept)
+            for (int e = g * per; e < (g + 1) * per; ++e) scratch[n++] = e;
+    } else {
+        for (int e = 0; e < E; ++e) scratch[n++] = e;
+    }
+    const int k = std::min(top_k, n);
+    std::partial_sort(scratch, scratch + k, scratch + n, [&](int a, int b) { return sel[a] > sel[b] || (sel[a] == sel[b] && a < b); });
+    std::copy(scratch, scratch + k, out);
+}
+
+}  // namespace
+
+void moe(CpuContext& c, const MoeParams& p) {
+    const int64_t T = p.x.rows(), D = p.x.cols();
+    const int E = p.n_experts, top_k = p.top_k;
+    const bool has_shared = p.shared_gate.present();
+    const int n_slots = E + (has_shared ? 1 : 0);  // slot E is the shared expert
+    const Kernels& k = c.k;
+    c.arena.reset();
+    float* logits = c.arena.floats(T * E);
+    float* bias = c.arena.floats(E);
+    const float* x = p.x.host_as<float>();
+    c.matmul(T, x, D, p.router, logits, E);
+    if (p.router_bias.present())
+        k.to_f32(p.router_bias.host(), p.router_bias.dtype, bias, E);
+    else
+        std::fill(bias, bias + E, 0.0f);
+
+    // Routing per row.
+    std::vector<int> chosen(static_cast<size_t>(T * top_k));
+    std::vector<float> weights(static_cast<size_t>(T * top_k));
+    c.pool.run(T, [&](int64_t t, int) {
+        std::vector<float> s(static_cast<size_t>(E)), sel(static_cast<size_t>(E));
+        std::vector<int> scratch(static_cast<size_t>(E));
+        for (int e = 0; e < E; ++e) {
+            s[size_t(e)] = sigmoid(logits[t * E + e]);
+            sel[size_t(e)] = s[size_t(e)] + bias[e];
+        }
+        int* idx = &chosen[size_t(t * top_k)];
+        float* wt = &weights[size_t(t * top_k)];
+        select_experts(sel.data(), E, top_k, p.n_groups, p.topk_groups, idx, scratch.data());
+        double sum = 0;
+        for (int i = 0; i < top_k; ++i) {
+            wt[i] = p.weighting == MoeWeighting::biased ? sel[size_t(idx[i])] : s[size_t(idx[i])];
+            sum += wt[i];
+        }
+        for (int i = 0; i < top_k; ++i) wt[i] = float((p.renormalize ? wt[i] / (sum + 1e-20) : wt[i]) * p.routed_scale);
+        if (p.topk_ids.present())
+            for (int i = 0; i < top_k; ++i) p.topk_ids.host_as<int32_t>()[t * top_k + i] = idx[i];
+        if (p.topk_weights.present())
+            for (int i = 0; i < top_k; ++i) p.topk_weights.host_as<float>()[t * top_k + i] = wt[i];
+    });
+
+    // Rows per expert slot, gathered contiguously.
+    std::vector<std::vector<int64_t>> rows(static_cast<size_t>(n_slots));
+    std::vector<std::vector<float>> row_w(static_cast<size_t>(n_slots));
+    for (int64_t t = 0; t < T; ++t)
+        for (int i = 0; i < top_k; ++i) {
+            rows[size_t(chosen[size_t(t * top_k + i)])].push_back(t);
+            row_w[size_t(chosen[size_t(t * top_k + i)])].push_back(weights[size_t(t * top_k + i)]);
+        }
+    if (has_shared) {
+        rows[size_t(E)].resize(static_cast<size_t>(T));
+        std::iota(rows[size_t(E)].begin(), rows[size_t(E)].end(), 0);
+        row_w[size_t(E)].assign(size_t(T), 1.0f);
+    }
+    struct Slot {
+        int id;
+        const Tensor *gate, *up, *down;
+        int64_t n, inter;
+        float *xs, *h, *u, *y;
+    };
+    std::vector<Slot> slots;
+    for (int e = 0; e < n_slots; ++e) {
+        if (rows[size_t(e)].empty()) continue;
+        Slot s;
+        s.id = e;
+        s.gate = e == E ? &p.shared_gate : &p.w1[e];
+        s.up = e == E ? &p.shared_up : &p.w3[e];
+        s.down = e == E ? &p.shared_down : &p.w2[e];
+        s.n = int64_t(rows[size_t(e)].size());
+        s.inter = s.gate->rows();
+        s.xs = c.arena.floats(s.n * D);
+        s.h = c.arena.floats(s.n * s.inter);
+        s.u = c.arena.floats(s.n * s.inter);
+        s.y = c.arena.floats(s.n * D);
+        for (int64_t i = 0; i < s.n; ++i) std::copy(x + rows[size_t(e)][size_t(i)] * D, x + (rows[size_t(e)][size_t(i)] + 1) * D, s.xs + i * D);
+        slots.push_back(s);
+    }
+
+    // Work items: (slot, projection, column chunk). Phase 1: gate and up; phase 2: down.
+    struct Item {
+        int slot, proj;  // proj 0 gate, 1 up, 2 down
+        int64_t n0, n1;
+    };
+    const int threads = c.pool.size();
+    auto make_items = [&](bool down) {
+        std::vector<Item> items;
+        int64_t total_cols = 0;
+        for (const Slot& s : slots) total_cols += down ? D : 2 * s.inter;
+        const int64_t chunk = std::max<int64_t>(32, (total_cols / (threads * 4) + 31) / 32 * 32);
+        for (int i = 0; i < int(slots.size()); ++i) {
+            const Slot& s = slots[size_t(i)];
+            for (int proj = down ? 2 : 0; proj <= (down ? 2 : 1); ++proj) {
+                const int64_t N = proj == 2 ? D : s.inter;
+                for (int64_t n0 = 0; n0 < N; n0 += chunk) items.push_back({i, proj, n0, std::min(N, n0 + chunk)});
+            }
+        }
+        return items;
+    };
+    auto run_items = [&](const std::vector<Item>& items) {
+        c.pool.run(int64_t(items.size()), [&](int64_t ii, int thread) {
+            const Item& it = items[size_t(ii)];
+            const Slot& s = slots[size_t(it.slot)];
+            float* pk = c.pack[size_t(thread)].data();
+            pk = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(pk) + 63) & ~uintptr_t(63));
+            if (it.proj == 2)
+                k.matmul(s.n, s.h, s.inter, CpuContext::as_matrix(*s.down), it.n0, it.n1, s.y, D, false, pk);
+            else
+                k.matmul(s.n, s.xs, D, CpuContext::as_matrix(it.proj == 0 ? *s.gate : *s.up), it.n0, it.n1,
+                         it.proj == 0 ? s.h : s.u, s.inter, false, pk);
+        });
+    };
+    run_items(make_items(false));
+    c.pool.run(int64_t(slots.size()), [&](int64_t i, int) {
+        const Slot& s = slots[size_t(i)];
+        for (int64_t j = 0; j < s.n * s.inter; ++j) s.h[j] = silu(s.h[j]) * s.u[j];
+    });
+    run_items(make_items(true));
+
+    // out[t] = sum over the slots that hold row t of weight * y.
+    std::vector<std::vector<std::pair<const float*, float>>> contrib(static_cast<size_t>(T));
+    for (const Slot& s : slots)
+        for (int64_t i = 0; i < s.n; ++i)
+            contrib[size_t(rows[size_t(s.id)][size_t(i)])].push_back({s.y + i * D, row_w[size_t(s.id)][size_t(i)]});
+    float* out = p.out.host_as<float>();
+    c.pool.run(T, [&](int64_t t, int) {
+        float* o = out + t * D;
+        std::fill(o, o + D, 0.0f);
+        for (const auto& [y, wt] : contrib[size_t(t)]) k.axpy(wt, y, o, D);
+    });
+}
+
+}  // namespace halo::cpu

@@ -1,0 +1,161 @@
+// The CPU backend plugin: device description, host memory placements, the op table, and the exported symbols.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "ops/reference/host_buffer.h"
+#include "plugins/cpu/context.h"
+
+namespace halo::cpu {
+
+using namespace halo::ops;
+
+namespace {
+
+// Kilobytes of a /proc/meminfo field, or 0.
+uint64_t meminfo_kb(const char* key) {
+    std::ifstream f("/proc/meminfo");
+    std::string k;
+    uint64_t v = 0;
+    std::string unit;
+    while (f >> k >> v >> unit)
+        if (k == std::string(key) + ":") return v;
+    return 0;
+}
+
+std::string cpu_model_name() {
+    std::ifstream f("/proc/cpuinfo");
+    for (std::string line; std::getline(f, line);)
+        if (line.rfind("model name", 0) == 0) {
+            const size_t colon = line.find(':');
+            if (colon != std::string::npos) return line.substr(colon + 2);
+        }
+    return "CPU";
+}
+
+// Anonymous mapping (the "mmap" placement's own allocations).
+struct MappedBuffer : Buffer {
+    ~MappedBuffer() override {
+        if (host) ::munmap(host, bytes);
+    }
+};
+
+class CpuBackend final : public Backend {
+public:
+    explicit CpuBackend(const BackendOptions& opt)
+        : ctx_(opt.threads > 0 ? opt.threads : int(std::max(1u, std::thread::hardware_concurrency()))) {
+        info_.name = cpu_model_name() + " (" + std::to_string(ctx_.pool.size()) + " threads, " + ctx_.k.isa + " kernels)";
+        info_.kind = "cpu";
+        info_.unified_memory = true;
+        const uint64_t total = meminfo_kb("MemTotal") * 1024, avail = meminfo_kb("MemAvailable") * 1024;
+        PlacementInfo heap{"heap", "process heap (64-byte aligned)", total, avail, true, false};
+        PlacementInfo mapped{"mmap", "memory-mapped files used in place (weights are not copied)", total, avail, true, true};
+        info_.placements = {heap, mapped};
+        info_.default_placement[int(MemoryUse::weights)] = "mmap";
+        info_.default_placement[int(MemoryUse::state)] = "heap";
+        info_.default_placement[int(MemoryUse::cache)] = "heap";
+        info_.default_placement[int(MemoryUse::scratch)] = "heap";
+        if (std::strcmp(ctx_.k.isa, "generic") == 0)
+            info_.notes.push_back("AVX-512 kernels not in use (processor lacks them or HALO_CPU_ISA=generic): slower");
+    }
+
+    const DeviceInfo& device() const override { return info_; }
+
+    Buffer* allocate(MemoryUse use, int32_t placement, uint64_t bytes) override {
+        check_placement(placement);
+        if (placement == 1) {
+            void* p = ::mmap(nullptr, bytes ? bytes : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (p == MAP_FAILED) throw OutOfMemory("cpu: cannot map " + std::to_string(bytes) + " bytes for " + memory_use_name(use));
+            auto* b = new MappedBuffer;
+            b->host = p;
+            b->bytes = bytes;
+            b->use = use;
+            b->placement = placement;
+            return b;
+        }
+        try {
+            return new HostBuffer(use, placement, bytes);
+        } catch (const std::bad_alloc&) {
+            throw OutOfMemory("cpu: cannot allocate " + std::to_string(bytes) + " bytes of heap for " + memory_use_name(use));
+        }
+    }
+    Buffer* import_host(MemoryUse use, int32_t placement, void* data, uint64_t bytes) override {
+        check_placement(placement);
+        if (placement != 1) return nullptr;  // the heap placement copies
+        return new HostBuffer(use, placement, data, bytes);
+    }
+    void release(Buffer* b) override { delete b; }
+    void write(Buffer* dst, uint64_t off, const void* src, uint64_t n) override {
+        check_range(dst, off, n);
+        std::memcpy(static_cast<char*>(dst->host) + off, src, n);
+    }
+    void read(const Buffer* src, uint64_t off, void* dst, uint64_t n) override {
+        check_range(src, off, n);
+        std::memcpy(dst, static_cast<const char*>(src->host) + off, n);
+    }
+    void zero(Buffer* dst, uint64_t off, uint64_t n) override {
+        check_range(dst, off, n);
+        std::memset(static_cast<char*>(dst->host) + off, 0, n);
+    }
+    void copy(Buffer* dst, uint64_t doff, const Buffer* src, uint64_t soff, uint64_t n) override {
+        check_range(dst, doff, n);
+        check_range(src, soff, n);
+        std::memmove(static_cast<char*>(dst->host) + doff, static_cast<const char*>(src->host) + soff, n);
+    }
+
+    void embedding(const EmbeddingParams& p) override { cpu::embedding(ctx_, p); }
+    void rms_norm(const RmsNormParams& p) override { cpu::rms_norm(ctx_, p); }
+    void add(const AddParams& p) override { cpu::add(ctx_, p); }
+    void linear(const LinearParams& p) override { cpu::linear(ctx_, p); }
+    void mlp(const MlpParams& p) override { cpu::mlp(ctx_, p); }
+    void kda(const KdaParams& p, const SeqBatch& b) override { cpu::kda(ctx_, p, b); }
+    void mla(const MlaParams& p, const SeqBatch& b) override { cpu::mla(ctx_, p, b); }
+    void moe(const MoeParams& p) override { cpu::moe(ctx_, p); }
+
+private:
+    void check_placement(int32_t placement) const {
+        if (placement < 0 || placement >= int32_t(info_.placements.size()))
+            throw Error("cpu: placement index " + std::to_string(placement) + " does not exist (0 = heap, 1 = mmap)");
+    }
+    static void check_range(const Buffer* b, uint64_t off, uint64_t n) {
+        if (off > b->bytes || n > b->bytes - off)
+            throw Error("cpu: access of " + std::to_string(n) + " bytes at offset " + std::to_string(off) +
+                        " is outside a buffer of " + std::to_string(b->bytes) + " bytes");
+    }
+
+    DeviceInfo info_;
+    CpuContext ctx_;
+};
+
+}  // namespace
+
+}  // namespace halo::cpu
+
+extern "C" {
+
+__attribute__((visibility("default"))) uint32_t halo_plugin_abi_version() { return halo::ops::kAbiVersion; }
+
+__attribute__((visibility("default"))) void halo_plugin_probe(halo::ops::PluginProbe* out) {
+    out->plugin_name = "cpu";
+    out->version = "halo cpu plugin (" + std::string(halo::cpu::best_kernels().isa) + " kernels)";
+    out->devices = {halo::cpu::cpu_model_name() + ", " + std::to_string(std::thread::hardware_concurrency()) +
+                    " hardware threads, " + halo::cpu::best_kernels().isa + " kernels"};
+    out->unusable_reason.clear();
+}
+
+__attribute__((visibility("default"))) halo::ops::Backend* halo_plugin_create(const halo::ops::BackendOptions* options,
+                                                                              std::string* error) {
+    try {
+        return new halo::cpu::CpuBackend(options ? *options : halo::ops::BackendOptions{});
+    } catch (const std::exception& e) {
+        if (error) *error = e.what();
+        return nullptr;
+    }
+}
+
+}  // extern "C"
