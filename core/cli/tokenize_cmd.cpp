@@ -1,7 +1,7 @@
 // `engine tokenize` and `engine detokenize`: the model directory's tokenizer on stdin/stdout.
-//   echo "Hello world" | engine tokenize --model DIR            -> [9906,1917,198]
-//   echo "Hello world" | engine tokenize --model DIR --pieces   -> ["Hello"," world","\n"]
-//   echo "[9906,1917]" | engine detokenize --model DIR          -> Hello world
+//   printf 'Hello world' | engine tokenize --model DIR            -> a JSON array of ids, e.g. [72,345,362]
+//   printf 'Hello world' | engine tokenize --model DIR --pieces   -> ["Hello"," world"]
+//   echo '[72,345,362]' | engine detokenize --model DIR           -> the text, byte-exact, no newline added
 #include <iostream>
 #include <iterator>
 #include <memory>
