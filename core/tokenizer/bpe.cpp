@@ -100,6 +100,38 @@ void bpe_large(const TokenMap& map, std::string_view piece, std::vector<int32_t>
 
 }  // namespace
 
+void BpeCache::bind(uint64_t owner) {
+    if (owner == owner_ && !slots_.empty()) return;
+    owner_ = owner;
+    slots_.assign(kSlots, Slot{});
+}
+
+void BpeCache::encode(const TokenMap& map, std::string_view piece, std::vector<int32_t>& out) {
+    if (piece.size() > kMaxKey || slots_.empty()) {
+        bpe_encode(map, piece, out);
+        return;
+    }
+    const uint64_t h = TokenMap::hash(piece);
+    const int32_t whole = map.find(piece, h);  // the common case with a large vocabulary
+    if (whole >= 0) {
+        out.push_back(whole);
+        return;
+    }
+    Slot& s = slots_[(h >> 20) & (kSlots - 1)];
+    if (s.num_ids && s.key_len == piece.size() && std::memcmp(s.key, piece.data(), piece.size()) == 0) {
+        out.insert(out.end(), s.ids, s.ids + s.num_ids);
+        return;
+    }
+    const size_t first = out.size();
+    bpe_encode(map, piece, out);
+    const size_t n = out.size() - first;
+    if (n == 0 || n > kMaxIds) return;
+    s.key_len = uint8_t(piece.size());
+    s.num_ids = uint8_t(n);
+    std::memcpy(s.key, piece.data(), piece.size());
+    std::memcpy(s.ids, out.data() + first, n * sizeof(int32_t));
+}
+
 void TokenMap::build(const std::vector<std::string_view>& tokens) {
     tokens_ = tokens;
     size_t cap = 16;
@@ -114,9 +146,10 @@ void TokenMap::build(const std::vector<std::string_view>& tokens) {
     }
 }
 
-int32_t TokenMap::find(std::string_view bytes) const {
+uint64_t TokenMap::hash(std::string_view bytes) { return hash_bytes(bytes.data(), bytes.size()); }
+
+int32_t TokenMap::find(std::string_view bytes, uint64_t h) const {
     if (slots_.empty()) return -1;
-    const uint64_t h = hash_bytes(bytes.data(), bytes.size());
     const uint64_t tag = h >> 32 << 32;
     for (size_t i = h & mask_;; i = (i + 1) & mask_) {
         const uint64_t s = slots_[i];

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <unordered_map>
 
 #include "core/tokenizer/bpe.h"
@@ -53,9 +54,13 @@ private:
     std::unordered_map<std::string_view, TokenId> by_name_;
 };
 
+// Identifies a loaded vocabulary for the per-thread BPE cache (addresses can be reused, serials are not).
+std::atomic<uint64_t> g_next_serial{1};
+
 }  // namespace
 
 struct Tokenizer::Data {
+    uint64_t serial = g_next_serial.fetch_add(1);
     std::vector<std::string> base;             // [rank] raw bytes
     std::vector<std::string_view> base_views;  // [rank] views of base (for TokenMap)
     TokenMap map;
@@ -107,9 +112,11 @@ Tokenizer Tokenizer::load(const std::filesystem::path& model_dir) {
 }
 
 void Tokenizer::encode_ordinary(std::string_view text, std::vector<TokenId>& out) const {
+    thread_local BpeCache cache;
+    cache.bind(data_->serial);
     for (size_t pos = 0; pos < text.size();) {
         const size_t end = next_piece_end(text, pos);
-        bpe_encode(data_->map, text.substr(pos, end - pos), out);
+        cache.encode(data_->map, text.substr(pos, end - pos), out);
         pos = end;
     }
 }
