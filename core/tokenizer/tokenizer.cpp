@@ -121,26 +121,41 @@ void Tokenizer::encode_ordinary(std::string_view text, std::vector<TokenId>& out
     }
 }
 
+namespace {
+
+// Calls on_text(run) for each run of ordinary text and on_special(match) for each special-token string, in order,
+// over the slices of `text` (well-formed UTF-8). Specials are looked for only when allow_special is set, and
+// within a slice (a special name cut by a slice boundary stays text, as in the reference).
+template <class OnText, class OnSpecial>
+void for_each_segment(const SpecialMatcher& specials, std::string_view text, bool allow_special, OnText&& on_text,
+                      OnSpecial&& on_special) {
+    for (const ByteSpan& span : split_slices(text)) {
+        const std::string_view slice = text.substr(span.begin, span.end - span.begin);
+        if (!allow_special) {
+            on_text(slice);
+            continue;
+        }
+        for (size_t pos = 0;;) {
+            const SpecialMatcher::Match m = specials.find(slice, pos);
+            on_text(slice.substr(pos, std::min(m.begin, slice.size()) - pos));
+            if (m.begin == std::string_view::npos) break;
+            on_special(slice.substr(m.begin, m.length), m.id);
+            pos = m.begin + m.length;
+        }
+    }
+}
+
+}  // namespace
+
 void Tokenizer::encode_append(std::string_view text, bool allow_special, std::vector<TokenId>& out) const {
     std::string repaired;
     if (!is_valid_utf8(text)) {
         repaired = utf8_replacing(text);
         text = repaired;
     }
-    for (const ByteSpan& span : split_slices(text)) {
-        const std::string_view slice = text.substr(span.begin, span.end - span.begin);
-        if (!allow_special) {
-            encode_ordinary(slice, out);
-            continue;
-        }
-        for (size_t pos = 0;;) {
-            const SpecialMatcher::Match m = data_->specials.find(slice, pos);
-            encode_ordinary(slice.substr(pos, std::min(m.begin, slice.size()) - pos), out);
-            if (m.begin == std::string_view::npos) break;
-            out.push_back(m.id);
-            pos = m.begin + m.length;
-        }
-    }
+    for_each_segment(
+        data_->specials, text, allow_special, [&](std::string_view run) { encode_ordinary(run, out); },
+        [&](std::string_view, TokenId id) { out.push_back(id); });
 }
 
 std::vector<TokenId> Tokenizer::encode(std::string_view text, bool allow_special) const {
@@ -153,27 +168,16 @@ std::vector<TokenId> Tokenizer::encode(std::string_view text, bool allow_special
 std::vector<std::string> Tokenizer::pre_tokenize(std::string_view text, bool allow_special) const {
     const std::string repaired = utf8_replacing(text);
     std::vector<std::string> pieces;
-    auto add_ordinary = [&](std::string_view s) {
-        for (size_t pos = 0; pos < s.size();) {
-            const size_t end = next_piece_end(s, pos);
-            pieces.emplace_back(s.substr(pos, end - pos));
-            pos = end;
-        }
-    };
-    for (const ByteSpan& span : split_slices(repaired)) {
-        const std::string_view slice = std::string_view(repaired).substr(span.begin, span.end - span.begin);
-        if (!allow_special) {
-            add_ordinary(slice);
-            continue;
-        }
-        for (size_t pos = 0;;) {
-            const SpecialMatcher::Match m = data_->specials.find(slice, pos);
-            add_ordinary(slice.substr(pos, std::min(m.begin, slice.size()) - pos));
-            if (m.begin == std::string_view::npos) break;
-            pieces.emplace_back(slice.substr(m.begin, m.length));
-            pos = m.begin + m.length;
-        }
-    }
+    for_each_segment(
+        data_->specials, repaired, allow_special,
+        [&](std::string_view run) {
+            for (size_t pos = 0; pos < run.size();) {
+                const size_t end = next_piece_end(run, pos);
+                pieces.emplace_back(run.substr(pos, end - pos));
+                pos = end;
+            }
+        },
+        [&](std::string_view name, TokenId) { pieces.emplace_back(name); });
     return pieces;
 }
 
