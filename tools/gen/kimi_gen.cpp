@@ -97,7 +97,7 @@ int main(int argc, char** argv) {
                 }
             };
         const uint64_t bytes = halo::gen::write_checkpoint(out, config, opt);
-        if (!vocab_from.empty())
+        if (!vocab_from.empty() && !fs::equivalent(vocab_from, out))
             for (const char* name : {"tiktoken.model", "tokenizer_config.json"})
                 fs::copy_file(fs::path(vocab_from) / name, fs::path(out) / name, fs::copy_options::overwrite_existing);
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
