@@ -23,6 +23,32 @@ uint64_t read_range(const uint64_t* p, size_t n) {
     return a + b + c + d + e + f + g + h;
 }
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+// The same with 512-bit loads, four independent accumulators (used when the processor has AVX-512).
+__attribute__((target("avx512f"))) uint64_t read_range_avx512(const uint64_t* p, size_t n) {
+    __m512i a = _mm512_setzero_si512(), b = a, c = a, d = a;
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a = _mm512_add_epi64(a, _mm512_load_si512(p + i));
+        b = _mm512_add_epi64(b, _mm512_load_si512(p + i + 8));
+        c = _mm512_add_epi64(c, _mm512_load_si512(p + i + 16));
+        d = _mm512_add_epi64(d, _mm512_load_si512(p + i + 24));
+    }
+    uint64_t s = uint64_t(_mm512_reduce_add_epi64(_mm512_add_epi64(_mm512_add_epi64(a, b), _mm512_add_epi64(c, d))));
+    for (; i < n; ++i) s += p[i];
+    return s;
+}
+#endif
+
+uint64_t read_fast(const uint64_t* p, size_t n) {
+#if defined(__x86_64__)
+    static const bool avx512 = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f"));
+    if (avx512 && reinterpret_cast<uintptr_t>(p) % 64 == 0) return read_range_avx512(p, n);
+#endif
+    return read_range(p, n);
+}
+
 }  // namespace
 
 BandwidthResult measure_read_bandwidth(uint64_t bytes, int threads, int passes) {
@@ -49,8 +75,10 @@ BandwidthResult measure_read_bandwidth(uint64_t bytes, int threads, int passes) 
         const auto t0 = std::chrono::steady_clock::now();
         for (int t = 0; t < r.threads; ++t)
             pool.emplace_back([&, t] {
-                const size_t a = words * size_t(t) / size_t(r.threads), b = words * size_t(t + 1) / size_t(r.threads);
-                sums[size_t(t)] = read_range(buf + a, b - a);
+                // 64-byte aligned parts, so the wide loads stay aligned
+                const size_t a = words * size_t(t) / size_t(r.threads) / 8 * 8;
+                const size_t b = t + 1 == r.threads ? words : words * size_t(t + 1) / size_t(r.threads) / 8 * 8;
+                sums[size_t(t)] = read_fast(buf + a, b - a);
             });
         for (auto& th : pool) th.join();
         const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -39,7 +39,7 @@ int run_bench(BenchOptions& o) {
     o.run.context = std::max<int64_t>(o.run.context, int64_t(o.prompt_len) + o.decode_tokens + 1);
     const int threads = o.run.threads > 0 ? o.run.threads : int(std::max(1u, std::thread::hardware_concurrency()));
     std::fprintf(stderr, "bench: measuring memory read bandwidth (%.1f GB buffer, %d threads)...\n", o.bandwidth_gb, threads);
-    const BandwidthResult bw = measure_read_bandwidth(uint64_t(o.bandwidth_gb * 1e9), threads, 5);
+    BandwidthResult bw = measure_read_bandwidth(uint64_t(o.bandwidth_gb * 1e9), threads, 5);
 
     Engine e = open_engine(o.run);
     Model& m = *e.model;
@@ -71,6 +71,11 @@ int run_bench(BenchOptions& o) {
         m.end_sequence(seq);
         std::fprintf(stderr, "bench: rep %d: prefill %.1f tok/s, decode %.2f tok/s\n", rep + 1, prefill_tps.back(), decode_tps.back());
     }
+    // Measure the bandwidth again after the runs and keep the better figures: the ratio below is then a
+    // conservative one on a shared machine.
+    const BandwidthResult bw2 = measure_read_bandwidth(uint64_t(o.bandwidth_gb * 1e9), threads, 5);
+    bw.best_gbs = std::max(bw.best_gbs, bw2.best_gbs);
+    bw.median_gbs = std::max(bw.median_gbs, bw2.median_gbs);
     const Stats pf = stats(prefill_tps), dc = stats(decode_tps);
     const uint64_t bytes_per_token = m.decode_weight_bytes();
     const double decode_gbs = dc.median * double(bytes_per_token) / 1e9;

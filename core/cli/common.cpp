@@ -2,9 +2,12 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 
 #include <boost/dll/runtime_symbol_info.hpp>
+
+#include "core/profile_backend.h"
 
 namespace halo::cli {
 
@@ -68,7 +71,12 @@ Engine open_engine(const RunOptions& o, int32_t sequences) {
     if (o.model_dir.empty() && !std::filesystem::exists(std::filesystem::path(dir) / "config.json"))
         throw std::runtime_error("the built-in demo model was not found at " + dir +
                                  " (build the demo_model target, or pass --model DIR)");
-    e.model = std::make_unique<Model>(e.backend->backend(), dir, mo);
+    ops::Backend* backend = &e.backend->backend();
+    if (const char* prof = std::getenv("HALO_PROFILE"); prof && std::string(prof) == "1") {
+        e.profiler = std::make_unique<ProfileBackend>(*backend);
+        backend = e.profiler.get();
+    }
+    e.model = std::make_unique<Model>(*backend, dir, mo);
     if (!o.quiet) {
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         const ModelConfig& c = e.model->config();

@@ -36,6 +36,7 @@ std::string demo_model_dir();
 
 struct Engine {
     std::unique_ptr<LoadedBackend> backend;
+    std::unique_ptr<ops::Backend> profiler;  // set when HALO_PROFILE=1: wraps backend, prints op times at exit
     std::unique_ptr<Model> model;
 };
 

@@ -217,19 +217,20 @@ void matmul(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0,
         default: matvec<4>(x, ldx, w, n0, n1, y, ldy, acc); return;
         }
     }
+    // k blocks outermost, so the [M, kKb] slice of x stays in L2 while every panel of W passes by it.
     const int64_t K = w.cols;
-    for (int64_t p0 = n0; p0 < n1; p0 += kNr) {
-        const int64_t nr = std::min(kNr, n1 - p0);
-        for (int64_t k0 = 0; k0 < K; k0 += kKb) {
-            const int64_t kb = std::min(kKb, K - k0);
+    for (int64_t k0 = 0; k0 < K; k0 += kKb) {
+        const int64_t kb = std::min(kKb, K - k0);
+        const bool add = acc || k0 > 0;
+        for (int64_t p0 = n0; p0 < n1; p0 += kNr) {
+            const int64_t nr = std::min(kNr, n1 - p0);
             pack_panel(w, p0, nr, k0, kb, pack);
-            const bool add = acc || k0 > 0;
             for (int64_t m0 = 0; m0 < M; m0 += kMr)
                 micro_any(int(std::min(kMr, M - m0)), x + m0 * ldx + k0, ldx, pack, kb, y + m0 * ldy + p0, ldy, nr, add);
         }
-        if (K == 0 && !acc)
-            for (int64_t m = 0; m < M; ++m) std::fill(y + m * ldy + p0, y + m * ldy + p0 + nr, 0.0f);
     }
+    if (K == 0 && !acc)
+        for (int64_t m = 0; m < M; ++m) std::fill(y + m * ldy + n0, y + m * ldy + n1, 0.0f);
 }
 
 float dot(const float* a, const float* b, int64_t n) {
