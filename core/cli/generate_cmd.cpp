@@ -1,6 +1,9 @@
 // The default command: generate tokens from a prompt.
 //   engine [--backend=cpu] [--model DIR] --prompt-ids 1,2,3 --max-tokens N [--temperature T --seed S] [--json]
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
+#include <optional>
 #include <cstdio>
 #include <memory>
 
@@ -9,6 +12,9 @@
 #include "core/cli/command.h"
 #include "core/cli/common.h"
 #include "core/sampler.h"
+#include "core/tokenizer/chat.h"
+#include "core/tokenizer/stream_decoder.h"
+#include "core/tokenizer/tool_calls.h"
 
 namespace halo::cli {
 
@@ -17,18 +23,47 @@ namespace {
 struct GenerateOptions {
     RunOptions run;
     std::string prompt_ids;
+    std::string prompt;   // raw text, encoded without special tokens
+    std::string chat;     // one user message, rendered with the chat template
+    std::string system;   // system prompt for --chat (the template's default when empty)
+    bool ignore_eos = false;
     int32_t max_tokens = 32;
     SamplingParams sampling;
     std::string stop_ids;
     bool json = false;
 };
 
+// The model directory the options name (the demo model when none).
+std::string model_dir_of(const RunOptions& o) { return o.model_dir.empty() ? demo_model_dir() : o.model_dir; }
+
 int run_generate(GenerateOptions& o, CLI::App& app) {
-    std::vector<int32_t> prompt = parse_ids(o.prompt_ids);
-    if (o.prompt_ids.empty()) prompt = {1, 2, 3, 4, 5, 6, 7, 8};  // the demo's default prompt
-    if (prompt.empty()) throw std::runtime_error("--prompt-ids is empty; give at least one token id");
+    const int given = int(!o.prompt_ids.empty()) + int(!o.prompt.empty()) + int(!o.chat.empty());
+    if (given > 1) throw std::runtime_error("give only one of --prompt-ids, --prompt and --chat");
+    if (!o.system.empty() && o.chat.empty()) throw std::runtime_error("--system goes with --chat");
+    // Text modes need the model's tokenizer; the demo without a prompt uses a short story opening.
+    std::optional<tok::Tokenizer> tokenizer;
+    const bool has_tokenizer = std::filesystem::exists(std::filesystem::path(model_dir_of(o.run)) / "tiktoken.model");
+    if (given == 0 && has_tokenizer) o.prompt = "Once upon a time";
+    std::vector<int32_t> prompt;
+    std::vector<int32_t> stops = parse_ids(o.stop_ids);
+    if (!o.prompt.empty() || !o.chat.empty()) {
+        tokenizer = tok::Tokenizer::load(model_dir_of(o.run));
+        if (!o.chat.empty()) {
+            std::vector<tok::ChatMessage> messages;
+            if (!o.system.empty()) messages.push_back({"system", o.system, {}, {}});
+            messages.push_back({"user", o.chat, {}, {}});
+            prompt = tok::encode_chat(*tokenizer, messages);
+        } else {
+            prompt = tokenizer->encode(o.prompt);
+        }
+        if (!o.ignore_eos)
+            for (int32_t id : tokenizer->stop_ids()) stops.push_back(id);
+    } else {
+        prompt = parse_ids(o.prompt_ids);
+        if (o.prompt_ids.empty()) prompt = {1, 2, 3, 4, 5, 6, 7, 8};  // a model without a tokenizer
+    }
+    if (prompt.empty()) throw std::runtime_error("the prompt is empty; give at least one token");
     if (o.max_tokens < 0) throw std::runtime_error("--max-tokens must be 0 or more");
-    const std::vector<int32_t> stops = parse_ids(o.stop_ids);
 
     // Size the context to the job unless the user fixed it.
     const int64_t need = int64_t(prompt.size()) + o.max_tokens;
@@ -57,9 +92,16 @@ int run_generate(GenerateOptions& o, CLI::App& app) {
     const auto t1 = std::chrono::steady_clock::now();
     std::vector<int32_t> out;
     const int64_t vocab = m.config().vocab_size;
+    std::optional<tok::StreamDecoder> stream;
+    if (tokenizer && !o.json) stream.emplace(*tokenizer);
     while (int32_t(out.size()) < o.max_tokens) {
         const int32_t id = sampler.sample(logits.data(), vocab);
         out.push_back(id);
+        if (stream && std::find(stops.begin(), stops.end(), id) == stops.end()) {
+            const std::string piece = id < tokenizer->vocab_size() ? stream->push(id) : std::string();
+            std::fwrite(piece.data(), 1, piece.size(), stdout);
+            std::fflush(stdout);
+        }
         if (std::find(stops.begin(), stops.end(), id) != stops.end() || int32_t(out.size()) == o.max_tokens) break;
         logits.clear();
         StepItem item{&seq, std::span<const int32_t>(&out.back(), 1), LogitRows::last};
@@ -71,24 +113,45 @@ int run_generate(GenerateOptions& o, CLI::App& app) {
     const double prefill_s = std::chrono::duration<double>(t1 - t0).count();
     const double decode_s = std::chrono::duration<double>(t2 - t1).count();
     const int64_t decoded = std::max<int64_t>(0, int64_t(out.size()) - 1);  // the first id came from prefill
+    // The reply without the stop token, as text (text modes only).
+    std::string text;
+    if (tokenizer) {
+        std::vector<int32_t> body = out;
+        if (!body.empty() && std::find(stops.begin(), stops.end(), body.back()) != stops.end()) body.pop_back();
+        std::erase_if(body, [&](int32_t id) { return id >= tokenizer->vocab_size(); });
+        text = tokenizer->decode(body);
+    }
     if (o.json) {
         nlohmann::json j;
         j["ids"] = out;
+        if (tokenizer) {
+            j["text"] = text;
+            if (!o.chat.empty()) {
+                const tok::ParsedReply reply = tok::parse_tool_calls(text);
+                j["content"] = reply.content;
+                j["tool_calls"] = nlohmann::json::array();
+                for (const auto& c : reply.tool_calls)
+                    j["tool_calls"].push_back({{"id", c.id}, {"name", c.name}, {"index", c.index}, {"arguments", c.arguments}});
+            }
+        }
         j["prompt_tokens"] = prompt.size();
         j["timings"] = {{"prefill_s", prefill_s},
                         {"decode_s", decode_s},
                         {"prefill_tok_s", prefill_s > 0 ? double(prompt.size()) / prefill_s : 0.0},
                         {"decode_tok_s", decode_s > 0 ? double(decoded) / decode_s : 0.0}};
         std::printf("%s\n", j.dump().c_str());
+    } else if (stream) {
+        const std::string rest = stream->finish();
+        std::printf("%s\n", rest.c_str());
     } else {
         std::string line;
         for (size_t i = 0; i < out.size(); ++i) line += (i ? "," : "") + std::to_string(out[i]);
         std::printf("%s\n", line.c_str());
-        if (!o.run.quiet)
-            std::fprintf(stderr, "engine: prefill %zu tokens in %.3f s (%.1f tok/s), decode %lld tokens in %.3f s (%.1f tok/s)\n",
-                         prompt.size(), prefill_s, prefill_s > 0 ? double(prompt.size()) / prefill_s : 0.0,
-                         (long long)decoded, decode_s, decode_s > 0 ? double(decoded) / decode_s : 0.0);
     }
+    if (!o.run.quiet && !o.json)
+        std::fprintf(stderr, "engine: prefill %zu tokens in %.3f s (%.1f tok/s), decode %lld tokens in %.3f s (%.1f tok/s)\n",
+                     prompt.size(), prefill_s, prefill_s > 0 ? double(prompt.size()) / prefill_s : 0.0,
+                     (long long)decoded, decode_s, decode_s > 0 ? double(decoded) / decode_s : 0.0);
     return 0;
 }
 
@@ -98,12 +161,18 @@ std::function<int()> add_generate_options(CLI::App& app) {
     auto o = std::make_shared<GenerateOptions>();
     add_run_options(app, o->run);
     app.add_option("--prompt-ids", o->prompt_ids, "Prompt as token ids, e.g. 1,2,3");
+    app.add_option("--prompt", o->prompt, "Prompt text (special-token strings in it stay plain text); prints text");
+    app.add_option("--chat", o->chat, "One user message, rendered with the model's chat template; prints the reply");
+    app.add_option("--system", o->system, "System prompt for --chat (default: the template's)");
+    app.add_flag("--ignore-eos", o->ignore_eos, "With --prompt/--chat, do not stop at the end-of-message token");
     app.add_option("--max-tokens", o->max_tokens, "New tokens to generate")->capture_default_str();
     app.add_option("--temperature", o->sampling.temperature, "Sampling temperature; 0 = greedy")->capture_default_str();
     app.add_option("--top-k", o->sampling.top_k, "Sample among the k most likely tokens (0 = all)")->capture_default_str();
     app.add_option("--top-p", o->sampling.top_p, "Nucleus sampling threshold in (0, 1]")->capture_default_str();
     app.add_option("--seed", o->sampling.seed, "Random seed for sampling")->capture_default_str();
-    app.add_option("--stop-ids", o->stop_ids, "Stop after generating one of these ids (with --prompt-ids nothing stops early by default)");
+    app.add_option("--stop-ids", o->stop_ids,
+                   "Stop after generating one of these ids (with --prompt-ids nothing stops early by default; "
+                   "--prompt and --chat stop at <|im_end|> and [EOS])");
     app.add_flag("--json", o->json, "Print one JSON object with the ids and timings");
     return [o, &app] { return run_generate(*o, app); };
 }
