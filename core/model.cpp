@@ -179,9 +179,13 @@ void Model::place_weights() {
             buffers_.push_back(b);
             groups[g] = {b, 0};
         }
+        uint64_t done = 0, total = 0;
+        for_each_tensor(config_, weights_, [&](const TensorSpec&, Tensor& t) { total += t.bytes(); });
         for_each_tensor(config_, weights_, [&](const TensorSpec& s, Tensor& t) {
             auto& [b, used] = groups[group_of(s)];
             backend_.write(b, used, checkpoint_->find(s.name)->data, t.bytes());
+            done += t.bytes();
+            if (options_.on_load_progress) options_.on_load_progress(done, total);
             t.buffer = b;
             t.offset = used;
             used += align_up(t.bytes());

@@ -32,6 +32,9 @@ struct ModelOptions {
     ops::KdaForm kda_form = ops::KdaForm::automatic;
     ops::MlaForm mla_form = ops::MlaForm::automatic;
     int32_t kda_chunk = 64;
+    // Called as weights are copied into backend memory (bytes done, bytes total); not called for weights used in
+    // place. May be empty.
+    std::function<void(uint64_t, uint64_t)> on_load_progress;
 };
 
 // Bytes per memory use, and where they go.

@@ -67,6 +67,15 @@ Engine open_engine(const RunOptions& o, int32_t sequences) {
     mo.mla_form = o.mla_form == "expanded" ? ops::MlaForm::expanded
                   : o.mla_form == "absorbed" ? ops::MlaForm::absorbed
                                              : ops::MlaForm::automatic;
+    int last_pct = -1;
+    if (!o.quiet)
+        mo.on_load_progress = [&last_pct](uint64_t done, uint64_t total) {
+            const int pct = int(100 * done / std::max<uint64_t>(total, 1));
+            if (total >= (1ull << 30) && pct / 5 != last_pct / 5) {
+                std::fprintf(stderr, "\rengine: copying weights %3d%% of %.1f GB%s", pct, double(total) / 1e9, pct == 100 ? "\n" : "");
+                last_pct = pct;
+            }
+        };
     const std::string dir = o.model_dir.empty() ? demo_model_dir() : o.model_dir;
     if (o.model_dir.empty() && !std::filesystem::exists(std::filesystem::path(dir) / "config.json"))
         throw std::runtime_error("the built-in demo model was not found at " + dir +

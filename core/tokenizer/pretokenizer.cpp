@@ -1,5 +1,6 @@
 #include "core/tokenizer/pretokenizer.h"
 
+#include <algorithm>
 #include <cstdint>
 
 #include "core/tokenizer/unicode_classes.h"
@@ -23,15 +24,17 @@ public:
             len = 1;
             return classes_.ascii(b);
         }
+        len = b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
+        if (i + len > n_) {  // truncated sequence (the input broke the well-formed contract): one "other" byte
+            len = 1;
+            return 0;
+        }
         uint32_t cp;
-        if (b < 0xE0) {
-            len = 2;
+        if (len == 2) {
             cp = (uint32_t(b & 0x1F) << 6) | (s_[i + 1] & 0x3F);
-        } else if (b < 0xF0) {
-            len = 3;
+        } else if (len == 3) {
             cp = (uint32_t(b & 0x0F) << 12) | (uint32_t(s_[i + 1] & 0x3F) << 6) | (s_[i + 2] & 0x3F);
         } else {
-            len = 4;
             cp = (uint32_t(b & 0x07) << 18) | (uint32_t(s_[i + 1] & 0x3F) << 12) | (uint32_t(s_[i + 2] & 0x3F) << 6) |
                  (s_[i + 3] & 0x3F);
         }
@@ -175,10 +178,11 @@ std::vector<ByteSpan> split_slices(std::string_view text) {
                 len = 1;
             } else {
                 // Every non-ASCII Python space is 2 or 3 bytes: U+0085, U+00A0, U+1680, U+2000.., U+3000.
-                len = b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
-                uint32_t cp = len == 2 ? ((uint32_t(b & 0x1F) << 6) | (s[i + 1] & 0x3F))
-                            : len == 3 ? ((uint32_t(b & 0x0F) << 12) | (uint32_t(s[i + 1] & 0x3F) << 6) | (s[i + 2] & 0x3F))
-                                       : 0x10000;
+                len = std::min<size_t>(b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4, n - i);
+                const uint32_t cp =
+                    len == 2   ? ((uint32_t(b & 0x1F) << 6) | (s[i + 1] & 0x3F))
+                    : len == 3 ? ((uint32_t(b & 0x0F) << 12) | (uint32_t(s[i + 1] & 0x3F) << 6) | (s[i + 2] & 0x3F))
+                               : 0x10000;
                 is_space = classes.of(cp) & kPySpace;
             }
             if (window_chars == 0 || is_space != run_is_space) {

@@ -11,7 +11,8 @@
 //   6 \s*[\r\n]+
 //   7 \s+(?!\S)
 //   8 \s+
-// Every function here runs in time linear in its input. All are thread-safe.
+// Every function here runs in time linear in its input and is thread-safe. Inputs must be well-formed UTF-8
+// (Tokenizer repairs its input first); ill-formed input is never read out of bounds, but its pieces are unspecified.
 #pragma once
 
 #include <cstddef>
