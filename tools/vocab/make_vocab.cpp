@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <queue>
 #include <string>
@@ -178,13 +179,25 @@ constexpr SpecialName kSpecials[] = {
     {255, "[PAD]", true},
 };
 
+// Writes `content` to `path` unless the file already holds exactly that, so an unchanged vocabulary keeps its
+// timestamp and what is built from it (the demo model) is not rebuilt.
+void write_if_changed(const fs::path& path, const std::string& content) {
+    std::error_code ec;
+    if (fs::exists(path, ec) && fs::file_size(path, ec) == content.size()) {
+        std::ifstream in(path, std::ios::binary);
+        const std::string old{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+        if (old == content) return;
+    }
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    f << content;
+    if (!f) throw std::runtime_error("cannot write " + path.string());
+}
+
 void write_files(const fs::path& out_dir, const std::vector<std::string>& tokens) {
     fs::create_directories(out_dir);
-    {
-        std::ofstream f(out_dir / "tiktoken.model", std::ios::binary);
-        for (size_t r = 0; r < tokens.size(); ++r) f << base64(tokens[r]) << ' ' << r << '\n';
-        if (!f) throw std::runtime_error("cannot write " + (out_dir / "tiktoken.model").string());
-    }
+    std::string model;
+    for (size_t r = 0; r < tokens.size(); ++r) model += base64(tokens[r]) + " " + std::to_string(r) + "\n";
+    write_if_changed(out_dir / "tiktoken.model", model);
     nlohmann::ordered_json decoder = nlohmann::ordered_json::object();
     for (const SpecialName& s : kSpecials) {
         decoder[std::to_string(tokens.size() + size_t(s.offset))] = {
@@ -204,9 +217,7 @@ void write_files(const fs::path& out_dir, const std::vector<std::string>& tokens
         {"tokenizer_class", "TikTokenTokenizer"},
         {"unk_token", "[UNK]"},
     };
-    std::ofstream f(out_dir / "tokenizer_config.json", std::ios::binary);
-    f << config.dump(2) << '\n';
-    if (!f) throw std::runtime_error("cannot write " + (out_dir / "tokenizer_config.json").string());
+    write_if_changed(out_dir / "tokenizer_config.json", config.dump(2) + "\n");
 }
 
 int usage(const char* argv0) {
