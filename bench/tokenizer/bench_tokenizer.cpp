@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <random>
 #include <string>
@@ -102,19 +103,30 @@ std::string cjk_text(size_t bytes, uint32_t seed) {
     return out;
 }
 
-double seconds_to_encode(const Tokenizer& tok, const std::string& text, size_t* tokens) {
-    const auto start = std::chrono::steady_clock::now();
-    const auto ids = tok.encode(text);
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (tokens) *tokens = ids.size();
-    return s;
+double thread_cpu_seconds() {
+    timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
 }
 
-double median_seconds(const Tokenizer& tok, const std::string& text, int repeats, size_t* tokens) {
-    std::vector<double> t;
-    for (int r = 0; r < repeats; ++r) t.push_back(seconds_to_encode(tok, text, tokens));
-    std::sort(t.begin(), t.end());
-    return t[t.size() / 2];
+struct Timing {
+    double wall = 0;  // seconds, median
+    double cpu = 0;   // this thread's CPU seconds, median (not inflated by other processes on a busy machine)
+};
+
+Timing time_encode(const Tokenizer& tok, const std::string& text, int repeats, size_t* tokens) {
+    std::vector<double> wall, cpu;
+    for (int r = 0; r < repeats; ++r) {
+        const auto start = std::chrono::steady_clock::now();
+        const double cpu_start = thread_cpu_seconds();
+        const auto ids = tok.encode(text);
+        cpu.push_back(thread_cpu_seconds() - cpu_start);
+        wall.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        if (tokens) *tokens = ids.size();
+    }
+    std::sort(wall.begin(), wall.end());
+    std::sort(cpu.begin(), cpu.end());
+    return {wall[wall.size() / 2], cpu[cpu.size() / 2]};
 }
 
 int usage() {
@@ -147,22 +159,23 @@ int main(int argc, char** argv) {
         const std::string cjk = cjk_text(bytes, 3);
         (void)tok.encode("warm up the character tables");
 
-        std::printf("bench_tokenizer: %s (vocab %d), one thread, median of %d\n\n", model_dir.c_str(), tok.vocab_size(),
-                    repeats);
-        std::printf("| input | MB    | seconds | MB/s   | tokens    | bytes/token |\n");
-        std::printf("|-------|-------|---------|--------|-----------|-------------|\n");
+        std::printf("bench_tokenizer: %s (vocab %d), one thread, median of %d runs; MB/s = MB / thread CPU seconds\n\n",
+                    model_dir.c_str(), tok.vocab_size(), repeats);
+        std::printf("| input | MB    | wall s  | cpu s   | MB/s   | tokens    | bytes/token |\n");
+        std::printf("|-------|-------|---------|---------|--------|-----------|-------------|\n");
         std::string json = "{\"bench\":\"tokenizer\",\"vocab_size\":" + std::to_string(tok.vocab_size()) + ",\"encode\":[";
         const std::pair<const char*, const std::string*> inputs[] = {{"prose", &prose}, {"code", &code}, {"cjk", &cjk}};
         for (size_t k = 0; k < 3; ++k) {
             size_t tokens = 0;
             const std::string& text = *inputs[k].second;
-            const double s = median_seconds(tok, text, repeats, &tokens);
-            const double rate = double(text.size()) / 1e6 / s;
-            std::printf("| %-5s | %5.2f | %7.3f | %6.1f | %9zu | %11.2f |\n", inputs[k].first, text.size() / 1e6, s, rate,
-                        tokens, double(text.size()) / double(tokens));
+            const Timing t = time_encode(tok, text, repeats, &tokens);
+            const double rate = double(text.size()) / 1e6 / t.cpu;
+            std::printf("| %-5s | %5.2f | %7.3f | %7.3f | %6.1f | %9zu | %11.2f |\n", inputs[k].first, text.size() / 1e6,
+                        t.wall, t.cpu, rate, tokens, double(text.size()) / double(tokens));
             char row[256];
-            std::snprintf(row, sizeof row, "%s{\"input\":\"%s\",\"bytes\":%zu,\"seconds\":%.4f,\"mb_per_s\":%.2f,\"tokens\":%zu}",
-                          k ? "," : "", inputs[k].first, text.size(), s, rate, tokens);
+            std::snprintf(row, sizeof row,
+                          "%s{\"input\":\"%s\",\"bytes\":%zu,\"wall_s\":%.4f,\"cpu_s\":%.4f,\"mb_per_s\":%.2f,\"tokens\":%zu}",
+                          k ? "," : "", inputs[k].first, text.size(), t.wall, t.cpu, rate, tokens);
             json += row;
         }
         json += "],\"linear\":[";
@@ -176,8 +189,8 @@ int main(int argc, char** argv) {
         const std::string repeated(1'000'000, 'a');
         const std::pair<const char*, const std::string*> linear[] = {
             {"no_space_letters", &letters}, {"no_space_prose", &prose_no_space}, {"repeated_char", &repeated}};
-        std::printf("\n| no-whitespace input | 0.25 MB s | 0.5 MB s | 1 MB s  | 1 MB / 0.25 MB |\n");
-        std::printf("|---------------------|-----------|----------|---------|----------------|\n");
+        std::printf("\n| no-whitespace input | 0.25 MB cpu s | 0.5 MB cpu s | 1 MB cpu s | 1 MB / 0.25 MB |\n");
+        std::printf("|---------------------|---------------|--------------|------------|----------------|\n");
         bool first = true;
         for (const auto& [name, text] : linear) {
             double t[3];
@@ -186,14 +199,15 @@ int main(int argc, char** argv) {
                 // Cut at a character boundary (the prose may hold multi-byte characters).
                 size_t n = std::min(text->size(), size_t(sizes[k] * 1e6));
                 while (n < text->size() && (uint8_t((*text)[n]) & 0xC0) == 0x80) ++n;
-                t[k] = median_seconds(tok, text->substr(0, n), repeats, nullptr);
+                const Timing timing = time_encode(tok, text->substr(0, n), std::max(repeats, 5), nullptr);
+                t[k] = timing.cpu;
                 char row[160];
-                std::snprintf(row, sizeof row, "%s{\"input\":\"%s\",\"mb\":%.2f,\"seconds\":%.4f}", first ? "" : ",", name,
-                              sizes[k], t[k]);
+                std::snprintf(row, sizeof row, "%s{\"input\":\"%s\",\"mb\":%.2f,\"wall_s\":%.4f,\"cpu_s\":%.4f}",
+                              first ? "" : ",", name, sizes[k], timing.wall, timing.cpu);
                 json += row;
                 first = false;
             }
-            std::printf("| %-19s | %9.4f | %8.4f | %7.4f | %14.2f |\n", name, t[0], t[1], t[2], t[2] / t[0]);
+            std::printf("| %-19s | %13.4f | %12.4f | %10.4f | %14.2f |\n", name, t[0], t[1], t[2], t[2] / t[0]);
         }
         json += "]}";
         std::printf("\n(linear time: the last column stays near 4; quadratic would be 16)\n\n%s\n", json.c_str());

@@ -10,27 +10,6 @@ namespace {
 constexpr int32_t kNoRank = std::numeric_limits<int32_t>::max();
 constexpr size_t kSmallPiece = 64;  // pieces up to this many bytes use the quadratic loop (faster when short)
 
-uint64_t hash_bytes(const char* p, size_t n) {
-    uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t(n) * 0xFF51AFD7ED558CCDull);
-    while (n >= 8) {
-        uint64_t w;
-        std::memcpy(&w, p, 8);
-        h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
-        h ^= h >> 29;
-        p += 8;
-        n -= 8;
-    }
-    if (n) {
-        uint64_t w = 0;
-        std::memcpy(&w, p, n);
-        h = (h ^ w) * 0x94D049BB133111EBull;
-    }
-    h ^= h >> 31;
-    h *= 0xD6E8FEB86659FD93ull;
-    h ^= h >> 32;
-    return h;
-}
-
 int32_t rank_of(const TokenMap& map, std::string_view piece, size_t begin, size_t end) {
     const int32_t r = map.find(piece.substr(begin, end - begin));
     return r < 0 ? kNoRank : r;
@@ -111,7 +90,7 @@ void BpeCache::encode(const TokenMap& map, std::string_view piece, std::vector<i
         bpe_encode(map, piece, out);
         return;
     }
-    const uint64_t h = TokenMap::hash(piece);
+    const uint64_t h = TokenMap::hash(piece);  // also picks the cache slot
     const int32_t whole = map.find(piece, h);  // the common case with a large vocabulary
     if (whole >= 0) {
         out.push_back(whole);
@@ -134,30 +113,17 @@ void BpeCache::encode(const TokenMap& map, std::string_view piece, std::vector<i
 
 void TokenMap::build(const std::vector<std::string_view>& tokens) {
     tokens_ = tokens;
+    pair_rank_.assign(65536, -1);
     size_t cap = 16;
     while (cap < tokens.size() * 2) cap *= 2;
     slots_.assign(cap, 0);
     mask_ = cap - 1;
     for (size_t r = 0; r < tokens.size(); ++r) {
-        const uint64_t h = hash_bytes(tokens[r].data(), tokens[r].size());
+        const uint64_t h = hash(tokens[r]);
         size_t i = h & mask_;
         while (slots_[i]) i = (i + 1) & mask_;
-        slots_[i] = (h >> 32 << 32) | uint64_t(r + 1);
-    }
-}
-
-uint64_t TokenMap::hash(std::string_view bytes) { return hash_bytes(bytes.data(), bytes.size()); }
-
-int32_t TokenMap::find(std::string_view bytes, uint64_t h) const {
-    if (slots_.empty()) return -1;
-    const uint64_t tag = h >> 32 << 32;
-    for (size_t i = h & mask_;; i = (i + 1) & mask_) {
-        const uint64_t s = slots_[i];
-        if (!s) return -1;
-        if ((s & 0xFFFFFFFF00000000ull) == tag) {
-            const size_t r = size_t(s & 0xFFFFFFFFull) - 1;
-            if (tokens_[r] == bytes) return int32_t(r);
-        }
+        slots_[i] = (h & kTagMask) | uint64_t(r + 1);
+        if (tokens[r].size() == 2) pair_rank_[size_t(uint8_t(tokens[r][0])) << 8 | uint8_t(tokens[r][1])] = int32_t(r);
     }
 }
 
