@@ -94,9 +94,8 @@ public:
     // The config's bos_token / eos_token / pad_token names (may be empty) and chat_template (informative).
     const TokenizerConfig& config() const;
 
-    struct Data;  // the loaded tables (tokenizer.cpp)
-
 private:
+    struct Data;  // the loaded tables (tokenizer.cpp)
     explicit Tokenizer(std::shared_ptr<const Data> data) : data_(std::move(data)) {}
     void encode_ordinary(std::string_view text, std::vector<TokenId>& out) const;
     std::shared_ptr<const Data> data_;
