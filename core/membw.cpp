@@ -24,6 +24,8 @@ uint64_t read_range(const uint64_t* p, size_t n) {
 }
 
 #if defined(__x86_64__)
+#pragma GCC diagnostic ignored "-Wuninitialized"        // GCC 12 false positives inside the intrinsics headers
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 // The same with 512-bit loads, four independent accumulators (used when the processor has AVX-512).
 __attribute__((target("avx512f"))) uint64_t read_range_avx512(const uint64_t* p, size_t n) {
