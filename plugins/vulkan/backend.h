@@ -1,0 +1,74 @@
+// The Vulkan Backend: the device, memory placements and buffer pieces, host transfers ordered with the recorded
+// work, the step model (one command buffer per forward step, submitted at end_step; the host waits only in read()
+// and synchronize()), and the op table.
+#pragma once
+
+#include <memory>
+
+#include "ops/backend.h"
+#include "plugins/vulkan/context.h"
+#include "plugins/vulkan/device/device.h"
+#include "plugins/vulkan/device/instance.h"
+
+namespace halo::vk {
+
+class VulkanBackend final : public ops::Backend {
+public:
+    explicit VulkanBackend(const ops::BackendOptions& options);
+    ~VulkanBackend() override;
+
+    const ops::DeviceInfo& device() const override;
+
+    ops::Buffer* allocate(ops::MemoryUse use, int32_t placement, uint64_t bytes) override;
+    ops::Buffer* import_host(ops::MemoryUse use, int32_t placement, void* data, uint64_t bytes) override;
+    void release(ops::Buffer* buffer) override;
+    void write(ops::Buffer* dst, uint64_t offset, const void* src, uint64_t bytes) override;
+    void read(const ops::Buffer* src, uint64_t offset, void* dst, uint64_t bytes) override;
+    void zero(ops::Buffer* dst, uint64_t offset, uint64_t bytes) override;
+    void copy(ops::Buffer* dst, uint64_t dst_offset, const ops::Buffer* src, uint64_t src_offset, uint64_t bytes) override;
+
+    void begin_step() override;
+    void end_step() override;
+    void synchronize() override;
+
+    void embedding(const ops::EmbeddingParams& p) override;
+    void rms_norm(const ops::RmsNormParams& p) override;
+    void add(const ops::AddParams& p) override;
+    void linear(const ops::LinearParams& p) override;
+    void mlp(const ops::MlpParams& p) override;
+    void kda(const ops::KdaParams& p, const ops::SeqBatch& batch) override;
+    void mla(const ops::MlaParams& p, const ops::SeqBatch& batch) override;
+    void moe(const ops::MoeParams& p) override;
+
+    // For the Vulkan-specific tests.
+    Context& context() { return *ctx_; }
+    const Instance& instance() const { return *instance_; }
+    const Device& vk_device() const { return *device_; }
+    Recorder& recorder() { return *recorder_; }
+
+private:
+    struct Segment {
+        const Piece* piece;
+        uint64_t local;  // byte offset in the piece's VkBuffer
+        uint64_t at;     // byte offset in the logical buffer
+        uint64_t bytes;
+    };
+    std::vector<Segment> segments(const ops::Buffer* b, uint64_t offset, uint64_t bytes) const;
+    void check_range(const ops::Buffer* b, uint64_t offset, uint64_t bytes, const char* what) const;
+    void after_op();  // submits ops recorded outside a step
+    void check_validation();
+
+    std::unique_ptr<Instance> instance_;
+    std::unique_ptr<Device> device_;
+    std::unique_ptr<Memory> memory_;
+    std::unique_ptr<Recorder> recorder_;
+    std::unique_ptr<Pipelines> pipelines_;
+    std::unique_ptr<Workspace> workspace_;
+    std::unique_ptr<Context> ctx_;
+    mutable ops::DeviceInfo info_;
+    bool in_step_ = false;
+    uint64_t reported_errors_ = 0;
+    VulkanBuffer* readback_ = nullptr;  // staging for reads of memory the host cannot address
+};
+
+}  // namespace halo::vk

@@ -1,0 +1,42 @@
+#include "plugins/vulkan/exec/workspace.h"
+
+#include <algorithm>
+
+namespace halo::vk {
+
+Workspace::~Workspace() {
+    if (buffer_) memory_.release(buffer_);
+}
+
+void Workspace::begin(uint64_t bytes, const char* what) {
+    what_ = what;
+    used_ = 0;
+    if (buffer_ && buffer_->bytes >= bytes) return;
+    if (bytes > caps_.max_piece)
+        throw ops::OutOfMemory("vulkan: " + std::string(what) + " needs " + std::to_string(bytes) +
+                               " bytes of temporaries, more than the device's largest allocation (" +
+                               std::to_string(caps_.max_piece) + " bytes); lower the step size (--chunk)");
+    const uint64_t size = std::min<uint64_t>(caps_.max_piece, std::max<uint64_t>(bytes, buffer_ ? buffer_->bytes * 3 / 2 : 0));
+    if (buffer_) {
+        VulkanBuffer* old = buffer_;
+        Memory* m = &memory_;
+        recorder_.defer([m, old] { m->release(old); });
+        buffer_ = nullptr;
+    }
+    buffer_ = memory_.allocate(ops::MemoryUse::scratch, placement_, size);
+}
+
+View Workspace::take(uint64_t bytes) {
+    const uint64_t need = cost(bytes);
+    if (!buffer_ || used_ + need > buffer_->bytes)
+        throw ops::Error(std::string("vulkan: internal error: ") + what_ + " took more temporaries than it reserved");
+    View v{buffer_->pieces[0].buffer, used_, std::min<uint64_t>(need, caps_.max_range), 0};
+    if (bytes > caps_.max_range)
+        throw ops::Error(std::string("vulkan: ") + what_ + " needs a temporary of " + std::to_string(bytes) +
+                         " bytes, more than the device's storage-buffer range (" + std::to_string(caps_.max_range) +
+                         " bytes); lower the step size (--chunk)");
+    used_ += need;
+    return v;
+}
+
+}  // namespace halo::vk

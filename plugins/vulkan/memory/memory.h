@@ -1,0 +1,86 @@
+// Vulkan memory: the placements a profile can choose per use, and buffers made of one or more pieces.
+//
+// Placements (DeviceInfo::placements, in this order; a missing one is left out):
+//   device-local   memory the GPU reads fastest (VRAM; on an iGPU the BIOS carve-out); mapped only where the
+//                  memory type happens to be host-visible (lavapipe, resizable BAR)
+//   host-visible   host-visible, coherent memory, not device-local where the driver distinguishes (on an integrated
+//                  GPU this is the GTT pool, up to most of system memory); always mapped
+//   host-import    host memory imported with VK_EXT_external_memory_host: import_host() wraps mmap'd weight files
+//                  without a copy, allocate() imports fresh anonymous pages
+// Pieces: a buffer larger than the device's largest allocation (DeviceCaps::max_piece) is made of several
+// VkBuffers. Allocated pieces tile the buffer; imported pieces are overlapping windows of max_piece bytes at
+// max_piece/2 steps over the same host pages, so any span up to max_piece/2 bytes lies inside one piece. A tensor
+// must lie inside one piece to be bound to a shader (View resolution throws a sentence otherwise).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <vulkan/vulkan.h>
+
+#include "ops/backend.h"
+#include "plugins/vulkan/device/device.h"
+
+namespace halo::vk {
+
+enum class PlacementKind : uint32_t { device_local, host_visible, host_import };
+
+struct Piece {
+    VkBuffer buffer = VK_NULL_HANDLE;
+    VkDeviceMemory memory = VK_NULL_HANDLE;
+    uint64_t begin = 0;       // first byte covered, in the buffer's internal coordinates (offset + lead)
+    uint64_t size = 0;        // bytes covered (the VkBuffer's size)
+    char* mapped = nullptr;   // host address of byte `begin`, or null
+};
+
+struct VulkanBuffer : ops::Buffer {
+    PlacementKind kind = PlacementKind::device_local;
+    std::vector<Piece> pieces;  // ordered by begin
+    uint64_t lead = 0;          // internal coordinate of byte 0 (imports that start inside an aligned page)
+    void* own_host = nullptr;   // anonymous mapping made for a host-import allocation (unmapped on release)
+    uint64_t own_host_bytes = 0;
+
+    // The piece holding bytes [offset, offset + bytes) whole, or null when they cross a piece boundary.
+    const Piece* piece_for(uint64_t offset, uint64_t bytes) const;
+};
+
+struct Placement {
+    PlacementKind kind;
+    uint32_t type_index = 0;   // memory type of allocations (host-import: preferred type, the driver decides)
+    uint32_t heap_index = 0;
+    bool mapped = false;       // allocations are mapped (Buffer::host set when the buffer has one piece)
+};
+
+class Memory {
+public:
+    explicit Memory(const Device& device);
+
+    // The placements, with capacity and current budget (VK_EXT_memory_budget when present) refreshed.
+    const std::vector<ops::PlacementInfo>& placement_info();
+    const std::vector<Placement>& placements() const { return placements_; }
+    int32_t find(PlacementKind kind) const;  // index of the placement, or -1
+    // Default placement per MemoryUse.
+    std::string default_placement(ops::MemoryUse use) const;
+
+    VulkanBuffer* allocate(ops::MemoryUse use, int32_t placement, uint64_t bytes);
+    // Null when the placement cannot import or the driver refuses these pages.
+    VulkanBuffer* import_host(ops::MemoryUse use, int32_t placement, void* data, uint64_t bytes);
+    // Frees at once: the caller makes sure the GPU no longer uses the buffer.
+    void release(VulkanBuffer* b);
+
+    // An internal host-visible buffer (uploads, readback) of one piece, mapped. Not counted as a placement.
+    VulkanBuffer* allocate_staging(uint64_t bytes, bool readback);
+
+private:
+    Piece make_piece(uint32_t type_index, uint64_t begin, uint64_t size, bool map, const char* what);
+    bool import_piece(void* host, uint64_t begin, uint64_t size, Piece& out);
+    void check_placement(int32_t placement) const;
+
+    const Device& device_;
+    std::vector<Placement> placements_;
+    std::vector<ops::PlacementInfo> info_;
+    int32_t readback_type_ = -1;  // host-visible, coherent, preferably cached
+};
+
+}  // namespace halo::vk

@@ -1,0 +1,82 @@
+// Vulkan MLA (no rotary), always in the absorbed form like the CPU plugin (the expanded form is the same
+// function): q and the latents as matrix products, the latents normalised and appended to the paged cache, q folded
+// into the latent space, attention over the cache with an online softmax split over the context, the splits
+// merged, W_UV applied per head, the output projection.
+#include <algorithm>
+
+#include "plugins/vulkan/mla/mla_shared.h"
+#include "plugins/vulkan/ops.h"
+
+namespace halo::vk {
+
+using namespace halo::ops;
+
+void mla(Context& c, const MlaParams& p, const SeqBatch& batch) {
+    const MlaWeights& w = p.w;
+    const int64_t H = p.n_heads, dn = p.qk_nope_dim, dr = p.qk_rope_dim, dv = p.v_dim, r = p.kv_lora_rank;
+    const int64_t dq = dn + dr, dkv = dn + dv, width = r + dr, T = batch.n_rows;
+    if (T == 0 || batch.n_runs == 0) return;
+    if (width > 1024) throw Error("vulkan mla: kv_lora_rank + qk_rope_dim = " + std::to_string(width) + " exceeds the supported 1024");
+    for (int32_t i = 0; i < batch.n_runs; ++i) {
+        const SeqRun& run = batch.runs[i];
+        if (int64_t(run.n_pages) * p.page_size < run.pos + run.n_tokens)
+            throw Error("mla: sequence page table too short for " + std::to_string(run.pos + run.n_tokens) + " tokens");
+    }
+    const BatchViews bv = c.upload_batch(batch);
+    // Context splits: about 128 positions each, so long contexts spread over more workgroups.
+    const uint32_t splits = uint32_t(std::clamp<int64_t>((bv.max_context + 127) / 128, 1, 16));
+
+    Workspace& ws = c.ws;
+    const uint64_t f = 4;
+    ws.begin(ws.cost(uint64_t(T * H * dq) * f) + ws.cost(uint64_t(T * width) * f) + ws.cost(uint64_t(T * H * width) * f) +
+                 ws.cost(uint64_t(T * H * splits * (r + 2)) * f) + ws.cost(uint64_t(T * H * r) * f) +
+                 ws.cost(uint64_t(T * H * dv) * f),
+             "mla");
+    const View q = ws.take(uint64_t(T * H * dq) * f), ckv = ws.take(uint64_t(T * width) * f);
+    const View qc = ws.take(uint64_t(T * H * width) * f), part = ws.take(uint64_t(T * H * splits * (r + 2)) * f);
+    const View ctx = ws.take(uint64_t(T * H * r) * f), o = ws.take(uint64_t(T * H * dv) * f);
+
+    const Operand x = activation(c, p.x, "mla x");
+    linear(c, T, x, w.q_proj, {q, uint32_t(H * dq), 0}, "mla q_proj");
+    linear(c, T, x, w.kv_a, {ckv, uint32_t(width), 0}, "mla kv_a");
+
+    const View cache = c.view(p.cache, "mla cache"), norm = c.view(w.kv_a_norm, "mla kv_a_norm"), kvb = c.view(w.kv_b, "mla kv_b");
+    glsl::MlaPush pc{};
+    pc.rows = uint32_t(T);
+    pc.heads = uint32_t(H);
+    pc.dn = uint32_t(dn);
+    pc.dr = uint32_t(dr);
+    pc.dv = uint32_t(dv);
+    pc.rank = uint32_t(r);
+    pc.width = uint32_t(width);
+    pc.page_size = uint32_t(p.page_size);
+    pc.splits = splits;
+    pc.scale = p.softmax_scale;
+    pc.eps = p.kv_norm_eps;
+    pc.cache_off = cache.elem;
+    pc.cache_dt = uint32_t(p.cache.dtype);
+    pc.norm_off = norm.elem;
+    pc.norm_dt = uint32_t(w.kv_a_norm.dtype);
+    pc.kvb_off = kvb.elem;
+    pc.kvb_dt = uint32_t(w.kv_b.dtype);
+    const uint32_t push = sizeof(glsl::MlaPush);
+
+    static const PipelineSpec write_spec{"mla_cache_write", false, {1, 1, 1, 1, 1, 1}, push, {}};
+    c.rec.dispatch(c.pipeline(write_spec), {in(bv.runs), in(bv.pages), in(bv.row_run), in(ckv), in(norm), out(cache)}, &pc,
+                   uint32_t(T));
+    static const PipelineSpec absorb_spec{"mla_absorb", false, {1, 1, 1}, push, {}};
+    c.rec.dispatch(c.pipeline(absorb_spec), {in(q), in(kvb), out(qc)}, &pc, groups(width, 64), uint32_t(H), uint32_t(T));
+    static const PipelineSpec attn_spec{"mla_attention", false, {1, 1, 1, 1, 1, 1}, push, {}};
+    c.rec.dispatch(c.pipeline(attn_spec), {in(bv.runs), in(bv.pages), in(bv.row_run), in(qc), in(cache), out(part)}, &pc,
+                   splits, uint32_t(H), uint32_t(T));
+    static const PipelineSpec combine_spec{"mla_combine", false, {1, 1}, push, {}};
+    c.rec.dispatch(c.pipeline(combine_spec), {in(part), out(ctx)}, &pc, uint32_t(H), uint32_t(T));
+
+    // o[t, h, :] = W_UV[h] ctx[t, h, :], with W_UV[h] = kv_b rows h*dkv + dn .. + dv - 1: one batched product.
+    WeightOperand wuv{kvb, w.kv_b.dtype, uint32_t(r), uint32_t(dkv * r), dv, r};
+    wuv.view.elem += uint32_t(dn * r);
+    matmul(c, T, H, {ctx, uint32_t(H * r), uint32_t(r)}, wuv, {o, uint32_t(H * dv), uint32_t(dv)});
+    linear(c, T, {o, uint32_t(H * dv), 0}, w.o_proj, activation(c, p.out, "mla out"), "mla o_proj");
+}
+
+}  // namespace halo::vk

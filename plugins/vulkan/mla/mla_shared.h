@@ -1,0 +1,41 @@
+// Push constants of the MLA shaders, shared by GLSL and C++. Workspace activations are bound at element 0:
+// q [T, H*(dn+dr)], ckv [T, r+dr], qc [T, H, r+dr] (absorbed queries), part [T, H, splits, r+2] (partial context,
+// max, sum), ctx [T, H, r]. The cache is [pages, page_size, r+dr] in its own dtype.
+#ifndef HALO_VK_MLA_SHARED_H
+#define HALO_VK_MLA_SHARED_H
+
+#include "plugins/vulkan/shaders/interop.h"
+
+HALO_GLSL_BEGIN
+
+struct MlaPush {
+    uint rows;       // T
+    uint heads;      // H
+    uint dn;         // qk_nope_dim
+    uint dr;         // qk_rope_dim
+    uint dv;         // v_dim
+    uint rank;       // r, kv_lora_rank
+    uint width;      // r + dr, cache values per token
+    uint page_size;
+    uint splits;     // context splits per (row, head)
+    float scale;     // softmax scale
+    float eps;       // kv_a_layernorm eps
+    uint cache_off;  // element offsets and dtypes of the cache and the small weights in their windows
+    uint cache_dt;
+    uint norm_off;
+    uint norm_dt;
+    uint kvb_off;
+    uint kvb_dt;
+    uint pad0;
+    uint pad1;
+    uint pad2;
+};
+
+HALO_GLSL_END
+
+HALO_LAYOUT(MlaPush, splits, 32)
+HALO_LAYOUT(MlaPush, scale, 36)
+HALO_LAYOUT(MlaPush, kvb_dt, 64)
+HALO_SIZE(MlaPush, 80)
+
+#endif
