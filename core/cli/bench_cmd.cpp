@@ -19,7 +19,7 @@ namespace {
 
 struct BenchOptions {
     RunOptions run;
-    int32_t prompt_len = 512;
+    std::vector<int32_t> prompt_lens = {512};
     int32_t decode_tokens = 32;
     int32_t reps = 3;
     double bandwidth_gb = 2.0;
@@ -35,16 +35,15 @@ Stats stats(std::vector<double> v) {
     return {v[v.size() / 2], v.front(), v.back()};
 }
 
-int run_bench(BenchOptions& o) {
-    o.run.context = std::max<int64_t>(o.run.context, int64_t(o.prompt_len) + o.decode_tokens + 1);
-    const int threads = o.run.threads > 0 ? o.run.threads : int(std::max(1u, std::thread::hardware_concurrency()));
-    std::fprintf(stderr, "bench: measuring memory read bandwidth (%.1f GB buffer, %d threads)...\n", o.bandwidth_gb, threads);
-    BandwidthResult bw = measure_read_bandwidth(uint64_t(o.bandwidth_gb * 1e9), threads, 5);
+struct DepthResult {
+    int32_t depth = 0;
+    Stats prefill, decode;  // tok/s
+};
 
-    Engine e = open_engine(o.run);
-    Model& m = *e.model;
+// Prefill `depth` random tokens, then decode; repeated o.reps times on fresh sequences.
+DepthResult run_depth(Model& m, const BenchOptions& o, int32_t depth) {
     const int64_t vocab = m.config().vocab_size;
-    std::vector<int32_t> prompt(static_cast<size_t>(o.prompt_len));
+    std::vector<int32_t> prompt(static_cast<size_t>(depth));
     uint64_t s = 12345;
     for (auto& id : prompt) {
         s = s * 6364136223846793005ull + 1442695040888963407ull;
@@ -57,7 +56,7 @@ int run_bench(BenchOptions& o) {
         const auto t0 = std::chrono::steady_clock::now();
         std::vector<float> logits = m.prefill(seq, prompt, false);
         const auto t1 = std::chrono::steady_clock::now();
-        prefill_tps.push_back(double(o.prompt_len) / std::chrono::duration<double>(t1 - t0).count());
+        prefill_tps.push_back(double(depth) / std::chrono::duration<double>(t1 - t0).count());
         int32_t id = argmax(logits.data(), vocab);
         const auto t2 = std::chrono::steady_clock::now();
         for (int i = 0; i < o.decode_tokens; ++i) {
@@ -69,39 +68,62 @@ int run_bench(BenchOptions& o) {
         const auto t3 = std::chrono::steady_clock::now();
         decode_tps.push_back(double(o.decode_tokens) / std::chrono::duration<double>(t3 - t2).count());
         m.end_sequence(seq);
-        std::fprintf(stderr, "bench: rep %d: prefill %.1f tok/s, decode %.2f tok/s\n", rep + 1, prefill_tps.back(), decode_tps.back());
+        std::fprintf(stderr, "bench: depth %d, rep %d: prefill %.1f tok/s, decode %.2f tok/s\n", depth, rep + 1,
+                     prefill_tps.back(), decode_tps.back());
     }
-    // Measure the bandwidth again after the runs and keep the better figures: the ratio below is then a
-    // conservative one on a shared machine.
+    return {depth, stats(prefill_tps), stats(decode_tps)};
+}
+
+int run_bench(BenchOptions& o) {
+    if (o.prompt_lens.empty()) throw std::runtime_error("--prompt-len needs at least one length");
+    if (o.reps < 1 || o.decode_tokens < 1) throw std::runtime_error("--reps and --decode-tokens must be at least 1");
+    const int32_t deepest = *std::max_element(o.prompt_lens.begin(), o.prompt_lens.end());
+    o.run.context = std::max<int64_t>(o.run.context, int64_t(deepest) + o.decode_tokens + 1);
+    const int threads = o.run.threads > 0 ? o.run.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+    std::fprintf(stderr, "bench: measuring memory read bandwidth (%.1f GB buffer, %d threads)...\n", o.bandwidth_gb, threads);
+    BandwidthResult bw = measure_read_bandwidth(uint64_t(o.bandwidth_gb * 1e9), threads, 5);
+
+    Engine e = open_engine(o.run);
+    Model& m = *e.model;
+    std::vector<DepthResult> results;
+    for (int32_t depth : o.prompt_lens) results.push_back(run_depth(m, o, depth));
+
+    // Measure the bandwidth again after the runs and keep the better figures: the ratios below are then
+    // conservative on a shared machine.
     const BandwidthResult bw2 = measure_read_bandwidth(uint64_t(o.bandwidth_gb * 1e9), threads, 5);
     bw.best_gbs = std::max(bw.best_gbs, bw2.best_gbs);
     bw.median_gbs = std::max(bw.median_gbs, bw2.median_gbs);
-    const Stats pf = stats(prefill_tps), dc = stats(decode_tps);
     const uint64_t bytes_per_token = m.decode_weight_bytes();
-    const double decode_gbs = dc.median * double(bytes_per_token) / 1e9;
-    const double fraction = decode_gbs / bw.best_gbs;
+    const double gb_tok = double(bytes_per_token) / 1e9;
 
-    std::printf("| measure | median | min | max |\n|---|---|---|---|\n");
-    std::printf("| memory read bandwidth (GB/s, %d threads, %.1f GB) | %.1f | | %.1f |\n", bw.threads, double(bw.bytes) / 1e9, bw.median_gbs, bw.best_gbs);
-    std::printf("| prefill %d tokens (tok/s) | %.1f | %.1f | %.1f |\n", o.prompt_len, pf.median, pf.min, pf.max);
-    std::printf("| decode after %d tokens (tok/s) | %.2f | %.2f | %.2f |\n", o.prompt_len, dc.median, dc.min, dc.max);
-    std::printf("| weights read per decode token (GB) | %.3f | | |\n", double(bytes_per_token) / 1e9);
-    std::printf("| decode achieved (GB/s) | %.1f | %.1f | %.1f |\n", decode_gbs, dc.min * double(bytes_per_token) / 1e9,
-                dc.max * double(bytes_per_token) / 1e9);
-    std::printf("| decode / best measured bandwidth | %.0f%% | | |\n", 100 * fraction);
-
+    std::printf("device: %s; weights read per decode token: %.3f GB; memory read bandwidth: %.1f GB/s best, %.1f median "
+                "(%d threads, %.1f GB buffer)\n\n",
+                m.backend().device().name.c_str(), gb_tok, bw.best_gbs, bw.median_gbs, bw.threads, double(bw.bytes) / 1e9);
+    std::printf("| context | prefill tok/s (median, min-max) | decode tok/s (median, min-max) | decode GB/s (median, best) "
+                "| of bandwidth (median, best) |\n|---|---|---|---|---|\n");
+    nlohmann::json depths = nlohmann::json::array();
+    for (const DepthResult& r : results) {
+        const double gbs = r.decode.median * gb_tok;
+        const double best = r.decode.max * gb_tok;
+        std::printf("| %d | %.1f (%.1f-%.1f) | %.2f (%.2f-%.2f) | %.1f, %.1f | %.0f%%, %.0f%% |\n", r.depth, r.prefill.median,
+                    r.prefill.min, r.prefill.max, r.decode.median, r.decode.min, r.decode.max, gbs, best,
+                    100 * gbs / bw.best_gbs, 100 * best / bw.best_gbs);
+        depths.push_back({{"context", r.depth},
+                          {"prefill_tok_s", {{"median", r.prefill.median}, {"min", r.prefill.min}, {"max", r.prefill.max}}},
+                          {"decode_tok_s", {{"median", r.decode.median}, {"min", r.decode.min}, {"max", r.decode.max}}},
+                          {"decode_gbs", gbs},
+                          {"decode_fraction_of_bandwidth", gbs / bw.best_gbs},
+                          {"decode_fraction_of_bandwidth_best_rep", best / bw.best_gbs}});
+    }
     nlohmann::json j = {{"device", m.backend().device().name},
                         {"model_weight_bytes", m.plan().bytes[0]},
+                        {"decode_weight_bytes_per_token", bytes_per_token},
                         {"bandwidth_gbs_best", bw.best_gbs},
                         {"bandwidth_gbs_median", bw.median_gbs},
-                        {"prefill_tokens", o.prompt_len},
-                        {"prefill_tok_s", {{"median", pf.median}, {"min", pf.min}, {"max", pf.max}}},
                         {"decode_tokens", o.decode_tokens},
-                        {"decode_tok_s", {{"median", dc.median}, {"min", dc.min}, {"max", dc.max}}},
-                        {"decode_weight_bytes_per_token", bytes_per_token},
-                        {"decode_gbs", decode_gbs},
-                        {"decode_fraction_of_bandwidth", fraction}};
-    std::printf("%s\n", j.dump().c_str());
+                        {"reps", o.reps},
+                        {"depths", depths}};
+    std::printf("\n%s\n", j.dump().c_str());
     if (!o.json_out.empty()) {
         FILE* f = std::fopen(o.json_out.c_str(), "w");
         if (!f) throw std::runtime_error("cannot write " + o.json_out);
@@ -117,7 +139,9 @@ Command add_bench_command(CLI::App& app) {
     auto o = std::make_shared<BenchOptions>();
     CLI::App* sub = app.add_subcommand("bench", "Measure prefill and decode speed against the machine's memory bandwidth");
     add_run_options(*sub, o->run);
-    sub->add_option("--prompt-len", o->prompt_len, "Prefill length")->capture_default_str();
+    sub->add_option("--prompt-len", o->prompt_lens, "Prefill lengths (context depths), e.g. 512,4096")
+        ->delimiter(',')
+        ->capture_default_str();
     sub->add_option("--decode-tokens", o->decode_tokens, "Tokens decoded per repetition")->capture_default_str();
     sub->add_option("--reps", o->reps, "Repetitions")->capture_default_str();
     sub->add_option("--bandwidth-gb", o->bandwidth_gb, "Buffer size of the bandwidth measurement (GB, at least 1)")->capture_default_str();
