@@ -7,6 +7,7 @@
 
 #include <boost/dll/runtime_symbol_info.hpp>
 
+#include "core/check_backend.h"
 #include "core/profile_backend.h"
 
 namespace halo::cli {
@@ -36,6 +37,9 @@ void add_run_options(CLI::App& app, RunOptions& o) {
     app.add_option("--cache-placement", o.placement[2], "Placement of the MLA cache");
     app.add_option("--scratch-placement", o.placement[3], "Placement of activations");
     app.add_flag("--quiet", o.quiet, "Print nothing but results and errors");
+    app.add_flag("--check", o.check,
+                 "Check mode: run every op also on the reference and stop at the first that diverges (slow)");
+    app.add_flag("--validation", o.validation, "Turn on the driver's validation layers (Vulkan: Khronos validation)");
 }
 
 std::string demo_model_dir() {
@@ -51,6 +55,7 @@ Engine open_engine(const RunOptions& o, int32_t sequences) {
     bo.threads = o.threads;
     bo.device_index = o.device;
     bo.device_name = o.device_name;
+    bo.validation = o.validation;
     Engine e;
     e.backend = load_backend(o.backend, bo, o.plugin_dir);
     ModelOptions mo;
@@ -84,6 +89,10 @@ Engine open_engine(const RunOptions& o, int32_t sequences) {
     if (const char* prof = std::getenv("HALO_PROFILE"); prof && std::string(prof) == "1") {
         e.profiler = std::make_unique<ProfileBackend>(*backend);
         backend = e.profiler.get();
+    }
+    if (o.check) {
+        e.checker = std::make_unique<CheckBackend>(*backend);
+        backend = e.checker.get();
     }
     e.model = std::make_unique<Model>(*backend, dir, mo);
     if (!o.quiet) {

@@ -27,6 +27,8 @@ struct RunOptions {
     std::string mla_form = "auto";
     std::string placement[ops::kMemoryUseCount];
     bool quiet = false;
+    bool check = false;       // re-run every op on the reference and stop at the first that diverges
+    bool validation = false;  // driver validation layers (Vulkan: VK_LAYER_KHRONOS_validation)
 };
 
 void add_run_options(CLI::App& app, RunOptions& o);
@@ -37,6 +39,7 @@ std::string demo_model_dir();
 struct Engine {
     std::unique_ptr<LoadedBackend> backend;
     std::unique_ptr<ops::Backend> profiler;  // set when HALO_PROFILE=1: wraps backend, prints op times at exit
+    std::unique_ptr<ops::Backend> checker;   // set by --check: wraps backend (or the profiler), compares each op
     std::unique_ptr<Model> model;
 };
 

@@ -1,0 +1,396 @@
+#include "core/check_backend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <set>
+
+#include "ops/reference/reference.h"
+
+namespace halo {
+
+using namespace halo::ops;
+
+namespace {
+
+constexpr uint64_t kWeightCacheBytes = uint64_t(16) << 30;  // host copies of weights kept at most
+constexpr double kRoutingTie = 1e-5;                          // selection margin below which routing may differ
+
+std::string fmt(double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3g", v);
+    return buf;
+}
+
+Tensor like(HostBuffer* b, const Tensor& t) {
+    Tensor r = t;
+    r.buffer = b;
+    r.offset = 0;
+    return r;
+}
+
+}  // namespace
+
+CheckBackend::CheckBackend(Backend& plugin, CheckTolerances tol) : plugin_(plugin), tol_(tol) {}
+
+CheckBackend::~CheckBackend() = default;
+
+void CheckBackend::forget(const Buffer* b) {
+    for (auto it = weights_.begin(); it != weights_.end();)
+        if (it->second.buffer == b) {
+            weight_bytes_ -= it->second.data->bytes;
+            it = weights_.erase(it);
+        } else {
+            ++it;
+        }
+}
+
+void CheckBackend::release(Buffer* b) {
+    forget(b);
+    plugin_.release(b);
+}
+
+void CheckBackend::write(Buffer* d, uint64_t o, const void* s, uint64_t n) {
+    if (!weights_.empty()) forget(d);
+    plugin_.write(d, o, s, n);
+}
+
+void CheckBackend::zero(Buffer* d, uint64_t o, uint64_t n) {
+    if (!weights_.empty()) forget(d);
+    plugin_.zero(d, o, n);
+}
+
+void CheckBackend::copy(Buffer* d, uint64_t doff, const Buffer* s, uint64_t soff, uint64_t n) {
+    if (!weights_.empty()) forget(d);
+    plugin_.copy(d, doff, s, soff, n);
+}
+
+void CheckBackend::begin_step() {
+    plugin_.begin_step();
+    ++step_;
+    in_step_ = true;
+    op_in_step_ = 0;
+    mixers_in_step_ = 0;
+}
+
+void CheckBackend::end_step() {
+    plugin_.end_step();
+    in_step_ = false;
+}
+
+std::string CheckBackend::where(const char* op) const {
+    std::string s = "op '" + std::string(op) + "'";
+    if (in_step_) {
+        s += " (op " + std::to_string(op_in_step_) + " of step " + std::to_string(step_);
+        // The core runs [norm, mixer, add, norm, ffn, add] per layer; a mixer starts the next layer.
+        s += mixers_in_step_ ? ", layer " + std::to_string(mixers_in_step_ - 1) : ", before the first layer";
+        s += ")";
+    } else {
+        s += " (outside a step)";
+    }
+    if (!label_.empty()) s += " [" + label_ + "]";
+    return s;
+}
+
+void CheckBackend::begin_op(const char* op) {
+    temps_.clear();
+    if (in_step_) ++op_in_step_;
+    if (std::strcmp(op, "kda") == 0 || std::strcmp(op, "mla") == 0) ++mixers_in_step_;
+}
+
+void CheckBackend::end_op() {
+    temps_.clear();
+    ++checked_;
+}
+
+Tensor CheckBackend::snapshot(const Tensor& t) {
+    temps_.push_back(std::make_unique<HostBuffer>(t.buffer ? t.buffer->use : MemoryUse::scratch, 0, t.bytes()));
+    if (t.bytes()) plugin_.read(t.buffer, t.offset, temps_.back()->host, t.bytes());
+    return like(temps_.back().get(), t);
+}
+
+Tensor CheckBackend::snapshot_rows(const Tensor& t, const std::vector<int32_t>& rows) {
+    const uint64_t row_bytes = t.shape[0] ? t.bytes() / uint64_t(t.shape[0]) : 0;
+    temps_.push_back(std::make_unique<HostBuffer>(t.buffer->use, 0, std::max<uint64_t>(row_bytes * rows.size(), 1)));
+    char* dst = static_cast<char*>(temps_.back()->host);
+    for (size_t i = 0; i < rows.size(); ++i)
+        plugin_.read(t.buffer, t.offset + uint64_t(rows[i]) * row_bytes, dst + i * row_bytes, row_bytes);
+    Tensor r = like(temps_.back().get(), t);
+    r.shape[0] = int64_t(rows.size());
+    return r;
+}
+
+Tensor CheckBackend::weight(const Tensor& t) {
+    if (!t.present()) return t;
+    const auto key = std::make_tuple(static_cast<const Buffer*>(t.buffer), t.offset, t.bytes());
+    auto it = weights_.find(key);
+    if (it == weights_.end()) {
+        if (weight_bytes_ + t.bytes() > kWeightCacheBytes) {
+            weights_.clear();
+            weight_bytes_ = 0;
+        }
+        CachedWeight w{std::make_unique<HostBuffer>(MemoryUse::weights, 0, t.bytes()), t.buffer};
+        if (t.bytes()) plugin_.read(t.buffer, t.offset, w.data->host, t.bytes());
+        weight_bytes_ += t.bytes();
+        it = weights_.emplace(key, std::move(w)).first;
+    }
+    return like(it->second.data.get(), t);
+}
+
+void CheckBackend::compare(const char* op, const char* name, const Tensor& got, const Tensor& want, double tol,
+                           const std::vector<bool>* skip_rows) {
+    const int64_t n = want.numel(), row = std::max<int64_t>(want.cols(), 1);
+    double ss = 0, mx = 0;
+    int64_t counted = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        if (skip_rows && (*skip_rows)[size_t(i / row)]) continue;
+        const double a = load_as_f32(got.host(), got.dtype, size_t(i)), b = load_as_f32(want.host(), want.dtype, size_t(i));
+        if (std::isnan(a) != std::isnan(b) || ((std::isinf(a) || std::isinf(b)) && a != b))
+            throw CheckError("check mode: " + where(op) + " diverges from the reference: output '" + name + "' element " +
+                             std::to_string(i) + " is " + fmt(a) + " on the plugin but " + fmt(b) +
+                             " in the reference (NaN/Inf must match)");
+        if (!std::isfinite(b)) continue;
+        ss += b * b;
+        mx = std::max(mx, std::fabs(a - b));
+        ++counted;
+    }
+    const double rms = counted ? std::sqrt(ss / double(counted)) : 0.0;
+    const double err = mx / std::max(rms, 1e-30);
+    double& worst = worst_[op];
+    worst = std::max(worst, counted ? err : 0.0);
+    if (counted && err > tol)
+        throw CheckError("check mode: " + where(op) + " diverges from the reference: output '" + name +
+                         "' has normalised error " + fmt(err) + " (max |plugin - reference| " + fmt(mx) +
+                         ", reference rms " + fmt(rms) + ", tolerance " + fmt(tol) +
+                         "); the plugin computes this op differently from ops/reference");
+}
+
+// ---- glue ops --------------------------------------------------------------------------------------------------
+
+void CheckBackend::embedding(const EmbeddingParams& p) {
+    begin_op("embedding");
+    EmbeddingParams r{p.table.buffer && p.table.buffer->use == MemoryUse::weights ? weight(p.table) : snapshot(p.table),
+                      snapshot(p.ids), Tensor{}};
+    temps_.push_back(std::make_unique<HostBuffer>(MemoryUse::scratch, 0, p.out.bytes()));
+    r.out = like(temps_.back().get(), p.out);
+    plugin_.embedding(p);
+    ref::embedding(r);
+    compare("embedding", "out", snapshot(p.out), r.out, tol_.embedding);
+    end_op();
+}
+
+void CheckBackend::rms_norm(const RmsNormParams& p) {
+    begin_op("rms_norm");
+    RmsNormParams r = p;
+    r.x = snapshot(p.x);
+    r.weight = weight(p.weight);
+    temps_.push_back(std::make_unique<HostBuffer>(MemoryUse::scratch, 0, p.out.bytes()));
+    r.out = like(temps_.back().get(), p.out);
+    plugin_.rms_norm(p);
+    ref::rms_norm(r);
+    compare("rms_norm", "out", snapshot(p.out), r.out, tol_.rms_norm);
+    end_op();
+}
+
+void CheckBackend::add(const AddParams& p) {
+    begin_op("add");
+    AddParams r{snapshot(p.a), snapshot(p.b), Tensor{}};
+    temps_.push_back(std::make_unique<HostBuffer>(MemoryUse::scratch, 0, p.out.bytes()));
+    r.out = like(temps_.back().get(), p.out);
+    plugin_.add(p);
+    ref::add(r);
+    compare("add", "out", snapshot(p.out), r.out, tol_.add);
+    end_op();
+}
+
+void CheckBackend::linear(const LinearParams& p) {
+    begin_op("linear");
+    LinearParams r{snapshot(p.x), weight(p.weight), Tensor{}};
+    temps_.push_back(std::make_unique<HostBuffer>(MemoryUse::scratch, 0, p.y.bytes()));
+    r.y = like(temps_.back().get(), p.y);
+    plugin_.linear(p);
+    ref::linear(r);
+    compare("linear", "y", snapshot(p.y), r.y, tol_.linear);
+    end_op();
+}
+
+void CheckBackend::mlp(const MlpParams& p) {
+    begin_op("mlp");
+    MlpParams r{snapshot(p.x), weight(p.gate), weight(p.up), weight(p.down), Tensor{}};
+    temps_.push_back(std::make_unique<HostBuffer>(MemoryUse::scratch, 0, p.out.bytes()));
+    r.out = like(temps_.back().get(), p.out);
+    plugin_.mlp(p);
+    ref::mlp(r);
+    compare("mlp", "out", snapshot(p.out), r.out, tol_.mlp);
+    end_op();
+}
+
+// ---- KDA and MLA: only the batch's state slots and cache pages travel ----------------------------------------------
+
+void CheckBackend::kda(const KdaParams& p, const SeqBatch& batch) {
+    begin_op("kda");
+    std::vector<int32_t> slots;
+    std::vector<SeqRun> runs(batch.runs, batch.runs + batch.n_runs);
+    for (SeqRun& run : runs) {
+        auto it = std::find(slots.begin(), slots.end(), run.slot);
+        if (it == slots.end()) it = slots.insert(slots.end(), run.slot);
+        run.slot = int32_t(it - slots.begin());
+    }
+    KdaParams r = p;
+    const KdaWeights& w = p.w;
+    r.w = {weight(w.q_proj), weight(w.k_proj), weight(w.v_proj), weight(w.q_conv), weight(w.k_conv), weight(w.v_conv),
+           weight(w.f_a),    weight(w.f_b),    weight(w.dt_bias), weight(w.a_log), weight(w.b_proj), weight(w.g_a),
+           weight(w.g_b),    weight(w.o_norm), weight(w.o_proj)};
+    r.x = snapshot(p.x);
+    r.state = snapshot_rows(p.state, slots);
+    r.conv_state = snapshot_rows(p.conv_state, slots);
+    temps_.push_back(std::make_unique<HostBuffer>(MemoryUse::scratch, 0, p.out.bytes()));
+    r.out = like(temps_.back().get(), p.out);
+    plugin_.kda(p, batch);
+    ref::kda(r, SeqBatch{runs.data(), batch.n_runs, batch.n_rows});
+    compare("kda", "out", snapshot(p.out), r.out, tol_.kda);
+    compare("kda", "state", snapshot_rows(p.state, slots), r.state, tol_.kda);
+    compare("kda", "conv_state", snapshot_rows(p.conv_state, slots), r.conv_state, tol_.kda);
+    end_op();
+}
+
+void CheckBackend::mla(const MlaParams& p, const SeqBatch& batch) {
+    begin_op("mla");
+    std::vector<int32_t> pages;
+    std::vector<SeqRun> runs(batch.runs, batch.runs + batch.n_runs);
+    std::vector<std::vector<int32_t>> tables(runs.size());
+    for (size_t i = 0; i < runs.size(); ++i) {
+        const SeqRun& run = runs[i];
+        const int64_t used = std::min<int64_t>(run.n_pages, (int64_t(run.pos) + run.n_tokens + p.page_size - 1) / p.page_size);
+        for (int64_t k = 0; k < used; ++k) {
+            auto it = std::find(pages.begin(), pages.end(), run.pages[k]);
+            if (it == pages.end()) it = pages.insert(pages.end(), run.pages[k]);
+            tables[i].push_back(int32_t(it - pages.begin()));
+        }
+        runs[i].pages = tables[i].data();
+        runs[i].n_pages = int32_t(tables[i].size());
+    }
+    MlaParams r = p;
+    r.w = {weight(p.w.q_proj), weight(p.w.kv_a), weight(p.w.kv_a_norm), weight(p.w.kv_b), weight(p.w.o_proj)};
+    r.x = snapshot(p.x);
+    r.cache = snapshot_rows(p.cache, pages);
+    temps_.push_back(std::make_unique<HostBuffer>(MemoryUse::scratch, 0, p.out.bytes()));
+    r.out = like(temps_.back().get(), p.out);
+    plugin_.mla(p, batch);
+    ref::mla(r, SeqBatch{runs.data(), batch.n_runs, batch.n_rows});
+    const double tol = p.cache.dtype == DType::bf16 ? 2e-2 : p.cache.dtype == DType::f16 ? 5e-3 : tol_.mla;
+    compare("mla", "out", snapshot(p.out), r.out, tol);
+    compare("mla", "cache", snapshot_rows(p.cache, pages), r.cache, tol);
+    end_op();
+}
+
+// ---- MoE: the reference loads only the experts it routes to ---------------------------------------------------------
+
+void CheckBackend::moe(const MoeParams& p) {
+    begin_op("moe");
+    const int64_t T = p.x.rows(), D = p.x.cols(), E = p.n_experts, k = p.top_k;
+    MoeParams r = p;
+    r.x = snapshot(p.x);
+    r.router = weight(p.router);
+    r.router_bias = weight(p.router_bias);
+    r.shared_gate = weight(p.shared_gate);
+    r.shared_up = weight(p.shared_up);
+    r.shared_down = weight(p.shared_down);
+
+    // The reference's selection, in double, with the margin between the k-th and (k+1)-th selection score.
+    std::vector<std::vector<int32_t>> ref_ids(static_cast<size_t>(T));
+    std::vector<double> margin(static_cast<size_t>(T), 1e9);
+    std::set<int32_t> needed;
+    for (int64_t t = 0; t < T; ++t) {
+        std::vector<double> sel(static_cast<size_t>(E));
+        for (int64_t e = 0; e < E; ++e) {
+            double acc = 0;
+            for (int64_t d = 0; d < D; ++d)
+                acc += double(load_as_f32(r.router.host(), r.router.dtype, size_t(e * D + d))) *
+                       double(r.x.host_as<float>()[t * D + d]);
+            sel[size_t(e)] = 1.0 / (1.0 + std::exp(-acc)) +
+                             (r.router_bias.present() ? load_as_f32(r.router_bias.host(), r.router_bias.dtype, size_t(e)) : 0.0);
+        }
+        std::vector<int32_t> order;
+        const int G = std::max(1, p.n_groups);
+        const int64_t per = E / G;
+        std::vector<bool> allowed(static_cast<size_t>(E), G == 1);
+        if (G > 1) {
+            std::vector<std::pair<double, int>> gs;
+            for (int g = 0; g < G; ++g) {
+                std::vector<double> v(sel.begin() + g * per, sel.begin() + (g + 1) * per);
+                std::sort(v.begin(), v.end(), std::greater<double>());
+                gs.push_back({v[0] + (per > 1 ? v[1] : 0.0), g});
+            }
+            std::stable_sort(gs.begin(), gs.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+            for (int i = 0; i < std::max(1, p.topk_groups) && i < G; ++i)
+                for (int64_t e = 0; e < per; ++e) allowed[size_t(gs[size_t(i)].second * per + e)] = true;
+        }
+        for (int64_t e = 0; e < E; ++e)
+            if (allowed[size_t(e)]) order.push_back(int32_t(e));
+        std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return sel[size_t(a)] > sel[size_t(b)]; });
+        for (int64_t i = 0; i < k && i < int64_t(order.size()); ++i) {
+            ref_ids[size_t(t)].push_back(order[size_t(i)]);
+            needed.insert(order[size_t(i)]);
+        }
+        if (int64_t(order.size()) > k) margin[size_t(t)] = sel[size_t(order[size_t(k - 1)])] - sel[size_t(order[size_t(k)])];
+    }
+    std::vector<Tensor> w1(static_cast<size_t>(E)), w3(static_cast<size_t>(E)), w2(static_cast<size_t>(E));
+    for (int32_t e : needed) {
+        w1[size_t(e)] = weight(p.w1[e]);
+        w3[size_t(e)] = weight(p.w3[e]);
+        w2[size_t(e)] = weight(p.w2[e]);
+    }
+    r.w1 = w1.data();
+    r.w3 = w3.data();
+    r.w2 = w2.data();
+
+    // The plugin's choice: its own topk_ids output, or a temporary one.
+    MoeParams pp = p;
+    Buffer* tmp = nullptr;
+    if (!p.topk_ids.present()) {
+        const DeviceInfo& dev = plugin_.device();
+        int32_t placement = 0;
+        for (size_t i = 0; i < dev.placements.size(); ++i)
+            if (dev.placements[i].name == dev.default_placement[int(MemoryUse::scratch)]) placement = int32_t(i);
+        tmp = plugin_.allocate(MemoryUse::scratch, placement, uint64_t(T * k) * 4);
+        pp.topk_ids = make_tensor(tmp, 0, DType::i32, {T, k});
+    }
+    temps_.push_back(std::make_unique<HostBuffer>(MemoryUse::scratch, 0, p.out.bytes()));
+    r.out = like(temps_.back().get(), p.out);
+    if (p.topk_ids.present()) {
+        temps_.push_back(std::make_unique<HostBuffer>(MemoryUse::scratch, 0, p.topk_ids.bytes()));
+        r.topk_ids = like(temps_.back().get(), p.topk_ids);
+    }
+    if (p.topk_weights.present()) {
+        temps_.push_back(std::make_unique<HostBuffer>(MemoryUse::scratch, 0, p.topk_weights.bytes()));
+        r.topk_weights = like(temps_.back().get(), p.topk_weights);
+    }
+    try {
+        plugin_.moe(pp);
+        const Tensor plugin_ids = snapshot(pp.topk_ids);
+        if (tmp) plugin_.release(tmp);
+        tmp = nullptr;
+        // Rows where a near-tie let the plugin route differently are left out of the comparison.
+        std::vector<bool> skip(static_cast<size_t>(T), false);
+        for (int64_t t = 0; t < T; ++t) {
+            bool same = true;
+            for (int64_t i = 0; i < k && i < int64_t(ref_ids[size_t(t)].size()); ++i)
+                same = same && plugin_ids.host_as<int32_t>()[t * k + i] == ref_ids[size_t(t)][size_t(i)];
+            if (!same && margin[size_t(t)] >= kRoutingTie)
+                throw CheckError("check mode: " + where("moe") + " diverges from the reference: row " + std::to_string(t) +
+                                 " is routed to different experts although the selection margin is " +
+                                 fmt(margin[size_t(t)]) + " (the router or the selection is wrong)");
+            skip[size_t(t)] = !same;
+        }
+        ref::moe(r);
+        compare("moe", "out", snapshot(p.out), r.out, tol_.moe, &skip);
+        if (p.topk_weights.present()) compare("moe", "topk_weights", snapshot(p.topk_weights), r.topk_weights, tol_.moe, &skip);
+    } catch (...) {
+        if (tmp) plugin_.release(tmp);
+        throw;
+    }
+    end_op();
+}
+
+}  // namespace halo

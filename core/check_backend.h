@@ -1,0 +1,102 @@
+// Check mode (`engine --check`): a Backend decorator that runs every op on the wrapped plugin and again on the
+// reference (ops/reference) with the inputs read back from the plugin, compares the outputs, and throws
+// CheckError naming the first op that diverges (step, op number, layer, and a label when the caller sets one).
+// Slow on purpose: every op synchronises and copies its tensors to the host. Only the state slots and cache pages
+// of the batch's sequences are copied, weights are cached on the host, and MoE loads only the experts routed to.
+// Not thread-safe (driven by the engine thread like any backend).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ops/backend.h"
+#include "ops/reference/host_buffer.h"
+
+namespace halo {
+
+class CheckError : public ops::Error {
+public:
+    using ops::Error::Error;
+};
+
+// Normalised error tolerances: max |plugin - reference| / rms(reference), per op. NaN/Inf must match exactly.
+struct CheckTolerances {
+    double embedding = 1e-6;  // a copy
+    double add = 1e-6;        // one F32 addition
+    double rms_norm = 1e-5;   // F32 sum of squares over the row
+    double linear = 1e-3;     // F32 dot products of up to 9216 terms (the conformance suite's 1e-4 covers <= 2304)
+    double mlp = 1e-3;        // two such products in a row
+    double kda = 1e-3;        // F32 state over a 512-token prefill chunk (conformance: 1e-4 over 200 tokens)
+    double mla = 1e-3;        // F32 softmax over the context (BF16/F16 caches: 2e-2 / 5e-3, one rounding step)
+    double moe = 1e-3;        // rows whose routing is a near-tie (< 1e-5 apart) are compared only where both agree
+};
+
+class CheckBackend final : public ops::Backend {
+public:
+    explicit CheckBackend(ops::Backend& plugin, CheckTolerances tol = {});
+    ~CheckBackend() override;
+
+    // Free text added to the location of the next ops (e.g. "prompt chunk 2"); empty clears it.
+    void set_label(std::string label) { label_ = std::move(label); }
+    uint64_t ops_checked() const { return checked_; }
+    // Largest normalised error seen per op kind so far.
+    const std::map<std::string, double>& worst() const { return worst_; }
+
+    const ops::DeviceInfo& device() const override { return plugin_.device(); }
+    ops::Buffer* allocate(ops::MemoryUse u, int32_t p, uint64_t b) override { return plugin_.allocate(u, p, b); }
+    ops::Buffer* import_host(ops::MemoryUse u, int32_t p, void* d, uint64_t b) override { return plugin_.import_host(u, p, d, b); }
+    void release(ops::Buffer* b) override;
+    void write(ops::Buffer* d, uint64_t o, const void* s, uint64_t n) override;
+    void read(const ops::Buffer* s, uint64_t o, void* d, uint64_t n) override { plugin_.read(s, o, d, n); }
+    void zero(ops::Buffer* d, uint64_t o, uint64_t n) override;
+    void copy(ops::Buffer* d, uint64_t doff, const ops::Buffer* s, uint64_t soff, uint64_t n) override;
+    void begin_step() override;
+    void end_step() override;
+    void synchronize() override { plugin_.synchronize(); }
+
+    void embedding(const ops::EmbeddingParams& p) override;
+    void rms_norm(const ops::RmsNormParams& p) override;
+    void add(const ops::AddParams& p) override;
+    void linear(const ops::LinearParams& p) override;
+    void mlp(const ops::MlpParams& p) override;
+    void kda(const ops::KdaParams& p, const ops::SeqBatch& batch) override;
+    void mla(const ops::MlaParams& p, const ops::SeqBatch& batch) override;
+    void moe(const ops::MoeParams& p) override;
+
+private:
+    // Host copy of a whole plugin tensor (kept until the op finishes), or of the given rows of its outer dimension.
+    ops::Tensor snapshot(const ops::Tensor& t);
+    ops::Tensor snapshot_rows(const ops::Tensor& t, const std::vector<int32_t>& rows);
+    // Host copy of a weight tensor, cached until its buffer is written or released.
+    ops::Tensor weight(const ops::Tensor& t);
+    void forget(const ops::Buffer* b);
+    // Compares a plugin tensor (read now) with the reference's host tensor; throws CheckError beyond tol.
+    // skip_rows (one flag per row of the outermost dimensions) leaves rows out.
+    void compare(const char* op, const char* name, const ops::Tensor& plugin_t, const ops::Tensor& ref_t, double tol,
+                 const std::vector<bool>* skip_rows = nullptr);
+    std::string where(const char* op) const;
+    void begin_op(const char* op);
+    void end_op();
+
+    ops::Backend& plugin_;
+    CheckTolerances tol_;
+    std::vector<std::unique_ptr<ops::HostBuffer>> temps_;  // host copies of the current op
+    struct CachedWeight {
+        std::unique_ptr<ops::HostBuffer> data;
+        const ops::Buffer* buffer;
+    };
+    std::map<std::tuple<const ops::Buffer*, uint64_t, uint64_t>, CachedWeight> weights_;
+    uint64_t weight_bytes_ = 0;
+    std::string label_;
+    int64_t step_ = 0;
+    bool in_step_ = false;
+    int64_t op_in_step_ = 0;
+    int32_t mixers_in_step_ = 0;
+    uint64_t checked_ = 0;
+    std::map<std::string, double> worst_;
+};
+
+}  // namespace halo
