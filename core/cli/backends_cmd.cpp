@@ -30,6 +30,7 @@ int run_backends(const std::string& plugin_dir, int32_t threads) {
             continue;
         }
         if (!r.probe.version.empty()) std::printf("  version: %s\n", r.probe.version.c_str());
+        for (const auto& dev : r.probe.devices) std::printf("  found: %s\n", dev.c_str());
         try {
             ops::BackendOptions bo;
             bo.threads = threads;
@@ -46,7 +47,6 @@ int run_backends(const std::string& plugin_dir, int32_t threads) {
         } catch (const std::exception& e) {
             std::printf("  device: cannot start: %s\n", e.what());
         }
-        for (const auto& dev : r.probe.devices) (void)dev;
     }
     return 0;
 }

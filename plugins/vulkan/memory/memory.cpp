@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <fstream>
 #include <memory>
 
 #include "plugins/vulkan/device/check.h"
@@ -49,6 +50,16 @@ const char* kind_name(PlacementKind k) {
     case PlacementKind::host_import: return "host-import";
     }
     return "?";
+}
+
+// Bytes of a /proc/meminfo field ("MemTotal"), or 0.
+uint64_t meminfo(const char* key) {
+    std::ifstream f("/proc/meminfo");
+    std::string k, unit;
+    uint64_t v = 0;
+    while (f >> k >> v >> unit)
+        if (k == std::string(key) + ":") return v * 1024;
+    return 0;
 }
 
 }  // namespace
@@ -128,10 +139,15 @@ const std::vector<ops::PlacementInfo>& Memory::placement_info() {
             i.description = std::string("host-visible memory") + (device_.physical().unified_memory ? " (GTT on an iGPU), " : ", ") + heap_text;
             break;
         case PlacementKind::host_import:
-            i.description = "host memory imported in place (VK_EXT_external_memory_host), " + heap_text;
+            i.description = "host memory imported in place (VK_EXT_external_memory_host; system memory)";
             break;
         }
-        if (!device_.caps().memory_budget) i.description += "; no VK_EXT_memory_budget, so no live budget";
+        if (p.kind == PlacementKind::host_import) {  // host pages: limited by system memory, not by a heap
+            i.capacity_bytes = meminfo("MemTotal");
+            i.budget_bytes = meminfo("MemAvailable");
+        } else if (!device_.caps().memory_budget) {
+            i.description += "; no VK_EXT_memory_budget, so no live budget";
+        }
         info_.push_back(i);
     }
     return info_;
