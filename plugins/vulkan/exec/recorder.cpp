@@ -67,6 +67,8 @@ struct Recorder::Frame {
 Recorder::Recorder(const Device& device, Memory& memory) : device_(device), memory_(memory) {
     const char* v = std::getenv("HALO_VULKAN_BARRIER_ALL");
     barrier_all_ = v && *v && std::strcmp(v, "0") != 0;
+    const char* n = std::getenv("HALO_VULKAN_NO_BARRIERS");
+    no_barriers_ = n && *n && std::strcmp(n, "0") != 0;
 }
 
 Recorder::~Recorder() {
@@ -168,7 +170,7 @@ void Recorder::order() {
     for (const Access& a : incoming_)
         for (const Access& q : pending_)
             if (a.buffer == q.buffer && a.lo < q.hi && q.lo < a.hi && (a.write || q.write)) hazard = true;
-    if (hazard) barrier();
+    if (hazard && !no_barriers_) barrier();
     pending_.insert(pending_.end(), incoming_.begin(), incoming_.end());
 }
 

@@ -87,6 +87,7 @@ private:
     Frame* open_ = nullptr;
     uint64_t serial_ = 0;
     bool barrier_all_ = false;  // HALO_VULKAN_BARRIER_ALL=1: a barrier before every command (debugging)
+    bool no_barriers_ = false;  // HALO_VULKAN_NO_BARRIERS=1: none between commands (shows validation catching it)
 
     struct Access {
         VkBuffer buffer;
