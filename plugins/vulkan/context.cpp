@@ -1,6 +1,7 @@
 #include "plugins/vulkan/context.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "plugins/vulkan/shaders/interop.h"
@@ -22,6 +23,11 @@ Context::Context(const Device& device_, Memory& memory_, Recorder& recorder_, Pi
     dummy_buffer_ = memory.allocate(MemoryUse::scratch, placement, 256);
     dummy_ = {dummy_buffer_->pieces[0].buffer, 0, 256, 0};
     rec.fill(dummy_.buffer, 0, 256);
+    if (const char* v = std::getenv("HALO_VULKAN_MLA_KERNEL"); v && *v) {
+        if (std::strcmp(v, "per_head") == 0) mla_kernel = MlaKernel::per_head;
+        else if (std::strcmp(v, "heads") == 0) mla_kernel = MlaKernel::heads;
+        else throw Error(std::string("vulkan: HALO_VULKAN_MLA_KERNEL is '") + v + "'; use per_head or heads");
+    }
 }
 
 Context::~Context() { memory.release(dummy_buffer_); }

@@ -58,6 +58,10 @@ public:
 
     const Pipeline& pipeline(const PipelineSpec& spec) { return pipelines.get(spec); }
 
+    // MLA attention kernel: chosen by shape, or forced with HALO_VULKAN_MLA_KERNEL=per_head|heads (tests).
+    enum class MlaKernel { automatic, per_head, heads };
+    MlaKernel mla_kernel = MlaKernel::automatic;
+
 private:
     VulkanBuffer* dummy_buffer_ = nullptr;
     View dummy_;

@@ -35,6 +35,7 @@ public:
     //   HALO_VULKAN_MAX_PIECE=<bytes>   pretend single allocations are limited to this
     //   HALO_VULKAN_NO_SUBGROUP=1       use the shared-memory shader variants
     //   HALO_VULKAN_NO_PUSH_DESCRIPTORS=1  allocate descriptor sets instead of pushing them
+    //   HALO_VULKAN_MLA_KERNEL=per_head|heads  force an MLA attention kernel (read by Context)
     // (The recorder reads HALO_VULKAN_BARRIER_ALL=1, a barrier before every command, and HALO_VULKAN_NO_BARRIERS=1,
     // none between commands, which validation mode must then report.)
     Device(const Instance& instance, const PhysicalDevice& pd);

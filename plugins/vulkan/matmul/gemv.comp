@@ -1,5 +1,6 @@
 #version 450
-// Matrix-vector products for decode (up to 4 rows): each workgroup computes NC output columns for every row.
+// Matrix-vector products for decode (up to 4 rows, a pipeline per row count): each workgroup computes NC output
+// columns for every row.
 // Memory-bound on the weights, so W is read once with 16-byte loads (8 BF16/F16 or 2x4 F32 per step) when the
 // layout allows, and the per-invocation partial sums are reduced with subgroup adds (HALO_SUBGROUP) or a
 // shared-memory tree. Grid: (2D over ceil(n / NC), batches).
@@ -14,10 +15,10 @@
 
 #define WG 128u
 #define NC 4u
-#define MAXR 4u
-#define NV 16u  // NC * MAXR partial sums per invocation
 
 layout(local_size_x = 128) in;
+layout(constant_id = 0) const uint MAXR = 4u;  // rows of this pipeline (1..4): decode reduces only what it uses
+const uint NV = NC * MAXR;                     // partial sums per invocation
 layout(push_constant) uniform Push { MatmulPush p; };
 layout(binding = 0) readonly buffer X { float x[]; };
 layout(binding = 0) readonly buffer X4 { vec4 x4[]; };

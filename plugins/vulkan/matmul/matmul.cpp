@@ -44,7 +44,7 @@ void matmul(Context& c, int64_t rows, int64_t batches, const Operand& x, const W
         const bool w_ok = w.view.elem % wq == 0 && w.ld % wq == 0 && w.batch_stride % wq == 0;
         pc.wide = (x_ok && w_ok && w.k % 8 == 0) ? 1 : 0;
         pc.rows = uint32_t(rows);
-        static const PipelineSpec spec{"gemv", true, {1, 1, 1}, sizeof(glsl::MatmulPush), {}};
+        const PipelineSpec spec{"gemv", true, {1, 1, 1}, sizeof(glsl::MatmulPush), {uint32_t(rows)}};
         const uint32_t g = groups(w.n, 4), gx = std::min<uint32_t>(g, 65535), gy = groups(g, gx);
         c.rec.dispatch(c.pipeline(spec), b, &pc, gx, gy, uint32_t(batches));
         return;

@@ -1,7 +1,8 @@
 // Vulkan MLA (no rotary), always in the absorbed form like the CPU plugin (the expanded form is the same
 // function): q and the latents as matrix products, the latents normalised and appended to the paged cache, q folded
-// into the latent space, attention over the cache with an online softmax split over the context, the splits
-// merged, W_UV applied per head, the output projection.
+// into the latent space, attention over the cache with an online softmax split over the context (all heads of a
+// row share each cache read; mla_attention.comp, one head per workgroup, serves latents wider than 512), the
+// splits merged, W_UV applied per head, the output projection.
 #include <algorithm>
 
 #include "plugins/vulkan/mla/mla_shared.h"
@@ -23,8 +24,16 @@ void mla(Context& c, const MlaParams& p, const SeqBatch& batch) {
             throw Error("mla: sequence page table too short for " + std::to_string(run.pos + run.n_tokens) + " tokens");
     }
     const BatchViews bv = c.upload_batch(batch);
-    // Context splits: about 128 positions each, so long contexts spread over more workgroups.
-    const uint32_t splits = uint32_t(std::clamp<int64_t>((bv.max_context + 127) / 128, 1, 16));
+    // All heads of a row share each cache read (mla_attention_heads, 32 heads per workgroup) unless there are few
+    // heads to share it (under 16 would leave most of its lanes idle) or the latent is wider than its registers.
+    const bool per_head = c.mla_kernel == Context::MlaKernel::per_head ||
+                          (c.mla_kernel == Context::MlaKernel::automatic && (H < 16 || r > 512));
+    if (!per_head && r > 512)
+        throw Error("vulkan mla: the all-heads attention kernel holds at most 512 latent values, not " + std::to_string(r));
+    // Context splits of at least 128 positions, enough of them to give the GPU ~256 workgroups.
+    const int64_t head_groups = per_head ? H : (H + 31) / 32;
+    const int64_t want = std::max<int64_t>(1, 256 / std::max<int64_t>(1, T * head_groups));
+    const uint32_t splits = uint32_t(std::clamp<int64_t>(std::min<int64_t>((bv.max_context + 127) / 128, want), 1, 128));
 
     Workspace& ws = c.ws;
     const uint64_t f = 4;
@@ -67,8 +76,10 @@ void mla(Context& c, const MlaParams& p, const SeqBatch& batch) {
     static const PipelineSpec absorb_spec{"mla_absorb", false, {1, 1, 1}, push, {}};
     c.rec.dispatch(c.pipeline(absorb_spec), {in(q), in(kvb), out(qc)}, &pc, groups(width, 64), uint32_t(H), uint32_t(T));
     static const PipelineSpec attn_spec{"mla_attention", false, {1, 1, 1, 1, 1, 1}, push, {}};
-    c.rec.dispatch(c.pipeline(attn_spec), {in(bv.runs), in(bv.pages), in(bv.row_run), in(qc), in(cache), out(part)}, &pc,
-                   splits, uint32_t(H), uint32_t(T));
+    static const PipelineSpec heads_spec{"mla_attention_heads", false, {1, 1, 1, 1, 1, 1}, push, {}};
+    c.rec.dispatch(c.pipeline(per_head ? attn_spec : heads_spec),
+                   {in(bv.runs), in(bv.pages), in(bv.row_run), in(qc), in(cache), out(part)}, &pc, splits,
+                   uint32_t(head_groups), uint32_t(T));
     static const PipelineSpec combine_spec{"mla_combine", false, {1, 1}, push, {}};
     c.rec.dispatch(c.pipeline(combine_spec), {in(part), out(ctx)}, &pc, uint32_t(H), uint32_t(T));
 
