@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -57,6 +59,9 @@ public:
     BatchViews upload_batch(const ops::SeqBatch& batch);
 
     const Pipeline& pipeline(const PipelineSpec& spec) { return pipelines.get(spec); }
+
+    // State an op file keeps between calls (its caches), by name.
+    std::map<std::string, std::shared_ptr<void>> op_state;
 
     // MLA attention kernel: chosen by shape, or forced with HALO_VULKAN_MLA_KERNEL=per_head|heads (tests).
     enum class MlaKernel { automatic, per_head, heads };

@@ -21,6 +21,17 @@ Pipelines::~Pipelines() {
 }
 
 const Pipeline& Pipelines::get(const PipelineSpec& spec) {
+    const bool fast = spec.constants.size() <= 1;
+    const auto fast_key = std::make_pair(spec.shader, spec.constants.empty() ? ~uint64_t(0) : uint64_t(spec.constants[0]));
+    auto& fast_map = by_spec_[device_.caps().subgroup_ops ? 1 : 0];
+    if (fast)
+        if (auto it = fast_map.find(fast_key); it != fast_map.end()) return *it->second;
+    const Pipeline& p = create(spec);
+    if (fast) fast_map[fast_key] = &p;
+    return p;
+}
+
+const Pipeline& Pipelines::create(const PipelineSpec& spec) {
     std::string name = spec.shader;
     if (spec.subgroup_variants) name += device_.caps().subgroup_ops ? ".sg" : ".nosg";
     std::string key = name;

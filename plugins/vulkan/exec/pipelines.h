@@ -41,9 +41,13 @@ public:
     const Pipeline& get(const PipelineSpec& spec);
 
 private:
+    const Pipeline& create(const PipelineSpec& spec);
+
     const Device& device_;
     VkPipelineCache cache_ = VK_NULL_HANDLE;
     std::map<std::string, std::unique_ptr<Pipeline>> pipelines_;
+    // Fast path: (shader name pointer, first constant) -> pipeline, for the specs ops keep as constants.
+    std::map<std::pair<const char*, uint64_t>, const Pipeline*> by_spec_[2];
 };
 
 }  // namespace halo::vk

@@ -129,6 +129,39 @@ std::vector<Pass> locate(Context& c, const MoeParams& p, bool x_wide) {
     return passes;
 }
 
+// The passes of recent layers, keyed by everything locate() reads (each tensor's VkBuffer, offset, dtype and
+// shape), so a decode step does not sort 3 x 256 expert tensors per layer again.
+struct PassCache {
+    std::map<std::vector<uint64_t>, std::vector<Pass>> entries;
+};
+
+const std::vector<Pass>& cached_passes(Context& c, const MoeParams& p, bool x_wide) {
+    auto& slot = c.op_state["moe.passes"];
+    if (!slot) slot = std::make_shared<PassCache>();
+    auto& cache = *static_cast<PassCache*>(slot.get());
+    std::vector<uint64_t> key = {uint64_t(x_wide), uint64_t(p.n_experts), uint64_t(p.shared_gate.present())};
+    auto add = [&](const Tensor& t) {
+        const auto* b = static_cast<const VulkanBuffer*>(t.buffer);
+        const Piece* piece = b ? b->piece_for(t.offset, std::max<uint64_t>(t.bytes(), 1)) : nullptr;
+        key.insert(key.end(), {piece ? uint64_t(reinterpret_cast<uintptr_t>(piece->buffer)) : 0,
+                               piece ? t.offset + b->lead - piece->begin : t.offset, uint64_t(t.dtype), uint64_t(t.rows()),
+                               uint64_t(t.cols())});
+    };
+    for (int e = 0; e < p.n_experts; ++e) {
+        add(p.w1[e]);
+        add(p.w3[e]);
+        add(p.w2[e]);
+    }
+    if (p.shared_gate.present()) {
+        add(p.shared_gate);
+        add(p.shared_up);
+        add(p.shared_down);
+    }
+    if (auto it = cache.entries.find(key); it != cache.entries.end()) return it->second;
+    if (cache.entries.size() >= 64) cache.entries.clear();
+    return cache.entries.emplace(std::move(key), locate(c, p, x_wide)).first->second;
+}
+
 }  // namespace
 
 void moe(Context& c, const MoeParams& p) {
@@ -198,7 +231,7 @@ void moe(Context& c, const MoeParams& p) {
         static const PipelineSpec sort{"moe_sort", false, {1, 1, 1}, push, {}};
         c.rec.dispatch(c.pipeline(sort), {in(ids), out(order), out(tiles)}, &pc, 1);
     }
-    for (const Pass& pass : locate(c, p, x.view.elem % 4 == 0 && D % 8 == 0)) {
+    for (const Pass& pass : cached_passes(c, p, x.view.elem % 4 == 0 && D % 8 == 0)) {
         const View table = c.rec.upload(pass.refs.data(), pass.refs.size() * sizeof(glsl::ExpertRef)).view;
         auto with_weights = [&](std::vector<Binding> b) {
             for (const View& v : pass.windows) b.push_back(in(v));
