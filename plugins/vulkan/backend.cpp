@@ -86,9 +86,17 @@ void VulkanBackend::check_range(const Buffer* b, uint64_t off, uint64_t n, const
                     " is outside a buffer of " + std::to_string(b->bytes) + " bytes");
 }
 
-std::vector<VulkanBackend::Segment> VulkanBackend::segments(const Buffer* buffer, uint64_t offset, uint64_t bytes) const {
+std::vector<VulkanBackend::Segment> VulkanBackend::segments(const Buffer* buffer, uint64_t offset, uint64_t bytes,
+                                                            bool every_copy) const {
     const auto* b = static_cast<const VulkanBuffer*>(buffer);
     std::vector<Segment> out;
+    if (every_copy && b->duplicated) {
+        for (const Piece& p : b->pieces) {
+            const uint64_t lo = std::max(offset + b->lead, p.begin), hi = std::min(offset + b->lead + bytes, p.begin + p.size);
+            if (lo < hi) out.push_back({&p, lo - p.begin, lo - b->lead, hi - lo});
+        }
+        return out;
+    }
     uint64_t at = offset;
     const uint64_t end = offset + bytes;
     while (at < end) {
@@ -113,7 +121,7 @@ void VulkanBackend::write(Buffer* dst, uint64_t off, const void* src, uint64_t n
         return;
     }
     const char* s = static_cast<const char*>(src);
-    for (const Segment& seg : segments(dst, off, n))
+    for (const Segment& seg : segments(dst, off, n, true))
         for (uint64_t done = 0; done < seg.bytes; done += kChunk) {
             const uint64_t len = std::min(kChunk, seg.bytes - done);
             const Arena::Slice up = recorder_->upload(s + (seg.at - off) + done, len);
@@ -154,7 +162,7 @@ void VulkanBackend::read(const Buffer* src, uint64_t off, void* dst, uint64_t n)
 void VulkanBackend::zero(Buffer* dst, uint64_t off, uint64_t n) {
     check_range(dst, off, n, "zero");
     static const uint8_t zeros[4] = {0, 0, 0, 0};
-    for (const Segment& seg : segments(dst, off, n)) {
+    for (const Segment& seg : segments(dst, off, n, true)) {
         // vkCmdFillBuffer needs 4-byte alignment: fill the aligned middle, copy zeros to the ragged ends.
         const uint64_t lo = (seg.local + 3) / 4 * 4, hi = (seg.local + seg.bytes) / 4 * 4;
         if (hi > lo) {
@@ -189,7 +197,7 @@ void VulkanBackend::copy(Buffer* dst, uint64_t doff, const Buffer* src, uint64_t
         from_off = 0;
     }
     for (const Segment& s : segments(from, from_off, n))
-        for (const Segment& d : segments(dst, doff + (s.at - from_off), s.bytes))
+        for (const Segment& d : segments(dst, doff + (s.at - from_off), s.bytes, true))
             recorder_->copy(s.piece->buffer, s.local + (d.at - doff - (s.at - from_off)), d.piece->buffer, d.local, d.bytes);
     if (tmp) {
         Memory* m = memory_.get();

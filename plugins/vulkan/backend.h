@@ -53,7 +53,9 @@ private:
         uint64_t at;     // byte offset in the logical buffer
         uint64_t bytes;
     };
-    std::vector<Segment> segments(const ops::Buffer* b, uint64_t offset, uint64_t bytes) const;
+    // The pieces' parts covering [offset, offset + bytes): one part per byte, or with every_copy every copy of
+    // duplicated (overlapping, split weight) bytes.
+    std::vector<Segment> segments(const ops::Buffer* b, uint64_t offset, uint64_t bytes, bool every_copy = false) const;
     void check_range(const ops::Buffer* b, uint64_t offset, uint64_t bytes, const char* what) const;
     void after_op();  // submits ops recorded outside a step
     void check_validation();

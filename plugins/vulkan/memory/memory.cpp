@@ -275,10 +275,17 @@ VulkanBuffer* Memory::allocate(ops::MemoryUse use, int32_t placement, uint64_t b
         delete imported;
         return b.release();
     }
-    const uint64_t step = device_.caps().max_piece;
+    const uint64_t piece = device_.caps().max_piece;
+    const uint64_t overlap = use == ops::MemoryUse::weights && total > piece
+                                 ? std::min<uint64_t>(piece / 4, uint64_t(128) << 20) / 4096 * 4096
+                                 : 0;
+    b->duplicated = overlap > 0;
     try {
-        for (uint64_t begin = 0; begin < total; begin += step)
-            b->pieces.push_back(make_piece(pl.type_index, begin, std::min(step, total - begin), pl.mapped, ops::memory_use_name(use)));
+        for (uint64_t begin = 0;; begin += piece - overlap) {
+            const uint64_t size = std::min(piece, total - begin);
+            b->pieces.push_back(make_piece(pl.type_index, begin, size, pl.mapped, ops::memory_use_name(use)));
+            if (begin + size >= total) break;
+        }
     } catch (...) {
         release(b.release());
         throw;

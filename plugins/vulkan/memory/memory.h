@@ -8,9 +8,13 @@
 //   host-import    host memory imported with VK_EXT_external_memory_host: import_host() wraps mmap'd weight files
 //                  without a copy, allocate() imports fresh anonymous pages
 // Pieces: a buffer larger than the device's largest allocation (DeviceCaps::max_piece) is made of several
-// VkBuffers. Allocated pieces tile the buffer; imported pieces are overlapping windows of max_piece bytes at
-// max_piece/2 steps over the same host pages, so any span up to max_piece/2 bytes lies inside one piece. A tensor
-// must lie inside one piece to be bound to a shader (View resolution throws a sentence otherwise).
+// VkBuffers, so that any tensor the core packs into it still lies inside one piece where possible:
+//   weights    pieces overlap by kWeightOverlap bytes (min(max_piece / 4, 128 MiB)); the overlapping bytes exist
+//              twice and host writes go to every copy (shaders only read weights), so any tensor up to the overlap
+//              lies whole in some piece, wherever the core put it
+//   imports    overlapping windows of max_piece bytes at max_piece/2 steps over the same host pages (no copies)
+//   others     pieces tile the buffer (shaders write state, cache and scratch, so nothing may exist twice)
+// A tensor must lie inside one piece to be bound to a shader (View resolution throws a sentence otherwise).
 #pragma once
 
 #include <cstdint>
@@ -40,6 +44,7 @@ struct VulkanBuffer : ops::Buffer {
     uint64_t lead = 0;          // internal coordinate of byte 0 (imports that start inside an aligned page)
     void* own_host = nullptr;   // anonymous mapping made for a host-import allocation (unmapped on release)
     uint64_t own_host_bytes = 0;
+    bool duplicated = false;    // split weights: pieces overlap in separate memory; every copy must be written
 
     // The piece holding bytes [offset, offset + bytes) whole, or null when they cross a piece boundary.
     const Piece* piece_for(uint64_t offset, uint64_t bytes) const;
