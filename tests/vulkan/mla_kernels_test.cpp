@@ -13,6 +13,8 @@ using namespace halo::ops;
 
 namespace {
 
+size_t pieces_seen = 0;  // pieces of the last case's cache buffer
+
 void run_mla(vk::VulkanBackend& b, int64_t H, DType cache_dt, const std::vector<int>& run_tokens, int history) {
     const int64_t dn = 16, dr = 8, dv = 16, r = 32, hidden = 48, dq = dn + dr, dkv = dn + dv, width = r + dr;
     const int32_t ps = 16;
@@ -68,6 +70,7 @@ void run_mla(vk::VulkanBackend& b, int64_t H, DType cache_dt, const std::vector<
     const double tol = cache_dt == DType::bf16 ? 1e-2 : 1e-4;
     EXPECT_LE(normalised_error(b, out), tol) << "H " << H << " cache " << dtype_name(cache_dt);
     EXPECT_LE(normalised_error(b, cache), tol) << "H " << H << " cache " << dtype_name(cache_dt);
+    pieces_seen = static_cast<const vk::VulkanBuffer*>(cache.dev)->pieces.size();
 }
 
 }  // namespace
@@ -78,6 +81,17 @@ TEST(VulkanMlaKernels, BothKernelsMatchTheReference) {
         auto b = make_vulkan();
         for (int64_t H : {32, 20, 35}) run_mla(*b, H, DType::f32, {1, 33}, 70);
         run_mla(*b, 32, DType::bf16, {1, 5}, 300);  // several splits of a long context
+    }
+}
+
+TEST(VulkanMlaKernels, CacheLargerThanOneBindingSpansSeveralPieces) {
+    // 128 KiB bindings: a 320 KB F32 cache (126 pages of 16 tokens) lives in three power-of-two pieces, and pages
+    // cross their boundaries.
+    for (const char* kernel : {"heads", "per_head"}) {
+        ScopedEnv env({{"HALO_VULKAN_MLA_KERNEL", kernel}, {"HALO_VULKAN_MAX_RANGE", "131072"}});
+        auto b = make_vulkan();
+        run_mla(*b, 32, DType::f32, {1, 2}, 1000);
+        EXPECT_GE(pieces_seen, 3u) << kernel;
     }
 }
 

@@ -275,7 +275,11 @@ VulkanBuffer* Memory::allocate(ops::MemoryUse use, int32_t placement, uint64_t b
         delete imported;
         return b.release();
     }
-    const uint64_t piece = device_.caps().max_piece;
+    uint64_t piece = device_.caps().max_piece;
+    if (use == ops::MemoryUse::cache && total > std::min(piece, device_.caps().max_range)) {
+        b->pow2_shift = 63 - uint32_t(__builtin_clzll(std::min(piece, device_.caps().max_range)));
+        piece = uint64_t(1) << b->pow2_shift;
+    }
     const uint64_t overlap = use == ops::MemoryUse::weights && total > piece
                                  ? std::min<uint64_t>(piece / 4, uint64_t(128) << 20) / 4096 * 4096
                                  : 0;

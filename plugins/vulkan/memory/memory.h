@@ -13,7 +13,9 @@
 //              twice and host writes go to every copy (shaders only read weights), so any tensor up to the overlap
 //              lies whole in some piece, wherever the core put it
 //   imports    overlapping windows of max_piece bytes at max_piece/2 steps over the same host pages (no copies)
-//   others     pieces tile the buffer (shaders write state, cache and scratch, so nothing may exist twice)
+//   cache      power-of-two pieces no larger than one binding (the MLA shaders address a cache across up to 8 of
+//              them element by element, so cache pages may cross piece boundaries)
+//   others     pieces tile the buffer (shaders write state and scratch, so nothing may exist twice)
 // A tensor must lie inside one piece to be bound to a shader (View resolution throws a sentence otherwise).
 #pragma once
 
@@ -45,6 +47,7 @@ struct VulkanBuffer : ops::Buffer {
     void* own_host = nullptr;   // anonymous mapping made for a host-import allocation (unmapped on release)
     uint64_t own_host_bytes = 0;
     bool duplicated = false;    // split weights: pieces overlap in separate memory; every copy must be written
+    uint32_t pow2_shift = 0;    // split cache: every piece but the last is 1 << pow2_shift bytes (0: not so split)
 
     // The piece holding bytes [offset, offset + bytes) whole, or null when they cross a piece boundary.
     const Piece* piece_for(uint64_t offset, uint64_t bytes) const;

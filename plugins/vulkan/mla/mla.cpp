@@ -12,6 +12,41 @@ namespace halo::vk {
 
 using namespace halo::ops;
 
+namespace {
+
+// The cache tensor as MLA_CACHE_SLOTS bindings (mla_cache.glsl): itself when one binding holds it, else the
+// power-of-two pieces of its buffer that it spans (memory.cpp allocates large caches that way).
+struct CacheSlots {
+    std::vector<View> views;
+    uint32_t off = 0, shift = 31;
+};
+
+CacheSlots cache_slots(Context& c, const Tensor& cache) {
+    CacheSlots cs;
+    const auto* b = static_cast<const VulkanBuffer*>(cache.buffer);
+    const Piece* whole = b ? b->piece_for(cache.offset, cache.bytes()) : nullptr;
+    if (!b || !b->pow2_shift || (whole && cache.bytes() + c.caps().storage_align <= c.caps().max_range)) {
+        const View v = c.view(cache, "mla cache");  // throws the sentence when it cannot be bound
+        cs.views.assign(MLA_CACHE_SLOTS, v);
+        cs.off = v.elem;
+        return cs;
+    }
+    const uint64_t es = dtype_size(cache.dtype), first = cache.offset + b->lead, last = first + cache.bytes() - 1;
+    const uint64_t i0 = first >> b->pow2_shift, i1 = last >> b->pow2_shift;
+    if (i1 - i0 + 1 > MLA_CACHE_SLOTS)
+        throw Error("vulkan mla: the cache tensor (" + std::to_string(cache.bytes()) + " bytes) spans " +
+                    std::to_string(i1 - i0 + 1) + " pieces of " + std::to_string(uint64_t(1) << b->pow2_shift) +
+                    " bytes, more than the " + std::to_string(MLA_CACHE_SLOTS) +
+                    " one dispatch binds; lower the context length or the number of sequences");
+    for (uint64_t i = i0; i <= i1; ++i) cs.views.push_back({b->pieces[i].buffer, 0, b->pieces[i].size, 0});
+    while (cs.views.size() < MLA_CACHE_SLOTS) cs.views.push_back(cs.views[0]);
+    cs.off = uint32_t((first - (i0 << b->pow2_shift)) / es);
+    cs.shift = b->pow2_shift - uint32_t(__builtin_ctzll(es));
+    return cs;
+}
+
+}  // namespace
+
 void mla(Context& c, const MlaParams& p, const SeqBatch& batch) {
     const MlaWeights& w = p.w;
     const int64_t H = p.n_heads, dn = p.qk_nope_dim, dr = p.qk_rope_dim, dv = p.v_dim, r = p.kv_lora_rank;
@@ -49,7 +84,8 @@ void mla(Context& c, const MlaParams& p, const SeqBatch& batch) {
     linear(c, T, x, w.q_proj, {q, uint32_t(H * dq), 0}, "mla q_proj");
     linear(c, T, x, w.kv_a, {ckv, uint32_t(width), 0}, "mla kv_a");
 
-    const View cache = c.view(p.cache, "mla cache"), norm = c.view(w.kv_a_norm, "mla kv_a_norm"), kvb = c.view(w.kv_b, "mla kv_b");
+    const CacheSlots cache = cache_slots(c, p.cache);
+    const View norm = c.view(w.kv_a_norm, "mla kv_a_norm"), kvb = c.view(w.kv_b, "mla kv_b");
     glsl::MlaPush pc{};
     pc.rows = uint32_t(T);
     pc.heads = uint32_t(H);
@@ -62,7 +98,8 @@ void mla(Context& c, const MlaParams& p, const SeqBatch& batch) {
     pc.splits = splits;
     pc.scale = p.softmax_scale;
     pc.eps = p.kv_norm_eps;
-    pc.cache_off = cache.elem;
+    pc.cache_off = cache.off;
+    pc.cache_shift = cache.shift;
     pc.cache_dt = uint32_t(p.cache.dtype);
     pc.norm_off = norm.elem;
     pc.norm_dt = uint32_t(w.kv_a_norm.dtype);
@@ -70,15 +107,19 @@ void mla(Context& c, const MlaParams& p, const SeqBatch& batch) {
     pc.kvb_dt = uint32_t(w.kv_b.dtype);
     const uint32_t push = sizeof(glsl::MlaPush);
 
-    static const PipelineSpec write_spec{"mla_cache_write", false, {1, 1, 1, 1, 1, 1}, push, {}};
-    c.rec.dispatch(c.pipeline(write_spec), {in(bv.runs), in(bv.pages), in(bv.row_run), in(ckv), in(norm), out(cache)}, &pc,
-                   uint32_t(T));
+    auto with_cache = [&](std::vector<Binding> b, bool write) {
+        for (const View& v : cache.views) b.push_back({v, write});
+        return b;
+    };
+    static const PipelineSpec write_spec{"mla_cache_write", false, {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, push, {}};
+    c.rec.dispatch(c.pipeline(write_spec), with_cache({in(bv.runs), in(bv.pages), in(bv.row_run), in(ckv), in(norm)}, true),
+                   &pc, uint32_t(T));
     static const PipelineSpec absorb_spec{"mla_absorb", false, {1, 1, 1}, push, {}};
     c.rec.dispatch(c.pipeline(absorb_spec), {in(q), in(kvb), out(qc)}, &pc, groups(width, 64), uint32_t(H), uint32_t(T));
-    static const PipelineSpec attn_spec{"mla_attention", false, {1, 1, 1, 1, 1, 1}, push, {}};
-    static const PipelineSpec heads_spec{"mla_attention_heads", false, {1, 1, 1, 1, 1, 1}, push, {}};
+    static const PipelineSpec attn_spec{"mla_attention", false, {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, push, {}};
+    static const PipelineSpec heads_spec{"mla_attention_heads", false, {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, push, {}};
     c.rec.dispatch(c.pipeline(per_head ? attn_spec : heads_spec),
-                   {in(bv.runs), in(bv.pages), in(bv.row_run), in(qc), in(cache), out(part)}, &pc, splits,
+                   with_cache({in(bv.runs), in(bv.pages), in(bv.row_run), in(qc), out(part)}, false), &pc, splits,
                    uint32_t(head_groups), uint32_t(T));
     static const PipelineSpec combine_spec{"mla_combine", false, {1, 1}, push, {}};
     c.rec.dispatch(c.pipeline(combine_spec), {in(part), out(ctx)}, &pc, uint32_t(H), uint32_t(T));

@@ -17,8 +17,9 @@ layout(binding = 0) readonly buffer Runs { RunDesc runs[]; };
 layout(binding = 1) readonly buffer Pages { int pages[]; };
 layout(binding = 2) readonly buffer RowRun { int row_run[]; };
 layout(binding = 3) readonly buffer Qc { float qc[]; };
-HALO_TENSOR_RO(4, cache)
-layout(binding = 5) writeonly buffer Part { float part[]; };
+layout(binding = 4) writeonly buffer Part { float part[]; };
+#define MLA_CACHE_BINDING 5
+#include "plugins/vulkan/mla/mla_cache.glsl"
 
 shared float qs[MAXW];
 shared float ps[TILE];
@@ -27,7 +28,7 @@ shared uint rowbase[TILE];
 
 uint token_base(RunDesc run, uint j) {
     const uint page = uint(pages[run.page_base + int(j / p.page_size)]);
-    return p.cache_off + (page * p.page_size + j % p.page_size) * p.width;
+    return (page * p.page_size + j % p.page_size) * p.width;
 }
 
 void main() {
@@ -49,7 +50,7 @@ void main() {
             const uint b = token_base(run, j);
             rowbase[tid] = b;
             float dot_ = 0.0;
-            for (uint e = 0u; e < p.width; ++e) dot_ += qs[e] * cache_load(b + e, p.cache_dt);
+            for (uint e = 0u; e < p.width; ++e) dot_ += qs[e] * mla_cache_load(b + e);
             sc = dot_ * p.scale;
         }
         red[tid] = sc;
@@ -76,7 +77,7 @@ void main() {
             const uint e = tid + i * TILE;
             if (e < p.rank) {
                 float a = acc[i] * alpha;
-                for (uint jj = 0u; jj < n; ++jj) a += ps[jj] * cache_load(rowbase[jj] + e, p.cache_dt);
+                for (uint jj = 0u; jj < n; ++jj) a += ps[jj] * mla_cache_load(rowbase[jj] + e);
                 acc[i] = a;
             }
         }

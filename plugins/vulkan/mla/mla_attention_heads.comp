@@ -18,8 +18,9 @@ layout(binding = 0) readonly buffer Runs { RunDesc runs[]; };
 layout(binding = 1) readonly buffer Pages { int pages[]; };
 layout(binding = 2) readonly buffer RowRun { int row_run[]; };
 layout(binding = 3) readonly buffer Qc { float qc[]; };
-HALO_TENSOR_RO(4, cache)
-layout(binding = 5) writeonly buffer Part { float part[]; };
+layout(binding = 4) writeonly buffer Part { float part[]; };
+#define MLA_CACHE_BINDING 5
+#include "plugins/vulkan/mla/mla_cache.glsl"
 
 shared float qs[HB][KS + 1u];
 shared float cs[TJ][KS + 1u];
@@ -29,7 +30,7 @@ shared float m_sh[HB], l_sh[HB], alpha_sh[HB];
 
 uint token_base(RunDesc run, uint j) {
     const uint page = uint(pages[run.page_base + int(j / p.page_size)]);
-    return p.cache_off + (page * p.page_size + j % p.page_size) * p.width;
+    return (page * p.page_size + j % p.page_size) * p.width;
 }
 
 void main() {
@@ -59,7 +60,7 @@ void main() {
                 const uint idx = tid + 256u * i, a = idx / KS, kk = idx % KS, k = k0 + kk;
                 float qv = 0.0, cv = 0.0;
                 if (h0 + a < H && k < width) qv = qc[(t * H + h0 + a) * width + k];
-                if (a < nj && k < width) cv = cache_load(rowbase[a] + k, p.cache_dt);
+                if (a < nj && k < width) cv = mla_cache_load(rowbase[a] + k);
                 qs[a][kk] = qv;
                 cs[a][kk] = cv;
             }
@@ -99,7 +100,7 @@ void main() {
             float cv[8];
             for (uint m = 0u; m < 8u; ++m) {
                 const uint e = el + 64u * m;
-                cv[m] = e < rank ? cache_load(rowbase[j] + e, p.cache_dt) : 0.0;
+                cv[m] = e < rank ? mla_cache_load(rowbase[j] + e) : 0.0;
             }
             for (uint a = 0u; a < 8u; ++a) {
                 const float pj = ps[8u * g + a][j];

@@ -13,7 +13,9 @@ layout(binding = 1) readonly buffer Pages { int pages[]; };
 layout(binding = 2) readonly buffer RowRun { int row_run[]; };
 layout(binding = 3) readonly buffer Ckv { float ckv[]; };
 HALO_TENSOR_RO(4, nw)
-HALO_TENSOR_RW(5, cache)
+#define MLA_CACHE_BINDING 5
+#define MLA_CACHE_WRITABLE
+#include "plugins/vulkan/mla/mla_cache.glsl"
 
 shared float partial[64];
 
@@ -23,7 +25,7 @@ void main() {
     const RunDesc run = runs[row_run[t]];
     const uint pos = uint(run.pos) + t - uint(run.first_row);
     const uint page = uint(pages[run.page_base + int(pos / p.page_size)]);
-    const uint dst = p.cache_off + (page * p.page_size + pos % p.page_size) * p.width;
+    const uint dst = (page * p.page_size + pos % p.page_size) * p.width;
     const uint src = t * p.width;
     float ss = 0.0;
     for (uint e = tid; e < p.rank; e += 64u) ss += ckv[src + e] * ckv[src + e];
@@ -36,6 +38,6 @@ void main() {
     const float inv = inversesqrt(partial[0] / float(p.rank) + p.eps);
     for (uint e = tid; e < p.width; e += 64u) {
         const float v = e < p.rank ? ckv[src + e] * inv * nw_load(p.norm_off + e, p.norm_dt) : ckv[src + e];
-        cache_store(dst + e, p.cache_dt, v);
+        mla_cache_store(dst + e, v);
     }
 }

@@ -1,10 +1,13 @@
 // Push constants of the MLA shaders, shared by GLSL and C++. Workspace activations are bound at element 0:
 // q [T, H*(dn+dr)], ckv [T, r+dr], qc [T, H, r+dr] (absorbed queries), part [T, H, splits, r+2] (partial context,
-// max, sum), ctx [T, H, r]. The cache is [pages, page_size, r+dr] in its own dtype.
+// max, sum), ctx [T, H, r]. The cache is [pages, page_size, r+dr] in its own dtype, bound as MLA_CACHE_SLOTS
+// slots (mla_cache.glsl).
 #ifndef HALO_VK_MLA_SHARED_H
 #define HALO_VK_MLA_SHARED_H
 
 #include "plugins/vulkan/shaders/interop.h"
+
+#define MLA_CACHE_SLOTS 8
 
 HALO_GLSL_BEGIN
 
@@ -26,7 +29,7 @@ struct MlaPush {
     uint norm_dt;
     uint kvb_off;
     uint kvb_dt;
-    uint pad0;
+    uint cache_shift;  // log2 of the cache elements per binding slot (31: one slot)
     uint pad1;
     uint pad2;
 };
