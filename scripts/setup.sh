@@ -7,7 +7,7 @@ packages=(
   libboost-dev libtomlplusplus-dev nlohmann-json3-dev libcli11-dev libpcre2-dev
   libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev
-  libvulkan-dev glslc glslang-tools spirv-tools mesa-vulkan-drivers vulkan-tools
+  libvulkan-dev glslc glslang-tools spirv-tools mesa-vulkan-drivers vulkan-tools vulkan-validationlayers
 )
 
 missing=()

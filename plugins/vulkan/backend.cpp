@@ -22,8 +22,9 @@ VulkanBackend::VulkanBackend(const BackendOptions& options) {
     memory_ = std::make_unique<Memory>(*device_);
     recorder_ = std::make_unique<Recorder>(*device_, *memory_);
     pipelines_ = std::make_unique<Pipelines>(*device_);
-    const int32_t ws_placement = memory_->find(PlacementKind::device_local) >= 0 ? memory_->find(PlacementKind::device_local)
-                                                                               : memory_->find(PlacementKind::host_visible);
+    int32_t ws_placement = memory_->find(PlacementKind::host_visible);  // op temporaries follow the scratch default
+    for (size_t i = 0; i < memory_->placements().size(); ++i)
+        if (memory_->placement_info()[i].name == memory_->default_placement(MemoryUse::scratch)) ws_placement = int32_t(i);
     workspace_ = std::make_unique<Workspace>(*memory_, *recorder_, device_->caps(), ws_placement);
     ctx_ = std::make_unique<Context>(*device_, *memory_, *recorder_, *pipelines_, *workspace_);
 

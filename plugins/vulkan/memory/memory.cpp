@@ -107,7 +107,13 @@ std::string Memory::default_placement(ops::MemoryUse use) const {
     const bool uma = device_.physical().unified_memory;
     if (use == ops::MemoryUse::weights && uma)  // weights stay in system memory: imported in place, else GTT
         return find(PlacementKind::host_import) >= 0 ? "host-import" : "host-visible";
-    return find(PlacementKind::device_local) >= 0 ? "device-local" : "host-visible";
+    const int32_t dl = find(PlacementKind::device_local);
+    if (dl < 0) return "host-visible";
+    // On an iGPU the device-local heap is the BIOS carve-out, often 512 MB; the GTT pool is most of memory. Use
+    // the carve-out by default only when it is large enough to matter.
+    const uint64_t heap = device_.physical().memory.memoryHeaps[placements_[size_t(dl)].heap_index].size;
+    if (uma && heap < (uint64_t(16) << 30)) return "host-visible";
+    return "device-local";
 }
 
 const std::vector<ops::PlacementInfo>& Memory::placement_info() {

@@ -68,7 +68,9 @@ public:
     const std::vector<ops::PlacementInfo>& placement_info();
     const std::vector<Placement>& placements() const { return placements_; }
     int32_t find(PlacementKind kind) const;  // index of the placement, or -1
-    // Default placement per MemoryUse.
+    // Default placement per MemoryUse. Discrete GPU: device-local. Integrated GPU (the GTT strategy): weights
+    // host-import (host-visible without the extension), the rest device-local only when the carve-out heap is at
+    // least 16 GB, else host-visible.
     std::string default_placement(ops::MemoryUse use) const;
 
     VulkanBuffer* allocate(ops::MemoryUse use, int32_t placement, uint64_t bytes);
