@@ -53,7 +53,8 @@ int main(int argc, char** argv) {
     struct Shape {
         int64_t M, N, K;
     };
-    for (Shape s : {Shape{512, 4096, 2304}, {512, 2304, 4096}, {128, 1024, 2304}, {1, 4096, 2304}, {1, 163840, 2304},
+    for (Shape s : {Shape{512, 4096, 2304}, {512, 2304, 4096}, {128, 1024, 2304}, {64, 1024, 2304}, {33, 1024, 2304},
+                    {32, 1024, 2304}, {16, 1024, 2304}, {5, 1024, 2304}, {1, 4096, 2304}, {1, 163840, 2304},
                     {1, 1024, 2304}, {4, 4096, 2304}}) {
         std::vector<uint16_t> w(size_t(s.N * s.K));
         for (size_t i = 0; i < w.size(); ++i) w[i] = ops::f32_to_bf16(float(int(i % 251) - 125) * 1e-3f);
@@ -64,7 +65,7 @@ int main(int argc, char** argv) {
         const double gflops = 2.0 * double(s.M * s.N * s.K) / sec / 1e9;
         const double gbs = double(w.size() * 2) / sec / 1e9;
         std::printf("| %lld x %lld x %lld | %s | %.2f | %.1f | %.1f |\n", (long long)s.M, (long long)s.N, (long long)s.K,
-                    s.M <= 4 ? "matvec" : "packed", sec * 1e3, gflops, gbs);
+                    s.M <= 32 ? "unpacked" : "packed", sec * 1e3, gflops, gbs);
         out.push_back({{"M", s.M}, {"N", s.N}, {"K", s.K}, {"ms", sec * 1e3}, {"gflops", gflops}, {"weight_gbs", gbs}});
     }
     std::printf("%s\n", out.dump().c_str());

@@ -1,5 +1,18 @@
-// AVX-512 kernels (compiled with -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c).
+// AVX-512 kernels. The standard and shared headers are included first, under the baseline ISA; only the kernel
+// functions below the pragma are compiled for AVX-512, so no AVX-512 copy of a shared inline function (std::exp,
+// ops::bf16_to_f32, std::fill) can be picked by the linker for code that runs on processors without it.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <immintrin.h>
+
+#include "ops/dtype.h"
+#include "plugins/cpu/kernels.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c,avx2")
 #define HALO_KERNEL_NS avx512
+#define HALO_KERNELS_AVX512 1
 #include "plugins/cpu/kernels_impl.h"
 
 namespace halo::cpu {
@@ -12,3 +25,4 @@ const Kernels& avx512_kernels() {
 }
 
 }  // namespace halo::cpu
+#pragma GCC pop_options

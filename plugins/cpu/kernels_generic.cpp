@@ -1,5 +1,6 @@
 // Portable kernels for any x86-64 (or other) processor, and the choice of the best table at start-up.
 #define HALO_KERNEL_NS generic
+#define HALO_KERNELS_AVX512 0
 #include "plugins/cpu/kernels_impl.h"
 
 #include <cstdlib>

@@ -1,6 +1,7 @@
-// Kernel bodies, included by kernels_avx512.cpp and kernels_generic.cpp. With __AVX512F__ defined the hot loops
-// use AVX-512 intrinsics; otherwise plain loops the compiler vectorises for the baseline ISA.
-// Defines HALO_KERNELS_NAME() returning the table.
+// Kernel bodies, included by kernels_avx512.cpp and kernels_generic.cpp inside namespace HALO_KERNEL_NS. With
+// HALO_KERNELS_AVX512 set (and the includer's `#pragma GCC target` enabling AVX-512 for these functions only) the
+// hot loops use AVX-512 intrinsics; otherwise plain loops the compiler vectorises for the baseline ISA.
+// The includer includes the standard headers first, so no shared inline function is compiled for AVX-512.
 #pragma once
 
 #include <algorithm>
@@ -9,7 +10,7 @@
 
 #include "plugins/cpu/kernels.h"
 
-#ifdef __AVX512F__
+#if HALO_KERNELS_AVX512
 #include <immintrin.h>
 #endif
 
@@ -20,9 +21,8 @@ using ops::DType;
 constexpr int64_t kNr = 32;   // packed panel width (outputs)
 constexpr int64_t kKb = 256;  // k block
 constexpr int64_t kMr = 8;    // rows per micro-kernel call
+constexpr int64_t kMatvecRows = 32;  // up to this many rows of x, weights are streamed without packing
 static_assert(kNr * kKb == kPackFloats);
-
-inline float load_one(const void* p, DType t, int64_t i) { return ops::load_as_f32(p, t, size_t(i)); }
 
 void to_f32(const void* src, DType dtype, float* dst, int64_t n) {
     if (dtype == DType::f32) {
@@ -31,7 +31,7 @@ void to_f32(const void* src, DType dtype, float* dst, int64_t n) {
     }
     const uint16_t* s = static_cast<const uint16_t*>(src);
     int64_t i = 0;
-#ifdef __AVX512F__
+#if HALO_KERNELS_AVX512
     if (dtype == DType::bf16) {
         for (; i + 16 <= n; i += 16)
             _mm512_storeu_ps(dst + i, _mm512_castsi512_ps(_mm512_slli_epi32(
@@ -46,7 +46,7 @@ void to_f32(const void* src, DType dtype, float* dst, int64_t n) {
         for (; i < n; ++i) dst[i] = ops::f16_to_f32(s[i]);
 }
 
-#ifdef __AVX512F__
+#if HALO_KERNELS_AVX512
 // 16 elements of a weight row as f32; mask selects the valid lanes of a tail.
 inline __m512 load16(const void* base, DType t, int64_t i, __mmask16 m = 0xffff) {
     switch (t) {
@@ -60,77 +60,75 @@ inline __m512 load16(const void* base, DType t, int64_t i, __mmask16 m = 0xffff)
 }
 #endif
 
-// Matrix-vector form for a few rows of x: each weight row is streamed once and used for all M rows.
-template <int M>
-void matvec(const float* x, int64_t ldx, const Matrix& w, int64_t n0, int64_t n1, float* y, int64_t ldy, bool acc) {
-    const int64_t K = w.cols;
-    const size_t es = ops::dtype_size(w.dtype);
-    const char* base = static_cast<const char*>(w.data);
-#ifdef __AVX512F__
-    const int64_t k_full = K / 16 * 16;
-    const __mmask16 tail = __mmask16((1u << (K - k_full)) - 1);
-    int64_t n = n0;
-    for (; n + 4 <= n1; n += 4) {
-        __m512 a[4][M];
-        for (int r = 0; r < 4; ++r)
-            for (int m = 0; m < M; ++m) a[r][m] = _mm512_setzero_ps();
-        const void* rows[4];
-        for (int r = 0; r < 4; ++r) rows[r] = base + size_t(n + r) * size_t(w.ld) * es;
-        for (int64_t k = 0; k < k_full; k += 16) {
-            __m512 xv[M];
-            for (int m = 0; m < M; ++m) xv[m] = _mm512_loadu_ps(x + m * ldx + k);
-            for (int r = 0; r < 4; ++r) {
-                const __m512 wv = load16(rows[r], w.dtype, k);
-                for (int m = 0; m < M; ++m) a[r][m] = _mm512_fmadd_ps(wv, xv[m], a[r][m]);
-            }
-        }
-        if (tail) {
-            __m512 xv[M];
-            for (int m = 0; m < M; ++m) xv[m] = _mm512_maskz_loadu_ps(tail, x + m * ldx + k_full);
-            for (int r = 0; r < 4; ++r) {
-                const __m512 wv = load16(rows[r], w.dtype, k_full, tail);
-                for (int m = 0; m < M; ++m) a[r][m] = _mm512_fmadd_ps(wv, xv[m], a[r][m]);
-            }
-        }
-        for (int r = 0; r < 4; ++r)
-            for (int m = 0; m < M; ++m) {
-                const float v = _mm512_reduce_add_ps(a[r][m]);
-                float& out = y[m * ldy + n + r];
-                out = acc ? out + v : v;
-            }
-    }
-    for (; n < n1; ++n) {
-        const void* row = base + size_t(n) * size_t(w.ld) * es;
-        __m512 a[M];
-        for (int m = 0; m < M; ++m) a[m] = _mm512_setzero_ps();
-        for (int64_t k = 0; k < K; k += 16) {
-            const __mmask16 mk = k + 16 <= K ? __mmask16(0xffff) : tail;
-            const __m512 wv = load16(row, w.dtype, k, mk);
-            for (int m = 0; m < M; ++m) a[m] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(mk, x + m * ldx + k), a[m]);
-        }
-        for (int m = 0; m < M; ++m) {
-            const float v = _mm512_reduce_add_ps(a[m]);
-            float& out = y[m * ldy + n];
-            out = acc ? out + v : v;
+// Few-row form: NR weight rows are streamed once per group of MR rows of x, without packing; the NR rows stay in
+// L1 while every row group of x passes by them. y[m, n .. n+NR) for m in [0, MR).
+template <int MR, int NR>
+void tile(const float* x, int64_t ldx, const char* const* rows, DType dt, int64_t K, float* y, int64_t ldy, bool acc) {
+#if HALO_KERNELS_AVX512
+    __m512 a[NR][MR];
+    for (int r = 0; r < NR; ++r)
+        for (int m = 0; m < MR; ++m) a[r][m] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < K; k += 16) {
+        const __mmask16 mk = k + 16 <= K ? __mmask16(0xffff) : __mmask16((1u << (K - k)) - 1);
+        __m512 xv[MR];
+        for (int m = 0; m < MR; ++m) xv[m] = _mm512_maskz_loadu_ps(mk, x + m * ldx + k);
+        for (int r = 0; r < NR; ++r) {
+            const __m512 wv = load16(rows[r], dt, k, mk);
+            for (int m = 0; m < MR; ++m) a[r][m] = _mm512_fmadd_ps(wv, xv[m], a[r][m]);
         }
     }
+    for (int r = 0; r < NR; ++r)
+        for (int m = 0; m < MR; ++m) {
+            const float v = _mm512_reduce_add_ps(a[r][m]);
+            y[m * ldy + r] = acc ? y[m * ldy + r] + v : v;
+        }
 #else
     float buf[256];
-    for (int64_t n = n0; n < n1; ++n) {
-        const void* row = base + size_t(n) * size_t(w.ld) * es;
-        float s[M] = {};
-        for (int64_t k0 = 0; k0 < K; k0 += 256) {
-            const int64_t kn = std::min<int64_t>(256, K - k0);
-            to_f32(static_cast<const char*>(row) + size_t(k0) * es, w.dtype, buf, kn);
-            for (int m = 0; m < M; ++m) {
+    float s[NR][MR] = {};
+    const size_t es = ops::dtype_size(dt);
+    for (int64_t k0 = 0; k0 < K; k0 += 256) {
+        const int64_t kn = std::min<int64_t>(256, K - k0);
+        for (int r = 0; r < NR; ++r) {
+            to_f32(rows[r] + size_t(k0) * es, dt, buf, kn);
+            for (int m = 0; m < MR; ++m) {
                 float part = 0;
                 for (int64_t k = 0; k < kn; ++k) part += buf[k] * x[m * ldx + k0 + k];
-                s[m] += part;
+                s[r][m] += part;
             }
         }
-        for (int m = 0; m < M; ++m) y[m * ldy + n] = acc ? y[m * ldy + n] + s[m] : s[m];
     }
+    for (int r = 0; r < NR; ++r)
+        for (int m = 0; m < MR; ++m) y[m * ldy + r] = acc ? y[m * ldy + r] + s[r][m] : s[r][m];
 #endif
+}
+
+template <int NR>
+void tile_rows(int mr, const float* x, int64_t ldx, const char* const* rows, DType dt, int64_t K, float* y, int64_t ldy,
+               bool acc) {
+    switch (mr) {
+    case 1: tile<1, NR>(x, ldx, rows, dt, K, y, ldy, acc); break;
+    case 2: tile<2, NR>(x, ldx, rows, dt, K, y, ldy, acc); break;
+    case 3: tile<3, NR>(x, ldx, rows, dt, K, y, ldy, acc); break;
+    default: tile<4, NR>(x, ldx, rows, dt, K, y, ldy, acc); break;
+    }
+}
+
+void matvec(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0, int64_t n1, float* y, int64_t ldy,
+            bool acc) {
+    const size_t row_bytes = size_t(w.ld) * ops::dtype_size(w.dtype);
+    const char* base = static_cast<const char*>(w.data);
+    int64_t n = n0;
+    for (; n + 4 <= n1; n += 4) {
+        const char* rows[4] = {base + size_t(n) * row_bytes, base + size_t(n + 1) * row_bytes,
+                               base + size_t(n + 2) * row_bytes, base + size_t(n + 3) * row_bytes};
+        for (int64_t m0 = 0; m0 < M; m0 += 4)
+            tile_rows<4>(int(std::min<int64_t>(4, M - m0)), x + m0 * ldx, ldx, rows, w.dtype, w.cols, y + m0 * ldy + n, ldy, acc);
+    }
+    for (; n < n1; ++n) {
+        const char* rows[1] = {base + size_t(n) * row_bytes};
+        for (int64_t m0 = 0; m0 < M; m0 += 4)
+            tile_rows<1>(int(std::min<int64_t>(4, M - m0)), x + m0 * ldx, ldx, rows, w.dtype, w.cols, y + m0 * ldy + n, ldy, acc);
+    }
 }
 
 // Packs W[n0 .. n0+nr) x [k0 .. k0+kb) as f32 into pack[k][kNr], zero-padding columns nr..kNr-1.
@@ -159,7 +157,7 @@ void pack_panel(const Matrix& w, int64_t n0, int64_t nr, int64_t k0, int64_t kb,
 // C[MR, nr] (+)= A[MR, kb] * P[kb, kNr] for a packed panel P.
 template <int MR>
 void micro(const float* a, int64_t lda, const float* p, int64_t kb, float* c, int64_t ldc, int64_t nr, bool acc) {
-#ifdef __AVX512F__
+#if HALO_KERNELS_AVX512
     __m512 c0[MR], c1[MR];
     for (int m = 0; m < MR; ++m) c0[m] = c1[m] = _mm512_setzero_ps();
     for (int64_t k = 0; k < kb; ++k) {
@@ -209,13 +207,9 @@ void micro_any(int mr, const float* a, int64_t lda, const float* p, int64_t kb, 
 void matmul(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0, int64_t n1, float* y, int64_t ldy,
             bool acc, float* pack) {
     if (M <= 0 || n1 <= n0) return;
-    if (!w.kn && M <= 4) {
-        switch (M) {
-        case 1: matvec<1>(x, ldx, w, n0, n1, y, ldy, acc); return;
-        case 2: matvec<2>(x, ldx, w, n0, n1, y, ldy, acc); return;
-        case 3: matvec<3>(x, ldx, w, n0, n1, y, ldy, acc); return;
-        default: matvec<4>(x, ldx, w, n0, n1, y, ldy, acc); return;
-        }
+    if (!w.kn && M <= kMatvecRows) {
+        matvec(M, x, ldx, w, n0, n1, y, ldy, acc);
+        return;
     }
     // k blocks outermost, so the [M, kKb] slice of x stays in L2 while every panel of W passes by it.
     const int64_t K = w.cols;
@@ -236,7 +230,7 @@ void matmul(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0,
 float dot(const float* a, const float* b, int64_t n) {
     int64_t i = 0;
     float s = 0;
-#ifdef __AVX512F__
+#if HALO_KERNELS_AVX512
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     for (; i + 32 <= n; i += 32) {
         acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
@@ -268,7 +262,7 @@ void mul(const float* a, float* y, int64_t n) {
 
 float sum_squares(const float* x, int64_t n) { return dot(x, x, n); }
 
-#ifdef __AVX512F__
+#if HALO_KERNELS_AVX512
 // exp for 16 lanes: x = k ln2 + r, |r| <= ln2/2, degree-6 polynomial; about 1 ulp. Inputs below -87.3 give 0.
 inline __m512 exp16(__m512 x) {
     const __m512 lo = _mm512_set1_ps(-87.3365f), hi = _mm512_set1_ps(88.7228f);
@@ -291,7 +285,7 @@ inline __m512 exp16(__m512 x) {
 
 void exp_vec(const float* x, float* y, int64_t n) {
     int64_t i = 0;
-#ifdef __AVX512F__
+#if HALO_KERNELS_AVX512
     for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, exp16(_mm512_loadu_ps(x + i)));
     if (i < n) {
         const __mmask16 m = __mmask16((1u << (n - i)) - 1);
@@ -331,7 +325,7 @@ void delta_step(float* S, int64_t K, int64_t V, const float* q, const float* k, 
 void pair_dots(const float* gi, const float* gj, const float* a, const float* b, const float* c, int64_t n, float* out) {
     int64_t i = 0;
     float s0 = 0, s1 = 0;
-#ifdef __AVX512F__
+#if HALO_KERNELS_AVX512
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     for (; i < n; i += 16) {
         const __mmask16 m = i + 16 <= n ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
