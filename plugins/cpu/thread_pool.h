@@ -1,10 +1,15 @@
 // A fixed set of worker threads that run one parallel loop at a time. The calling thread takes part, so a pool of
 // n threads starts n - 1 workers. Not reentrant: run() must not be called from inside a task.
+//
+// Work is handed out through one atomic ticket (loop generation << 32 | next index). The caller waits for the
+// loop's tasks to finish, not for the workers to wake up: a worker that is descheduled when a loop starts simply
+// misses it, so an oversubscribed machine slows a loop down but never stalls it.
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -14,6 +19,7 @@ namespace halo::cpu {
 
 class ThreadPool {
 public:
+    // Throws std::runtime_error (a sentence) when the threads cannot be started; none is left running then.
     explicit ThreadPool(int threads);
     ~ThreadPool();
     ThreadPool(const ThreadPool&) = delete;
@@ -26,19 +32,26 @@ public:
     void run(int64_t n, const std::function<void(int64_t i, int thread)>& task);
 
 private:
+    // One loop: which function, how many tasks. Two slots alternate by generation, so a worker that read the
+    // ticket of an old loop can never see the descriptor being rewritten for the next one (see run()).
+    struct Loop {
+        std::atomic<const std::function<void(int64_t, int)>*> task{nullptr};
+        std::atomic<int64_t> n{0};
+    };
+
     void worker_loop(int thread);
-    void drain(int thread);
+    void work(int thread);  // claims and runs tasks of the current loop until none is left
+    void shutdown();
 
     std::vector<std::thread> workers_;
+    Loop loops_[2];
+    std::atomic<uint64_t> ticket_{0};      // generation << 32 | next task index
+    std::atomic<int64_t> remaining_{0};    // tasks of the current loop not finished yet
+    uint32_t generation_ = 0;              // caller thread only
+    std::atomic<bool> stop_{false};
     std::mutex mutex_;
     std::condition_variable wake_, done_;
-    const std::function<void(int64_t, int)>* task_ = nullptr;
-    int64_t n_ = 0;
-    std::atomic<int64_t> next_{0};
-    std::atomic<int> busy_{0};
-    uint64_t generation_ = 0;
-    bool stop_ = false;
-    std::exception_ptr error_;
+    std::exception_ptr error_;             // guarded by mutex_
 };
 
 }  // namespace halo::cpu
