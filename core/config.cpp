@@ -20,6 +20,13 @@ int32_t ModelConfig::mixer_index(int32_t layer) const {
 
 namespace {
 
+// Upper bounds on config values: generous for any real checkpoint (the largest Kimi models are far below them),
+// small enough that no product of a few of them overflows 64 bits and that nothing absurd is allocated.
+constexpr int64_t kMaxDim = 1 << 20;        // widths, heads, ranks, experts
+constexpr int64_t kMaxLayers = 4096;
+constexpr int64_t kMaxVocab = 1 << 24;
+constexpr int64_t kMaxTokenId = INT32_MAX;
+
 // Reads fields of one JSON object, turning every problem into a sentence that names the file and the field.
 class Fields {
 public:
@@ -34,15 +41,18 @@ public:
         if (!obj_.contains(key)) fail(key, "is missing");
         return obj_.at(key);
     }
-    int64_t integer(const std::string& key, int64_t min_value = 1) const {
+    // An integer in [min_value, max_value]; the default bound keeps every derived size far from overflow.
+    int64_t integer(const std::string& key, int64_t min_value = 1, int64_t max_value = kMaxDim) const {
         const json& v = raw(key);
         if (!v.is_number_integer()) fail(key, "must be an integer, not " + v.dump());
+        if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX)) fail(key, "is far too large");
         const int64_t x = v.get<int64_t>();
         if (x < min_value) fail(key, "must be at least " + std::to_string(min_value) + ", not " + std::to_string(x));
+        if (x > max_value) fail(key, "is " + std::to_string(x) + ", more than the supported " + std::to_string(max_value));
         return x;
     }
-    int64_t integer_or(const std::string& key, int64_t fallback, int64_t min_value = 0) const {
-        return has(key) ? integer(key, min_value) : fallback;
+    int64_t integer_or(const std::string& key, int64_t fallback, int64_t min_value = 0, int64_t max_value = kMaxDim) const {
+        return has(key) ? integer(key, min_value, max_value) : fallback;
     }
     double number(const std::string& key) const {
         const json& v = raw(key);
@@ -66,9 +76,12 @@ public:
         const json& v = raw(key);
         if (!v.is_array()) fail(key, "must be a list of layer numbers");
         std::vector<int32_t> out;
+        if (v.size() > size_t(kMaxLayers)) fail(key, "lists more than " + std::to_string(kMaxLayers) + " layers");
         for (const json& e : v) {
             if (!e.is_number_integer()) fail(key, "must hold only integers, not " + e.dump());
-            out.push_back(e.get<int32_t>());
+            const int64_t x = e.get<int64_t>();
+            if (x < INT32_MIN || x > INT32_MAX) fail(key, "holds " + e.dump() + ", which is not a layer number");
+            out.push_back(int32_t(x));
         }
         return out;
     }
@@ -89,16 +102,16 @@ ModelConfig parse_model_config(const json& doc, const std::string& source) {
         throw ConfigError(source + ": model_type is '" + c.model_type +
                           "', but this engine runs only 'kimi_linear' (Kimi-Linear) checkpoints");
     c.dtype = f.has("dtype") ? f.string_or("dtype", "bfloat16") : f.string_or("torch_dtype", "bfloat16");
-    c.vocab_size = f.integer("vocab_size");
+    c.vocab_size = f.integer("vocab_size", 1, kMaxVocab);
     c.hidden_size = f.integer("hidden_size");
-    c.num_hidden_layers = int32_t(f.integer("num_hidden_layers"));
+    c.num_hidden_layers = int32_t(f.integer("num_hidden_layers", 1, kMaxLayers));
     c.rms_norm_eps = f.number("rms_norm_eps");
     if (!(c.rms_norm_eps > 0)) f.fail("rms_norm_eps", "must be positive");
     c.tie_word_embeddings = f.boolean_or("tie_word_embeddings", false);
-    c.bos_token_id = f.integer_or("bos_token_id", -1, -1);
-    c.eos_token_id = f.integer_or("eos_token_id", -1, -1);
-    c.pad_token_id = f.integer_or("pad_token_id", -1, -1);
-    c.model_max_length = f.integer_or("model_max_length", 0);
+    c.bos_token_id = f.integer_or("bos_token_id", -1, -1, kMaxTokenId);
+    c.eos_token_id = f.integer_or("eos_token_id", -1, -1, kMaxTokenId);
+    c.pad_token_id = f.integer_or("pad_token_id", -1, -1, kMaxTokenId);
+    c.model_max_length = f.integer_or("model_max_length", 0, 0, INT64_MAX / 2);
 
     const std::string act = f.string_or("hidden_act", "silu");
     if (act != "silu") f.fail("hidden_act", "is '" + act + "'; only 'silu' is supported");
@@ -138,8 +151,8 @@ ModelConfig parse_model_config(const json& doc, const std::string& source) {
     }
 
     // MoE / dense FFN
-    c.first_k_dense_replace = int32_t(f.integer_or("first_k_dense_replace", 0));
-    c.moe_layer_freq = int32_t(f.integer_or("moe_layer_freq", 1, 1));
+    c.first_k_dense_replace = int32_t(f.integer_or("first_k_dense_replace", 0, 0, kMaxLayers));
+    c.moe_layer_freq = int32_t(f.integer_or("moe_layer_freq", 1, 1, kMaxLayers));
     c.num_experts = int32_t(f.integer_or("num_experts", 0));
     for (int32_t i = 0; i < c.num_hidden_layers; ++i) {
         c.mixer.push_back(kda_set.count(i + 1) ? MixerKind::kda : MixerKind::mla);

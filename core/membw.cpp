@@ -7,6 +7,14 @@
 #include <thread>
 #include <vector>
 
+#if defined(__x86_64__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"  // GCC 12 false positives inside the intrinsics headers
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#endif
+
 namespace halo {
 
 namespace {
@@ -24,9 +32,6 @@ uint64_t read_range(const uint64_t* p, size_t n) {
 }
 
 #if defined(__x86_64__)
-#pragma GCC diagnostic ignored "-Wuninitialized"        // GCC 12 false positives inside the intrinsics headers
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
 // The same with 512-bit loads, four independent accumulators (used when the processor has AVX-512).
 __attribute__((target("avx512f"))) uint64_t read_range_avx512(const uint64_t* p, size_t n) {
     __m512i a = _mm512_setzero_si512(), b = a, c = a, d = a;

@@ -51,14 +51,37 @@ std::string MemoryPlan::describe(const DeviceInfo& device) const {
     return s;
 }
 
+namespace {
+
+const ModelOptions& checked(const ModelOptions& o) {
+    if (o.max_step_rows < 1 || o.max_logit_rows < 1 || o.max_sequences < 1 || o.max_context < 1 || o.page_size < 1 ||
+        o.kda_chunk < 1)
+        throw std::runtime_error("model options: step rows, logit rows, sequences, context, page size and KDA chunk "
+                                 "must all be at least 1");
+    if (o.max_step_rows > (1 << 20) || o.max_context > (int64_t(1) << 31) ||
+        int64_t(o.max_sequences) * ((o.max_context + o.page_size - 1) / o.page_size) > INT32_MAX)
+        throw std::runtime_error("model options: the step size, context or number of sequences is too large");
+    return o;
+}
+
+int32_t pages_for(const ModelOptions& o) {
+    return int32_t(int64_t(o.max_sequences) * ((o.max_context + o.page_size - 1) / o.page_size));
+}
+
+}  // namespace
+
+Model::OwnedBuffers::~OwnedBuffers() {
+    for (auto it = list.rbegin(); it != list.rend(); ++it) backend.release(*it);
+}
+
+void Model::OwnedBuffers::release(Buffer* b) {
+    list.erase(std::remove(list.begin(), list.end(), b), list.end());
+    backend.release(b);
+}
+
 Model::Model(Backend& backend, const std::filesystem::path& dir, const ModelOptions& options)
-    : backend_(backend), config_(load_model_config(dir)), options_(options),
-      pool_(options.max_sequences,
-            int32_t(options.max_sequences * ((options.max_context + options.page_size - 1) / options.page_size)),
-            options.page_size) {
-    if (options_.max_step_rows < 1 || options_.max_logit_rows < 1 || options_.max_sequences < 1 ||
-        options_.max_context < 1 || options_.page_size < 1)
-        throw std::runtime_error("model options: step rows, logit rows, sequences, context and page size must be positive");
+    : backend_(backend), config_(load_model_config(dir)), options_(checked(options)),
+      pool_(options.max_sequences, pages_for(options), options.page_size) {
     checkpoint_ = Checkpoint::open(dir);
     check_checkpoint(dir);
     plan_memory();
@@ -66,9 +89,7 @@ Model::Model(Backend& backend, const std::filesystem::path& dir, const ModelOpti
     allocate_state();
 }
 
-Model::~Model() {
-    for (auto it = buffers_.rbegin(); it != buffers_.rend(); ++it) backend_.release(*it);
-}
+Model::~Model() = default;
 
 void Model::check_checkpoint(const std::filesystem::path& dir) {
     // Every tensor the config implies must be present with the right shape and a supported dtype. Nothing is
@@ -106,7 +127,6 @@ int32_t Model::placement_index(MemoryUse use) const {
 void Model::plan_memory() {
     const DeviceInfo& dev = backend_.device();
     for (int u = 0; u < kMemoryUseCount; ++u) plan_.placement[u] = placement_index(MemoryUse(u));
-    for (const auto& [name, r] : checkpoint_->tensors()) (void)name;
     for_each_tensor(config_, weights_, [&](const TensorSpec&, Tensor& t) { plan_.bytes[0] += align_up(t.bytes()); });
     plan_.weights_zero_copy = dev.placements[size_t(plan_.placement[0])].imports_host;
 
@@ -131,7 +151,12 @@ void Model::plan_memory() {
     off_logits_ = off_g_ + align_up(uint64_t(L * D) * 4);
     plan_.bytes[int(MemoryUse::scratch)] = off_logits_ + align_up(uint64_t(L * c.vocab_size) * 4);
 
+    check_plan_fits();
+}
+
+void Model::check_plan_fits() const {
     // Refuse to start when a placement cannot hold what it is asked for.
+    const DeviceInfo& dev = backend_.device();
     std::map<int32_t, uint64_t> need;
     for (int u = 0; u < kMemoryUseCount; ++u)
         if (!(u == 0 && plan_.weights_zero_copy)) need[plan_.placement[u]] += plan_.bytes[u];
@@ -149,13 +174,19 @@ void Model::place_weights() {
     const int32_t placement = plan_.placement[int(MemoryUse::weights)];
     std::map<const uint8_t*, std::pair<Buffer*, const uint8_t*>> imported;  // mapping base -> buffer
     if (plan_.weights_zero_copy) {
+        std::vector<Buffer*> done;
         for (const auto& f : checkpoint_->files()) {
             Buffer* b = backend_.import_host(MemoryUse::weights, placement, const_cast<uint8_t*>(f->data()), f->size());
             if (!b) {
+                // The placement could not take this mapping after all: copy every weight instead, and check that the
+                // copies fit, which the plan skipped for in-place weights.
+                for (Buffer* d : done) buffers_.release(d);
                 plan_.weights_zero_copy = false;
+                imported.clear();
+                check_plan_fits();
                 break;
             }
-            buffers_.push_back(b);
+            done.push_back(buffers_.add(b));
             imported[f->data()] = {b, f->data()};
         }
     }
@@ -175,8 +206,7 @@ void Model::place_weights() {
         for_each_tensor(config_, weights_, [&](const TensorSpec& s, Tensor& t) { group_bytes[group_of(s)] += align_up(t.bytes()); });
         std::map<std::string, std::pair<Buffer*, uint64_t>> groups;
         for (const auto& [g, bytes] : group_bytes) {
-            Buffer* b = backend_.allocate(MemoryUse::weights, placement, bytes);
-            buffers_.push_back(b);
+            Buffer* b = buffers_.add(backend_.allocate(MemoryUse::weights, placement, bytes));
             groups[g] = {b, 0};
         }
         uint64_t done = 0, total = 0;
@@ -201,9 +231,8 @@ void Model::allocate_state() {
     const int64_t H = c.kda_num_heads, K = c.kda_head_dim, W = c.short_conv_kernel_size;
     const int32_t n_kda = c.count(MixerKind::kda), n_mla = c.count(MixerKind::mla);
     if (n_kda > 0) {
-        state_buffer_ = backend_.allocate(MemoryUse::state, plan_.placement[int(MemoryUse::state)],
-                                          plan_.bytes[int(MemoryUse::state)]);
-        buffers_.push_back(state_buffer_);
+        state_buffer_ = buffers_.add(backend_.allocate(MemoryUse::state, plan_.placement[int(MemoryUse::state)],
+                                                       plan_.bytes[int(MemoryUse::state)]));
         backend_.zero(state_buffer_, 0, state_buffer_->bytes);
         const uint64_t layer_bytes = align_up(uint64_t(S) * (kda_state_slot_bytes_ + kda_conv_slot_bytes_));
         for (int32_t l = 0; l < n_kda; ++l) {
@@ -217,13 +246,11 @@ void Model::allocate_state() {
     const int64_t pages = S * ((options_.max_context + options_.page_size - 1) / options_.page_size);
     for (int32_t l = 0; l < n_mla; ++l) {
         const uint64_t bytes = uint64_t(pages * options_.page_size * width) * dtype_size(options_.cache_dtype);
-        Buffer* b = backend_.allocate(MemoryUse::cache, plan_.placement[int(MemoryUse::cache)], bytes);
-        buffers_.push_back(b);
+        Buffer* b = buffers_.add(backend_.allocate(MemoryUse::cache, plan_.placement[int(MemoryUse::cache)], bytes));
         mla_cache_.push_back(make_tensor(b, 0, options_.cache_dtype, {pages, options_.page_size, width}));
     }
-    scratch_buffer_ = backend_.allocate(MemoryUse::scratch, plan_.placement[int(MemoryUse::scratch)],
-                                        plan_.bytes[int(MemoryUse::scratch)]);
-    buffers_.push_back(scratch_buffer_);
+    scratch_buffer_ = buffers_.add(backend_.allocate(MemoryUse::scratch, plan_.placement[int(MemoryUse::scratch)],
+                                                     plan_.bytes[int(MemoryUse::scratch)]));
 }
 
 uint64_t Model::decode_weight_bytes() const {

@@ -89,6 +89,7 @@ public:
 private:
     void check_checkpoint(const std::filesystem::path& dir);
     void plan_memory();
+    void check_plan_fits() const;
     void place_weights();
     void allocate_state();
     int32_t placement_index(ops::MemoryUse use) const;
@@ -96,12 +97,24 @@ private:
 
     ops::Backend& backend_;
     ModelConfig config_;
-    ModelOptions options_;
+    ModelOptions options_;  // checked (throws) before anything is built from it
     MemoryPlan plan_;
     std::unique_ptr<Checkpoint> checkpoint_;
     ModelWeights weights_;
     StatePool pool_;
-    std::vector<ops::Buffer*> buffers_;  // everything allocated or imported, released in the destructor
+    // Everything allocated or imported, released in reverse order when the model goes away, including when its
+    // constructor throws half way (a member's destructor runs then; the model's would not).
+    struct OwnedBuffers {
+        ops::Backend& backend;
+        std::vector<ops::Buffer*> list;
+        ~OwnedBuffers();
+        void release(ops::Buffer* b);  // releases one early (and forgets it)
+        ops::Buffer* add(ops::Buffer* b) {
+            list.push_back(b);
+            return b;
+        }
+    };
+    OwnedBuffers buffers_{backend_, {}};
 
     ops::Buffer* state_buffer_ = nullptr;
     ops::Buffer* scratch_buffer_ = nullptr;

@@ -1,6 +1,8 @@
 #include "core/npy.h"
 
+#include <algorithm>
 #include <cstring>
+#include <iterator>
 #include <fstream>
 #include <stdexcept>
 
@@ -25,24 +27,39 @@ NpyArray parse_npy(const std::vector<uint8_t>& bytes, const std::string& source)
     const std::string h(reinterpret_cast<const char*>(bytes.data() + start), header_len);
     NpyArray a;
     const size_t d = h.find("'descr':");
-    if (d == std::string::npos) fail("has no descr");
-    const size_t q1 = h.find('\'', d + 8), q2 = h.find('\'', q1 + 1);
+    const size_t q1 = d == std::string::npos ? d : h.find('\'', d + 8);
+    const size_t q2 = q1 == std::string::npos ? q1 : h.find('\'', q1 + 1);
+    if (q2 == std::string::npos) fail("has no readable 'descr' in its header");
     a.dtype = h.substr(q1 + 1, q2 - q1 - 1);
+    static const char* known[] = {"<f4", "<f8", "<i4", "<i8"};
+    if (std::find(std::begin(known), std::end(known), a.dtype) == std::end(known))
+        fail("has element type '" + a.dtype + "'; only <f4, <f8, <i4 and <i8 are read");
     if (h.find("'fortran_order': True") != std::string::npos) fail("is in Fortran order");
-    const size_t s = h.find("'shape':"), p1 = h.find('(', s), p2 = h.find(')', p1);
-    std::string dims = h.substr(p1 + 1, p2 - p1 - 1);
-    size_t pos = 0;
-    while (pos < dims.size()) {
-        while (pos < dims.size() && (dims[pos] == ' ' || dims[pos] == ',')) ++pos;
-        if (pos >= dims.size()) break;
-        a.shape.push_back(std::stoll(dims.substr(pos)));
-        while (pos < dims.size() && dims[pos] != ',') ++pos;
-    }
-    int64_t n = 1;
-    for (int64_t v : a.shape) n *= v;
-    const size_t esize = size_t(std::stoi(a.dtype.substr(2)));
+    const size_t s = h.find("'shape':");
+    const size_t p1 = s == std::string::npos ? s : h.find('(', s);
+    const size_t p2 = p1 == std::string::npos ? p1 : h.find(')', p1);
+    if (p2 == std::string::npos) fail("has no readable 'shape' in its header");
+    const std::string dims = h.substr(p1 + 1, p2 - p1 - 1);
+    const size_t esize = size_t(a.dtype[2] - '0');
     const size_t data_start = start + header_len;
-    if (data_start + size_t(n) * esize > bytes.size()) fail("holds less data than its shape needs");
+    const uint64_t available = (bytes.size() - data_start) / esize;
+    uint64_t n = 1;
+    for (size_t pos = 0; pos < dims.size();) {
+        if (dims[pos] == ' ' || dims[pos] == ',') {
+            ++pos;
+            continue;
+        }
+        if (dims[pos] < '0' || dims[pos] > '9') fail("has a shape that is not a list of sizes");
+        uint64_t v = 0;
+        while (pos < dims.size() && dims[pos] >= '0' && dims[pos] <= '9') {
+            v = v * 10 + uint64_t(dims[pos++] - '0');
+            if (v > available) fail("has a shape larger than its data");
+        }
+        if (v != 0 && n > available / v) fail("has a shape larger than its data");
+        n *= v;
+        a.shape.push_back(int64_t(v));
+    }
+    if (n > available) fail("holds less data than its shape needs");
     a.data.assign(bytes.begin() + long(data_start), bytes.begin() + long(data_start + size_t(n) * esize));
     return a;
 }
@@ -80,9 +97,13 @@ NpyArray read_npz_member(const std::filesystem::path& path, const std::string& m
     auto u16 = [&](size_t at) { return uint32_t(z[at]) | uint32_t(z[at + 1]) << 8; };
     auto u32 = [&](size_t at) { return u16(at) | u16(at + 2) << 16; };
     while (pos + 30 <= z.size() && u32(pos) == 0x04034b50) {  // local file headers
-        const uint32_t method = u16(pos + 8), csize = u32(pos + 18), nlen = u16(pos + 26), xlen = u16(pos + 28);
-        const std::string name(reinterpret_cast<const char*>(z.data() + pos + 30), nlen);
+        const uint32_t method = u16(pos + 8), flags = u16(pos + 6), csize = u32(pos + 18), nlen = u16(pos + 26),
+                       xlen = u16(pos + 28);
         const size_t data = pos + 30 + nlen + xlen;
+        if (data > z.size() || csize > z.size() - data || (flags & 8) || csize == 0xffffffffu)
+            throw std::runtime_error(path.string() + " is truncated or uses zip features this reader lacks "
+                                     "(data descriptors, zip64)");
+        const std::string name(reinterpret_cast<const char*>(z.data() + pos + 30), nlen);
         if (name == want) {
             if (method != 0) throw std::runtime_error(path.string() + ": member " + want + " is compressed");
             return parse_npy(std::vector<uint8_t>(z.begin() + long(data), z.begin() + long(data + csize)),

@@ -89,6 +89,9 @@ std::vector<TensorRecord> parse_safetensors(const uint8_t* bytes, uint64_t size,
             fail_tensor(file, name, "has data_offsets [" + std::to_string(r.begin) + ", " + std::to_string(r.end) +
                                         "] past the end of the data (" + std::to_string(data_size) +
                                         " bytes): the file is truncated or corrupt");
+        if (numel > data_size / esize)  // also keeps numel * esize from overflowing below
+            fail_tensor(file, name, "has shape and dtype needing more bytes than the file's data section holds (" +
+                                        std::to_string(data_size) + " bytes)");
         if (r.end - r.begin != numel * esize)
             fail_tensor(file, name, "holds " + std::to_string(r.end - r.begin) + " bytes but its shape and dtype need " +
                                         std::to_string(numel * esize));

@@ -7,9 +7,10 @@
 namespace halo {
 
 int32_t argmax(const float* logits, int64_t n) {
-    int64_t best = 0;
-    for (int64_t i = 1; i < n; ++i)
-        if (logits[i] > logits[best]) best = i;
+    int64_t best = -1;
+    for (int64_t i = 0; i < n; ++i)
+        if (!std::isnan(logits[i]) && (best < 0 || logits[i] > logits[best])) best = i;
+    if (best < 0) throw std::runtime_error("every logit is NaN: the model produced no usable output");
     return int32_t(best);
 }
 
@@ -29,25 +30,32 @@ double Sampler::uniform() {  // splitmix64, 53 random bits
 
 int32_t Sampler::sample(const float* logits, int64_t vocab) {
     if (params_.temperature == 0.0) return argmax(logits, vocab);
+    const int32_t best = argmax(logits, vocab);
+    const double mx = logits[best];
+    if (std::isinf(mx)) return best;  // +inf dominates any distribution at any temperature
+    // Candidates: tokens whose probability can matter (within T * ln(1e12) of the best logit), or the top k.
     candidates_.clear();
+    const double floor = mx - params_.temperature * 27.6;
     for (int64_t i = 0; i < vocab; ++i)
-        if (!std::isnan(logits[i])) candidates_.push_back({logits[i], int32_t(i)});
-    if (candidates_.empty()) return 0;
+        if (logits[i] >= floor) candidates_.push_back({logits[i], int32_t(i)});
     auto by_logit = [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
     size_t keep = candidates_.size();
-    if (params_.top_k > 0 && size_t(params_.top_k) < keep) keep = size_t(params_.top_k);
-    std::partial_sort(candidates_.begin(), candidates_.begin() + long(keep), candidates_.end(), by_logit);
-    candidates_.resize(keep);
-    // Softmax at the temperature, then the nucleus.
-    const double mx = candidates_[0].first;
-    std::vector<double> p(keep);
+    if (params_.top_k > 0 && size_t(params_.top_k) < keep) {
+        keep = size_t(params_.top_k);
+        std::partial_sort(candidates_.begin(), candidates_.begin() + long(keep), candidates_.end(), by_logit);
+        candidates_.resize(keep);
+    } else if (params_.top_p < 1.0) {
+        std::sort(candidates_.begin(), candidates_.end(), by_logit);  // the nucleus needs the order
+    }
+    // Softmax at the temperature, then the nucleus (candidates are sorted whenever top_p < 1).
+    probs_.resize(keep);
     double sum = 0;
-    for (size_t i = 0; i < keep; ++i) sum += (p[i] = std::exp((candidates_[i].first - mx) / params_.temperature));
+    for (size_t i = 0; i < keep; ++i) sum += (probs_[i] = std::exp((candidates_[i].first - mx) / params_.temperature));
     size_t n = keep;
     if (params_.top_p < 1.0) {
         double acc = 0;
         for (size_t i = 0; i < keep; ++i) {
-            acc += p[i] / sum;
+            acc += probs_[i] / sum;
             if (acc >= params_.top_p) {
                 n = i + 1;
                 break;
@@ -55,10 +63,10 @@ int32_t Sampler::sample(const float* logits, int64_t vocab) {
         }
     }
     double total = 0;
-    for (size_t i = 0; i < n; ++i) total += p[i];
+    for (size_t i = 0; i < n; ++i) total += probs_[i];
     double u = uniform() * total;
     for (size_t i = 0; i < n; ++i) {
-        u -= p[i];
+        u -= probs_[i];
         if (u < 0) return candidates_[i].second;
     }
     return candidates_[n - 1].second;

@@ -24,8 +24,10 @@ private:
     SamplingParams params_;
     uint64_t state_;
     std::vector<std::pair<float, int32_t>> candidates_;
+    std::vector<double> probs_;
 };
 
+// Index of the largest logit (the lowest id on a tie), ignoring NaN; throws when every logit is NaN.
 int32_t argmax(const float* logits, int64_t n);
 
 }  // namespace halo

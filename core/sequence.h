@@ -14,7 +14,14 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+// Move-only: a copy would hand the same slot and pages back to the pool twice.
 struct Sequence {
+    Sequence() = default;
+    Sequence(const Sequence&) = delete;
+    Sequence& operator=(const Sequence&) = delete;
+    Sequence(Sequence&&) = default;
+    Sequence& operator=(Sequence&&) = default;
+
     int32_t slot = -1;           // KDA state / conv history slot
     std::vector<int32_t> pages;  // MLA cache pages, in token order
     int64_t n_tokens = 0;        // tokens consumed so far (= MLA cache length)

@@ -76,6 +76,10 @@ DepthResult run_depth(Model& m, const BenchOptions& o, int32_t depth) {
 
 int run_bench(BenchOptions& o) {
     if (o.prompt_lens.empty()) throw std::runtime_error("--prompt-len needs at least one length");
+    for (int32_t n : o.prompt_lens)
+        if (n < 1) throw std::runtime_error("--prompt-len values must be at least 1, not " + std::to_string(n));
+    if (!(o.bandwidth_gb >= 0.1 && o.bandwidth_gb <= 1024))
+        throw std::runtime_error("--bandwidth-gb must be between 0.1 and 1024 (1 or more measures DRAM, not caches)");
     if (o.reps < 1 || o.decode_tokens < 1) throw std::runtime_error("--reps and --decode-tokens must be at least 1");
     const int32_t deepest = *std::max_element(o.prompt_lens.begin(), o.prompt_lens.end());
     o.run.context = std::max<int64_t>(o.run.context, int64_t(deepest) + o.decode_tokens + 1);

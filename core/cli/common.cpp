@@ -72,9 +72,8 @@ Engine open_engine(const RunOptions& o, int32_t sequences) {
     mo.mla_form = o.mla_form == "expanded" ? ops::MlaForm::expanded
                   : o.mla_form == "absorbed" ? ops::MlaForm::absorbed
                                              : ops::MlaForm::automatic;
-    int last_pct = -1;
     if (!o.quiet)
-        mo.on_load_progress = [&last_pct](uint64_t done, uint64_t total) {
+        mo.on_load_progress = [last_pct = -1](uint64_t done, uint64_t total) mutable {
             const int pct = int(100 * done / std::max<uint64_t>(total, 1));
             if (total >= (1ull << 30) && pct / 5 != last_pct / 5) {
                 std::fprintf(stderr, "\rengine: copying weights %3d%% of %.1f GB%s", pct, double(total) / 1e9, pct == 100 ? "\n" : "");
@@ -94,7 +93,12 @@ Engine open_engine(const RunOptions& o, int32_t sequences) {
         e.checker = std::make_unique<CheckBackend>(*backend);
         backend = e.checker.get();
     }
-    e.model = std::make_unique<Model>(*backend, dir, mo);
+    try {
+        e.model = std::make_unique<Model>(*backend, dir, mo);
+    } catch (const std::exception& err) {
+        // The exception may have been thrown inside the plugin, whose code goes away with `e`: keep only its text.
+        throw std::runtime_error(err.what());
+    }
     if (!o.quiet) {
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         const ModelConfig& c = e.model->config();

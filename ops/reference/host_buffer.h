@@ -12,6 +12,7 @@ namespace halo::ops {
 struct HostBuffer : Buffer {
     bool owned = true;  // false for imported memory
 
+    // Weights are written right after allocation, so only the other uses start zeroed.
     HostBuffer(MemoryUse use_, int32_t placement_, uint64_t bytes_) {
         use = use_;
         placement = placement_;
@@ -19,7 +20,7 @@ struct HostBuffer : Buffer {
         const size_t rounded = (size_t(bytes_) + 63) / 64 * 64;
         host = std::aligned_alloc(64, rounded ? rounded : 64);
         if (!host) throw std::bad_alloc();
-        std::memset(host, 0, rounded ? rounded : 64);
+        if (use_ != MemoryUse::weights) std::memset(host, 0, rounded ? rounded : 64);
     }
     HostBuffer(MemoryUse use_, int32_t placement_, void* data, uint64_t bytes_) : owned(false) {
         use = use_;

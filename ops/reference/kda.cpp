@@ -132,6 +132,7 @@ void chunked(const HeadInputs& in, int chunk, std::vector<double>& S, std::vecto
 void kda(const KdaParams& p, const SeqBatch& batch) {
     const KdaWeights& w = p.w;
     const int H = p.n_heads, K = p.head_dim, D = H * K, W = p.conv_width;
+    if (p.chunk_size < 1 && p.form == KdaForm::chunked) throw Error("kda: chunk_size must be at least 1");
     const int64_t rows = batch.n_rows, hidden = p.x.cols(), rank_f = w.f_a.rows(), rank_g = w.g_a.rows();
 
     // Row-wise projections: pre-conv q, k, v, the decay gate, beta and the output gate.

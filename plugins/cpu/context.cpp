@@ -75,9 +75,7 @@ void CpuContext::matmul(int64_t M, const float* x, int64_t ldx, const Matrix& w,
         const int64_t ci = t % n_chunks, mi = t / n_chunks;
         const int64_t n0 = ci * per * unit, n1 = std::min(N, n0 + per * unit);
         const int64_t m0 = mi * row_block, m1 = std::min(M, m0 + row_block);
-        // 64-byte aligned pack buffer
-        float* pk = pack[size_t(thread)].data();
-        pk = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(pk) + 63) & ~uintptr_t(63));
+        float* pk = pack_buffer(thread);
         k.matmul(m1 - m0, x + m0 * ldx, ldx, w, n0, n1, y + m0 * ldy, ldy, acc, pk);
     });
 }

@@ -34,8 +34,14 @@ struct CpuContext {
 
     const Kernels& k;
     ThreadPool pool;
-    std::vector<std::vector<float>> pack;  // per thread, kPackFloats each
+    std::vector<std::vector<float>> pack;  // per thread, kPackFloats each (use pack_buffer)
     Arena arena;
+
+    // The calling pool thread's 64-byte aligned kPackFloats scratch for Kernels::matmul.
+    float* pack_buffer(int thread) {
+        float* p = pack[size_t(thread)].data();
+        return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63));
+    }
 
     // y[M, N] (+)= x[M, K] W^T, parallel over output columns (and rows when M is large).
     void matmul(int64_t M, const float* x, int64_t ldx, const Matrix& w, float* y, int64_t ldy, bool accumulate = false);

@@ -106,6 +106,7 @@ void kda(CpuContext& c, const KdaParams& p, const SeqBatch& batch) {
     const int64_t H = p.n_heads, K = p.head_dim, D = H * K, W = p.conv_width, T = batch.n_rows;
     const int64_t hidden = p.x.cols(), Rf = w.f_a.rows(), Rg = w.g_a.rows();
     if (K > 512) throw Error("cpu kda: head_dim " + std::to_string(K) + " is larger than the supported 512");
+    if (W < 1 || W > 17) throw Error("cpu kda: conv width " + std::to_string(W) + " is outside the supported 1..17");
     const Kernels& k = c.k;
     c.arena.reset();
     float* qkv = c.arena.floats(T * 3 * D);  // pre-conv, then post-conv activations; row: q | k | v
@@ -213,8 +214,7 @@ void kda(CpuContext& c, const KdaParams& p, const SeqBatch& batch) {
         v.n = run.n_tokens;
         float* S = state + (int64_t(run.slot) * H + h) * K * K;
         float* ws = workspace + thread * ws_floats;
-        float* pk = c.pack[size_t(thread)].data();
-        pk = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(pk) + 63) & ~uintptr_t(63));
+        float* pk = c.pack_buffer(thread);
         const bool use_chunks = p.form == KdaForm::chunked || (p.form == KdaForm::automatic && run.n_tokens >= 32);
         if (use_chunks)
             chunked(k, v, K, C, S, ws, pk);

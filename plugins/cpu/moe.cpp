@@ -145,8 +145,7 @@ void moe(CpuContext& c, const MoeParams& p) {
         c.pool.run(int64_t(items.size()), [&](int64_t ii, int thread) {
             const Item& it = items[size_t(ii)];
             const Slot& s = slots[size_t(it.slot)];
-            float* pk = c.pack[size_t(thread)].data();
-            pk = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(pk) + 63) & ~uintptr_t(63));
+            float* pk = c.pack_buffer(thread);
             if (it.proj == 2)
                 k.matmul(s.n, s.h, s.inter, CpuContext::as_matrix(*s.down), it.n0, it.n1, s.y, D, false, pk);
             else

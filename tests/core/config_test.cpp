@@ -82,6 +82,11 @@ TEST(Config, Rejections) {
         {[](json& j) { j["num_expert_group"] = 3; }, {"num_expert_group", "divide"}},
         {[](json& j) { j["linear_attn_config"] = 5; }, {"linear_attn_config", "object"}},
         {[](json& j) { j["rms_norm_eps"] = 0; }, {"rms_norm_eps", "positive"}},
+        {[](json& j) { j["num_hidden_layers"] = 2000000000; }, {"num_hidden_layers", "supported"}},
+        {[](json& j) { j["num_hidden_layers"] = 4294967300ull; }, {"num_hidden_layers", "supported"}},
+        {[](json& j) { j["linear_attn_config"]["kda_layers"][0] = 4294967297ull; }, {"kda_layers", "not a layer number"}},
+        {[](json& j) { j["hidden_size"] = 18446744073709551615ull; }, {"hidden_size", "too large"}},
+        {[](json& j) { j["vocab_size"] = 1ll << 40; }, {"vocab_size", "supported"}},
     };
     for (const Case& c : cases) {
         json j = real_config();

@@ -117,6 +117,17 @@ TEST_F(ModelFiles, SizeDisagreesWithShape) {
     expect_error({shard(1).filename().string(), name, "bytes"});
 }
 
+TEST_F(ModelFiles, ShapeSoLargeItsByteCountWraps) {
+    // 2^62 F32 elements need 2^64 bytes: the product wraps to 0 in 64 bits, matching empty offsets.
+    const std::string name = some_tensor(1, "q_proj");
+    edit_header(shard(1), [&](json& h) {
+        h[name]["shape"] = {uint64_t(1) << 62};
+        h[name]["dtype"] = "F32";
+        h[name]["data_offsets"] = {0, 0};
+    });
+    expect_error({shard(1).filename().string(), name, "more bytes than"});
+}
+
 TEST_F(ModelFiles, WrongDtype) {
     const std::string name = some_tensor(1, "v_proj");
     edit_header(shard(1), [&](json& h) {  // same byte count, unsupported type

@@ -75,6 +75,18 @@ TEST(Sampler, GreedyTakesLowestIdOnTies) {
     EXPECT_EQ(s.sample(logits, 4), 1);
 }
 
+TEST(Sampler, NonFiniteLogits) {
+    const float nan_first[] = {NAN, 1.0f, 3.0f, NAN};
+    EXPECT_EQ(argmax(nan_first, 4), 2);
+    const float with_inf[] = {1.0f, INFINITY, 3.0f};
+    SamplingParams p;
+    p.temperature = 0.8;
+    Sampler s(p);
+    EXPECT_EQ(s.sample(with_inf, 3), 1);
+    const float all_nan[] = {NAN, NAN};
+    EXPECT_THROW(argmax(all_nan, 2), std::runtime_error);
+}
+
 TEST(Sampler, SeedReproducesAndFrequenciesFollowSoftmax) {
     const float logits[] = {1.0f, 2.0f, 0.0f, 1.5f};
     SamplingParams p;

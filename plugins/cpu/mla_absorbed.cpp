@@ -1,0 +1,163 @@
+// Absorbed MLA attention: q_abs = W_UK^T q_nope per head, scores against the cached latents as stored (any cache
+// dtype), an online softmax page by page, then W_UV applied to the attended latent. All heads of a token share
+// every cache read; long contexts with few query rows are split across threads and combined.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "plugins/cpu/mla_internal.h"
+
+namespace halo::cpu {
+
+using namespace halo::ops;
+
+void mla_absorbed(CpuContext& c, const MlaParams& p, const MlaDims& d, const std::vector<const SeqRun*>& runs,
+                  const float* q, float* o) {
+    const Kernels& k = c.k;
+    const int threads = c.pool.size();
+    const int64_t H = d.H, r = d.r, width = d.width, ps = d.ps;
+    const float neg_inf = -std::numeric_limits<float>::infinity();
+
+    // Rows of the chosen runs, compacted: run i's tokens start at row_base[i].
+    std::vector<int64_t> row_base;
+    int64_t n_rows = 0;
+    for (const SeqRun* run : runs) {
+        row_base.push_back(n_rows);
+        n_rows += run->n_tokens;
+    }
+    float* qc = c.arena.floats(n_rows * H * width);  // [row][h][q_abs (r) | q_rot (dr)]
+    float* ctxv = c.arena.floats(n_rows * H * r);    // attended latents
+
+    // q_abs = W_UK[h]^T q_nope for every (token, head); q_rot copied beside it.
+    c.pool.run(int64_t(runs.size()) * H, [&](int64_t task, int thread) {
+        const size_t ri = size_t(task / H);
+        const int64_t h = task % H, n = runs[ri]->n_tokens;
+        const float* qs = q + runs[ri]->first_row * H * d.dq;
+        float* dst = qc + row_base[ri] * H * width;
+        Matrix wuk = CpuContext::row_block(p.w.kv_b, h * d.dkv, d.dn);  // stored [dn][r]: the right operand as-is
+        wuk.rows = r;
+        wuk.cols = d.dn;
+        wuk.ld = r;
+        wuk.kn = true;
+        k.matmul(n, qs + h * d.dq, H * d.dq, wuk, 0, r, dst + h * width, H * width, false, c.pack_buffer(thread));
+        for (int64_t t = 0; t < n; ++t)
+            std::copy(qs + t * H * d.dq + h * d.dq + d.dn, qs + t * H * d.dq + (h + 1) * d.dq, dst + (t * H + h) * width + r);
+    });
+
+    // Tasks: (run, group of tokens, context split). A group's rows are all heads of its tokens.
+    struct Task {
+        size_t run;
+        int64_t t0, t1;        // tokens of the run in this group
+        int64_t page0, page1;  // pages this task reads
+        float* part;           // [rows][r + 2] partial (acc, max, sum) when split, else null
+    };
+    const int64_t tokens_per_group = std::max<int64_t>(1, 256 / H);
+    int64_t groups = 0;
+    for (const SeqRun* run : runs) groups += (run->n_tokens + tokens_per_group - 1) / tokens_per_group;
+    std::vector<Task> tasks;
+    for (size_t ri = 0; ri < runs.size(); ++ri) {
+        const SeqRun& run = *runs[ri];
+        for (int64_t t0 = 0; t0 < run.n_tokens; t0 += tokens_per_group) {
+            const int64_t t1 = std::min<int64_t>(run.n_tokens, t0 + tokens_per_group);
+            const int64_t pages = (run.pos + t1 + ps - 1) / ps;
+            const int64_t splits = std::clamp<int64_t>((threads * 2 + groups - 1) / groups, 1, pages);
+            for (int64_t sp = 0; sp < splits; ++sp)
+                tasks.push_back({ri, t0, t1, pages * sp / splits, pages * (sp + 1) / splits,
+                                 splits > 1 ? c.arena.floats((t1 - t0) * H * (r + 2)) : nullptr});
+        }
+    }
+    const int64_t max_rows = tokens_per_group * H;
+    const int64_t ws_floats = max_rows * ps + max_rows * (r + 2) + 64;
+    float* workspace = c.arena.floats(threads * ws_floats);
+
+    c.pool.run(int64_t(tasks.size()), [&](int64_t ti, int thread) {
+        const Task& task = tasks[size_t(ti)];
+        const SeqRun& run = *runs[task.run];
+        const int64_t rows = (task.t1 - task.t0) * H;
+        float* pk = c.pack_buffer(thread);
+        float* scores = workspace + thread * ws_floats;               // [rows][ps]
+        float* acc = task.part ? task.part : scores + max_rows * ps;  // [rows][r + 2]: acc, max, sum
+        for (int64_t i = 0; i < rows; ++i) {
+            std::fill(acc + i * (r + 2), acc + i * (r + 2) + r, 0.0f);
+            acc[i * (r + 2) + r] = neg_inf;
+            acc[i * (r + 2) + r + 1] = 0.0f;
+        }
+        const float* qrows = qc + (row_base[task.run] + task.t0) * H * width;
+        for (int64_t pg = task.page0; pg < task.page1; ++pg) {
+            const int64_t j0 = pg * ps, n_valid = std::min(ps, run.pos + task.t1 - j0);
+            if (n_valid <= 0) break;
+            const char* lat = cache_row(p, d, run, j0);
+            const Matrix keys{lat, p.cache.dtype, n_valid, width, width, false};
+            k.matmul(rows, qrows, width, keys, 0, n_valid, scores, ps, false, pk);
+            for (int64_t i = 0; i < rows; ++i) {
+                const int64_t limit = run.pos + task.t0 + i / H;  // last position this row may see
+                float* s = scores + i * ps;
+                float mx = neg_inf;
+                for (int64_t j = 0; j < n_valid; ++j) {
+                    s[j] = j0 + j <= limit ? s[j] * p.softmax_scale : neg_inf;
+                    mx = std::max(mx, s[j]);
+                }
+                float* a = acc + i * (r + 2);
+                if (mx == neg_inf) {  // nothing visible in this page for this row
+                    std::fill(s, s + n_valid, 0.0f);
+                    continue;
+                }
+                const float m_new = std::max(a[r], mx);
+                const float alpha = a[r] == neg_inf ? 0.0f : std::exp(a[r] - m_new);
+                float sum = 0;
+                for (int64_t j = 0; j < n_valid; ++j) {
+                    s[j] = s[j] == neg_inf ? 0.0f : std::exp(s[j] - m_new);
+                    sum += s[j];
+                }
+                k.scale(a, alpha, r);
+                a[r] = m_new;
+                a[r + 1] = a[r + 1] * alpha + sum;
+            }
+            const Matrix values{lat, p.cache.dtype, r, n_valid, width, true};
+            k.matmul(rows, scores, ps, values, 0, r, acc, r + 2, true, pk);
+        }
+        if (!task.part)
+            for (int64_t i = 0; i < rows; ++i) {
+                const float* a = acc + i * (r + 2);
+                float* dst = ctxv + ((row_base[task.run] + task.t0) * H + i) * r;
+                const float inv = a[r + 1] > 0 ? 1.0f / a[r + 1] : 0.0f;
+                for (int64_t e = 0; e < r; ++e) dst[e] = a[e] * inv;
+            }
+    });
+
+    // Combine the splits of each group.
+    for (size_t i = 0; i < tasks.size();) {
+        size_t j = i;
+        while (j < tasks.size() && tasks[j].run == tasks[i].run && tasks[j].t0 == tasks[i].t0) ++j;
+        if (tasks[i].part) {
+            const int64_t rows = (tasks[i].t1 - tasks[i].t0) * H;
+            for (int64_t row = 0; row < rows; ++row) {
+                float m = neg_inf;
+                for (size_t t = i; t < j; ++t) m = std::max(m, tasks[t].part[row * (r + 2) + r]);
+                float* dst = ctxv + ((row_base[tasks[i].run] + tasks[i].t0) * H + row) * r;
+                std::fill(dst, dst + r, 0.0f);
+                float total = 0;
+                for (size_t t = i; t < j; ++t) {
+                    const float* a = tasks[t].part + row * (r + 2);
+                    if (a[r] == neg_inf) continue;
+                    const float f = std::exp(a[r] - m);
+                    k.axpy(f, a, dst, r);
+                    total += f * a[r + 1];
+                }
+                k.scale(dst, total > 0 ? 1.0f / total : 0.0f, r);
+            }
+        }
+        i = j;
+    }
+
+    // o_h = W_UV[h] ctx_h into the runs' rows of o.
+    c.pool.run(int64_t(runs.size()) * H, [&](int64_t task, int thread) {
+        const size_t ri = size_t(task / H);
+        const int64_t h = task % H;
+        const Matrix wuv = CpuContext::row_block(p.w.kv_b, h * d.dkv + d.dn, d.dv);
+        k.matmul(runs[ri]->n_tokens, ctxv + row_base[ri] * H * r + h * r, H * r, wuv, 0, d.dv,
+                 o + runs[ri]->first_row * H * d.dv + h * d.dv, H * d.dv, false, c.pack_buffer(thread));
+    });
+}
+
+}  // namespace halo::cpu
