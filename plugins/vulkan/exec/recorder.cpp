@@ -41,13 +41,23 @@ Arena::Slice Arena::alloc(uint64_t bytes) {
 }
 
 void Arena::reset() {
-    // Keep the largest block only, so a one-off large upload does not pin memory forever.
-    if (blocks_.size() > 1) {
-        std::sort(blocks_.begin(), blocks_.end(), [](const Block& a, const Block& b) { return a.buffer->bytes > b.buffer->bytes; });
-        for (size_t i = 1; i < blocks_.size(); ++i) memory_.release(blocks_[i].buffer);
-        blocks_.resize(1);
+    // Keep one block of at most 16 MiB (the steady state of a step's uploads); larger ones served a one-off upload
+    // (weights loaded outside a step) and would otherwise pin memory in every frame.
+    std::sort(blocks_.begin(), blocks_.end(), [](const Block& a, const Block& b) { return a.buffer->bytes > b.buffer->bytes; });
+    size_t keep = blocks_.size();
+    for (size_t i = 0; i < blocks_.size(); ++i)
+        if (blocks_[i].buffer->bytes <= (uint64_t(16) << 20)) {
+            keep = i;
+            break;
+        }
+    for (size_t i = 0; i < blocks_.size(); ++i)
+        if (i != keep) memory_.release(blocks_[i].buffer);
+    if (keep < blocks_.size()) {
+        blocks_ = {blocks_[keep]};
+        blocks_[0].used = 0;
+    } else {
+        blocks_.clear();
     }
-    for (Block& b : blocks_) b.used = 0;
 }
 
 // ---- Frames ----------------------------------------------------------------------------------------------------
