@@ -136,7 +136,7 @@ void Model::plan_memory() {
     kda_state_slot_bytes_ = uint64_t(H * K * K) * 4;
     kda_conv_slot_bytes_ = uint64_t(3 * (W - 1) * H * K) * 4;
     plan_.bytes[int(MemoryUse::state)] =
-        uint64_t(c.count(MixerKind::kda)) * S * align_up(kda_state_slot_bytes_ + kda_conv_slot_bytes_);
+        uint64_t(c.count(MixerKind::kda)) * uint64_t(S) * (kda_state_slot_bytes_ + kda_conv_slot_bytes_);
     const int64_t width = c.kv_lora_rank + c.qk_rope_head_dim;
     const int64_t pages = S * ((options_.max_context + options_.page_size - 1) / options_.page_size);
     plan_.bytes[int(MemoryUse::cache)] =
@@ -230,17 +230,15 @@ void Model::allocate_state() {
     const int64_t S = options_.max_sequences;
     const int64_t H = c.kda_num_heads, K = c.kda_head_dim, W = c.short_conv_kernel_size;
     const int32_t n_kda = c.count(MixerKind::kda), n_mla = c.count(MixerKind::mla);
-    if (n_kda > 0) {
-        state_buffer_ = buffers_.add(backend_.allocate(MemoryUse::state, plan_.placement[int(MemoryUse::state)],
-                                                       plan_.bytes[int(MemoryUse::state)]));
-        backend_.zero(state_buffer_, 0, state_buffer_->bytes);
-        const uint64_t layer_bytes = align_up(uint64_t(S) * (kda_state_slot_bytes_ + kda_conv_slot_bytes_));
-        for (int32_t l = 0; l < n_kda; ++l) {
-            const uint64_t base = uint64_t(l) * layer_bytes;
-            kda_state_.push_back(make_tensor(state_buffer_, base, DType::f32, {S, H, K, K}));
-            kda_conv_.push_back(make_tensor(state_buffer_, base + uint64_t(S) * kda_state_slot_bytes_, DType::f32,
-                                            {S, 3, W - 1, H * K}));
-        }
+    // One buffer per tensor, so no tensor ever spans a GPU plugin's allocation or binding pieces.
+    const int32_t placement = plan_.placement[int(MemoryUse::state)];
+    for (int32_t l = 0; l < n_kda; ++l) {
+        Buffer* state = buffers_.add(backend_.allocate(MemoryUse::state, placement, uint64_t(S) * kda_state_slot_bytes_));
+        Buffer* conv = buffers_.add(backend_.allocate(MemoryUse::state, placement, uint64_t(S) * kda_conv_slot_bytes_));
+        backend_.zero(state, 0, state->bytes);
+        backend_.zero(conv, 0, conv->bytes);
+        kda_state_.push_back(make_tensor(state, 0, DType::f32, {S, H, K, K}));
+        kda_conv_.push_back(make_tensor(conv, 0, DType::f32, {S, 3, W - 1, H * K}));
     }
     const int64_t width = c.kv_lora_rank + c.qk_rope_head_dim;
     const int64_t pages = S * ((options_.max_context + options_.page_size - 1) / options_.page_size);
@@ -279,8 +277,8 @@ void Model::begin_sequence(Sequence& seq) {
     pool_.attach(seq);
     seq.n_tokens = 0;
     for (size_t l = 0; l < kda_state_.size(); ++l) {
-        backend_.zero(state_buffer_, kda_state_[l].offset + uint64_t(seq.slot) * kda_state_slot_bytes_, kda_state_slot_bytes_);
-        backend_.zero(state_buffer_, kda_conv_[l].offset + uint64_t(seq.slot) * kda_conv_slot_bytes_, kda_conv_slot_bytes_);
+        backend_.zero(kda_state_[l].buffer, uint64_t(seq.slot) * kda_state_slot_bytes_, kda_state_slot_bytes_);
+        backend_.zero(kda_conv_[l].buffer, uint64_t(seq.slot) * kda_conv_slot_bytes_, kda_conv_slot_bytes_);
     }
 }
 

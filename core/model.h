@@ -116,7 +116,6 @@ private:
     };
     OwnedBuffers buffers_{backend_, {}};
 
-    ops::Buffer* state_buffer_ = nullptr;
     ops::Buffer* scratch_buffer_ = nullptr;
     std::vector<ops::Tensor> kda_state_, kda_conv_, mla_cache_;  // per KDA / MLA layer
     uint64_t kda_state_slot_bytes_ = 0, kda_conv_slot_bytes_ = 0;

@@ -52,7 +52,9 @@ TEST(PluginLoader, DiscoveryReportsEveryFakePlugin) {
         if (r.name.rfind("fake_", 0) == 0) {
             ++seen;
             EXPECT_EQ(r.usable, r.name == "fake_createfails") << r.name;
-            if (!r.usable) EXPECT_FALSE(r.reason.empty()) << r.name;
+            if (!r.usable) {
+                EXPECT_FALSE(r.reason.empty()) << r.name;
+            }
         }
     EXPECT_EQ(seen, 4);
 }
