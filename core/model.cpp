@@ -269,6 +269,14 @@ uint64_t Model::decode_weight_bytes() const {
     return total;
 }
 
+uint64_t Model::decode_state_bytes(int64_t context) const {
+    const ModelConfig& c = config_;
+    const uint64_t kda = uint64_t(c.count(MixerKind::kda)) * 2 * (kda_state_slot_bytes_ + kda_conv_slot_bytes_);
+    const uint64_t mla = uint64_t(c.count(MixerKind::mla)) * uint64_t(context) *
+                         uint64_t(c.kv_lora_rank + c.qk_rope_head_dim) * dtype_size(options_.cache_dtype);
+    return kda + mla;
+}
+
 Tensor Model::scratch(uint64_t offset, DType dtype, std::initializer_list<int64_t> dims) const {
     return make_tensor(scratch_buffer_, offset, dtype, dims);
 }

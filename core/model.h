@@ -72,6 +72,9 @@ public:
     // Bytes of weights one decode token reads (all non-expert tensors, the router, top_k routed experts and the
     // shared experts of every MoE layer, one embedding row).
     uint64_t decode_weight_bytes() const;
+    // Bytes of sequence state one decode token moves at a given context length: every KDA state read and written
+    // (F32) and the MLA latent cache read over the whole context.
+    uint64_t decode_state_bytes(int64_t context) const;
 
     // Starts a sequence: takes a slot and clears its KDA state and conv history.
     void begin_sequence(Sequence& seq);

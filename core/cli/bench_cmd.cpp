@@ -103,21 +103,26 @@ int run_bench(BenchOptions& o) {
     std::printf("device: %s; weights read per decode token: %.3f GB; memory read bandwidth: %.1f GB/s best, %.1f median "
                 "(%d threads, %.1f GB buffer)\n\n",
                 m.backend().device().name.c_str(), gb_tok, bw.best_gbs, bw.median_gbs, bw.threads, double(bw.bytes) / 1e9);
-    std::printf("| context | prefill tok/s (median, min-max) | decode tok/s (median, min-max) | decode GB/s (median, best) "
-                "| of bandwidth (median, best) |\n|---|---|---|---|---|\n");
+    std::printf("| context | prefill tok/s (median, min-max) | decode tok/s (median, min-max) | decode weight GB/s (median, best) "
+                "| of bandwidth (median, best) | with state+cache: GB/token, of bandwidth (median) |\n"
+                "|---|---|---|---|---|---|\n");
     nlohmann::json depths = nlohmann::json::array();
     for (const DepthResult& r : results) {
         const double gbs = r.decode.median * gb_tok;
         const double best = r.decode.max * gb_tok;
-        std::printf("| %d | %.1f (%.1f-%.1f) | %.2f (%.2f-%.2f) | %.1f, %.1f | %.0f%%, %.0f%% |\n", r.depth, r.prefill.median,
-                    r.prefill.min, r.prefill.max, r.decode.median, r.decode.min, r.decode.max, gbs, best,
-                    100 * gbs / bw.best_gbs, 100 * best / bw.best_gbs);
+        const double state_gb = double(m.decode_state_bytes(r.depth + o.decode_tokens / 2)) / 1e9;
+        const double total_gbs = r.decode.median * (gb_tok + state_gb);
+        std::printf("| %d | %.1f (%.1f-%.1f) | %.2f (%.2f-%.2f) | %.1f, %.1f | %.0f%%, %.0f%% | %.3f, %.0f%% |\n", r.depth,
+                    r.prefill.median, r.prefill.min, r.prefill.max, r.decode.median, r.decode.min, r.decode.max, gbs, best,
+                    100 * gbs / bw.best_gbs, 100 * best / bw.best_gbs, gb_tok + state_gb, 100 * total_gbs / bw.best_gbs);
         depths.push_back({{"context", r.depth},
                           {"prefill_tok_s", {{"median", r.prefill.median}, {"min", r.prefill.min}, {"max", r.prefill.max}}},
                           {"decode_tok_s", {{"median", r.decode.median}, {"min", r.decode.min}, {"max", r.decode.max}}},
                           {"decode_gbs", gbs},
                           {"decode_fraction_of_bandwidth", gbs / bw.best_gbs},
-                          {"decode_fraction_of_bandwidth_best_rep", best / bw.best_gbs}});
+                          {"decode_fraction_of_bandwidth_best_rep", best / bw.best_gbs},
+                          {"decode_state_cache_bytes_per_token", uint64_t(state_gb * 1e9)},
+                          {"decode_fraction_of_bandwidth_with_state", total_gbs / bw.best_gbs}});
     }
     nlohmann::json j = {{"device", m.backend().device().name},
                         {"model_weight_bytes", m.plan().bytes[0]},
