@@ -77,11 +77,7 @@ void mla_absorbed(CpuContext& c, const MlaParams& p, const MlaDims& d, const std
         float* pk = c.pack_buffer(thread);
         float* scores = workspace + thread * ws_floats;               // [rows][ps]
         float* acc = task.part ? task.part : scores + max_rows * ps;  // [rows][r + 2]: acc, max, sum
-        for (int64_t i = 0; i < rows; ++i) {
-            std::fill(acc + i * (r + 2), acc + i * (r + 2) + r, 0.0f);
-            acc[i * (r + 2) + r] = neg_inf;
-            acc[i * (r + 2) + r + 1] = 0.0f;
-        }
+        for (int64_t i = 0; i < rows; ++i) online_softmax_reset(acc + i * (r + 2), r);
         const float* qrows = qc + (row_base[task.run] + task.t0) * H * width;
         for (int64_t pg = task.page0; pg < task.page1; ++pg) {
             const int64_t j0 = pg * ps, n_valid = std::min(ps, run.pos + task.t1 - j0);
@@ -89,30 +85,9 @@ void mla_absorbed(CpuContext& c, const MlaParams& p, const MlaDims& d, const std
             const char* lat = cache_row(p, d, run, j0);
             const Matrix keys{lat, p.cache.dtype, n_valid, width, width, false};
             k.matmul(rows, qrows, width, keys, 0, n_valid, scores, ps, false, pk);
-            for (int64_t i = 0; i < rows; ++i) {
-                const int64_t limit = run.pos + task.t0 + i / H;  // last position this row may see
-                float* s = scores + i * ps;
-                float mx = neg_inf;
-                for (int64_t j = 0; j < n_valid; ++j) {
-                    s[j] = j0 + j <= limit ? s[j] * p.softmax_scale : neg_inf;
-                    mx = std::max(mx, s[j]);
-                }
-                float* a = acc + i * (r + 2);
-                if (mx == neg_inf) {  // nothing visible in this page for this row
-                    std::fill(s, s + n_valid, 0.0f);
-                    continue;
-                }
-                const float m_new = std::max(a[r], mx);
-                const float alpha = a[r] == neg_inf ? 0.0f : std::exp(a[r] - m_new);
-                float sum = 0;
-                for (int64_t j = 0; j < n_valid; ++j) {
-                    s[j] = s[j] == neg_inf ? 0.0f : std::exp(s[j] - m_new);
-                    sum += s[j];
-                }
-                k.scale(a, alpha, r);
-                a[r] = m_new;
-                a[r + 1] = a[r + 1] * alpha + sum;
-            }
+            for (int64_t i = 0; i < rows; ++i)  // row i is head i % H of token t0 + i / H
+                online_softmax_step(k, scores + i * ps, n_valid, j0, run.pos + task.t0 + i / H, p.softmax_scale,
+                                    acc + i * (r + 2), r);
             const Matrix values{lat, p.cache.dtype, r, n_valid, width, true};
             k.matmul(rows, scores, ps, values, 0, r, acc, r + 2, true, pk);
         }

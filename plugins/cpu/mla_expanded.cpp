@@ -15,18 +15,13 @@ void mla_expanded(CpuContext& c, const MlaParams& p, const MlaDims& d, const Seq
     const Kernels& k = c.k;
     const int threads = c.pool.size();
     const int64_t H = d.H, n = run.n_tokens, ctx = run.pos + n, ps = d.ps, dq = d.dq, dv = d.dv;
-    const float neg_inf = -std::numeric_limits<float>::infinity();
 
     float* lat = c.arena.floats(ps * d.width);        // one page of latents as f32
     float* kv = c.arena.floats(ps * H * d.dkv);       // the page expanded: [token][h][k_nope (dn) | v (dv)]
     float* acc = c.arena.floats(n * H * (dv + 2));    // [token][h]: value accumulator, running max, running sum
     const int64_t ws_floats = ps * dq + n * ps + 64;  // per thread: keys of one head, scores
     float* workspace = c.arena.floats(threads * ws_floats);
-    for (int64_t i = 0; i < n * H; ++i) {
-        std::fill(acc + i * (dv + 2), acc + i * (dv + 2) + dv, 0.0f);
-        acc[i * (dv + 2) + dv] = neg_inf;
-        acc[i * (dv + 2) + dv + 1] = 0.0f;
-    }
+    for (int64_t i = 0; i < n * H; ++i) online_softmax_reset(acc + i * (dv + 2), dv);
     const Matrix kv_b{p.w.kv_b.host(), p.w.kv_b.dtype, H * d.dkv, d.r, d.r, false};
 
     for (int64_t j0 = 0; j0 < ctx; j0 += ps) {
@@ -50,26 +45,9 @@ void mla_expanded(CpuContext& c, const MlaParams& p, const MlaDims& d, const Seq
             const float* qh = q + (run.first_row + first_row) * H * dq + h * dq;
             const Matrix key_matrix{keys, DType::f32, nv, dq, dq, false};
             k.matmul(rows, qh, H * dq, key_matrix, 0, nv, scores, ps, false, pk);
-            for (int64_t i = 0; i < rows; ++i) {
-                const int64_t limit = run.pos + first_row + i;  // last position this row may see
-                float* s = scores + i * ps;
-                float* a = acc + ((first_row + i) * H + h) * (dv + 2);
-                float mx = neg_inf;
-                for (int64_t j = 0; j < nv; ++j) {
-                    s[j] = j0 + j <= limit ? s[j] * p.softmax_scale : neg_inf;
-                    mx = std::max(mx, s[j]);
-                }
-                const float m_new = std::max(a[dv], mx);  // finite: position j0 <= limit is always visible
-                const float alpha = a[dv] == neg_inf ? 0.0f : std::exp(a[dv] - m_new);
-                float sum = 0;
-                for (int64_t j = 0; j < nv; ++j) {
-                    s[j] = s[j] == neg_inf ? 0.0f : std::exp(s[j] - m_new);
-                    sum += s[j];
-                }
-                k.scale(a, alpha, dv);
-                a[dv] = m_new;
-                a[dv + 1] = a[dv + 1] * alpha + sum;
-            }
+            for (int64_t i = 0; i < rows; ++i)
+                online_softmax_step(k, scores + i * ps, nv, j0, run.pos + first_row + i, p.softmax_scale,
+                                    acc + ((first_row + i) * H + h) * (dv + 2), dv);
             // acc += P V_h, with V_h read in place from the expanded page ([nv][H][dkv], values after k_nope).
             const Matrix values{kv + h * d.dkv + d.dn, DType::f32, dv, nv, H * d.dkv, true};
             k.matmul(rows, scores, ps, values, 0, dv, acc + (first_row * H + h) * (dv + 2), H * (dv + 2), true, pk);
