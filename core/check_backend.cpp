@@ -31,7 +31,7 @@ Tensor like(HostBuffer* b, const Tensor& t) {
 
 }  // namespace
 
-CheckBackend::CheckBackend(Backend& plugin, CheckTolerances tol) : plugin_(plugin), tol_(tol) {}
+CheckBackend::CheckBackend(Backend& plugin, CheckTolerances tol) : ForwardingBackend(plugin), plugin_(plugin), tol_(tol) {}
 
 CheckBackend::~CheckBackend() = default;
 

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/forwarding_backend.h"
 #include "ops/backend.h"
 #include "ops/reference/host_buffer.h"
 
@@ -34,7 +35,7 @@ struct CheckTolerances {
     double moe = 1e-3;        // rows whose routing is a near-tie (< 1e-5 apart) are compared only where both agree
 };
 
-class CheckBackend final : public ops::Backend {
+class CheckBackend final : public ForwardingBackend {
 public:
     explicit CheckBackend(ops::Backend& plugin, CheckTolerances tol = {});
     ~CheckBackend() override;
@@ -45,17 +46,12 @@ public:
     // Largest normalised error seen per op kind so far.
     const std::map<std::string, double>& worst() const { return worst_; }
 
-    const ops::DeviceInfo& device() const override { return plugin_.device(); }
-    ops::Buffer* allocate(ops::MemoryUse u, int32_t p, uint64_t b) override { return plugin_.allocate(u, p, b); }
-    ops::Buffer* import_host(ops::MemoryUse u, int32_t p, void* d, uint64_t b) override { return plugin_.import_host(u, p, d, b); }
     void release(ops::Buffer* b) override;
     void write(ops::Buffer* d, uint64_t o, const void* s, uint64_t n) override;
-    void read(const ops::Buffer* s, uint64_t o, void* d, uint64_t n) override { plugin_.read(s, o, d, n); }
     void zero(ops::Buffer* d, uint64_t o, uint64_t n) override;
     void copy(ops::Buffer* d, uint64_t doff, const ops::Buffer* s, uint64_t soff, uint64_t n) override;
     void begin_step() override;
     void end_step() override;
-    void synchronize() override { plugin_.synchronize(); }
 
     void embedding(const ops::EmbeddingParams& p) override;
     void rms_norm(const ops::RmsNormParams& p) override;

@@ -7,29 +7,15 @@
 #include <memory>
 #include <string>
 
-#include "ops/backend.h"
+#include "core/forwarding_backend.h"
 
 namespace halo {
 
-class ProfileBackend final : public ops::Backend {
+class ProfileBackend final : public ForwardingBackend {
 public:
-    explicit ProfileBackend(ops::Backend& inner) : inner_(inner) {}
+    explicit ProfileBackend(ops::Backend& inner) : ForwardingBackend(inner) {}
     ~ProfileBackend() override;
     void report() const;  // prints to stderr
-
-    const ops::DeviceInfo& device() const override { return inner_.device(); }
-    ops::Buffer* allocate(ops::MemoryUse u, int32_t p, uint64_t b) override { return inner_.allocate(u, p, b); }
-    ops::Buffer* import_host(ops::MemoryUse u, int32_t p, void* d, uint64_t b) override { return inner_.import_host(u, p, d, b); }
-    void release(ops::Buffer* b) override { inner_.release(b); }
-    void write(ops::Buffer* d, uint64_t o, const void* s, uint64_t n) override { inner_.write(d, o, s, n); }
-    void read(const ops::Buffer* s, uint64_t o, void* d, uint64_t n) override { inner_.read(s, o, d, n); }
-    void zero(ops::Buffer* d, uint64_t o, uint64_t n) override { inner_.zero(d, o, n); }
-    void copy(ops::Buffer* d, uint64_t doff, const ops::Buffer* s, uint64_t soff, uint64_t n) override {
-        inner_.copy(d, doff, s, soff, n);
-    }
-    void begin_step() override { inner_.begin_step(); }
-    void end_step() override { inner_.end_step(); }
-    void synchronize() override { inner_.synchronize(); }
 
     void embedding(const ops::EmbeddingParams& p) override { time("embedding", p.out.rows(), [&] { inner_.embedding(p); }); }
     void rms_norm(const ops::RmsNormParams& p) override { time("rms_norm", p.x.rows(), [&] { inner_.rms_norm(p); }); }
@@ -58,7 +44,6 @@ private:
         double seconds = 0;
         int64_t calls = 0, rows = 0;
     };
-    ops::Backend& inner_;
     std::map<std::string, Entry> entries_;
 };
 
