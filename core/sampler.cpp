@@ -15,7 +15,8 @@ int32_t argmax(const float* logits, int64_t n) {
 }
 
 Sampler::Sampler(const SamplingParams& p) : params_(p), state_(p.seed ^ 0x5851f42d4c957f2dull) {
-    if (p.temperature < 0) throw std::invalid_argument("temperature must be 0 (greedy) or positive");
+    if (!(std::isfinite(p.temperature) && p.temperature >= 0))
+        throw std::invalid_argument("temperature must be a finite number: 0 (greedy) or positive");
     if (p.top_k < 0) throw std::invalid_argument("top_k must be 0 (off) or positive");
     if (!(p.top_p > 0 && p.top_p <= 1)) throw std::invalid_argument("top_p must be in (0, 1]");
 }
@@ -62,6 +63,7 @@ int32_t Sampler::sample(const float* logits, int64_t vocab) {
             }
         }
     }
+    if (n == 0) return best;  // only reachable through non-finite arithmetic; the best token is still a valid answer
     double total = 0;
     for (size_t i = 0; i < n; ++i) total += probs_[i];
     double u = uniform() * total;

@@ -1,8 +1,10 @@
 // engine bench: prefill and decode speed on a model, beside the machine's measured memory read bandwidth.
 // Prints a table a person can paste and one JSON line a script can read.
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <thread>
 
@@ -68,8 +70,9 @@ DepthResult run_depth(Model& m, const BenchOptions& o, int32_t depth) {
         const auto t3 = std::chrono::steady_clock::now();
         decode_tps.push_back(double(o.decode_tokens) / std::chrono::duration<double>(t3 - t2).count());
         m.end_sequence(seq);
-        std::fprintf(stderr, "bench: depth %d, rep %d: prefill %.1f tok/s, decode %.2f tok/s\n", depth, rep + 1,
-                     prefill_tps.back(), decode_tps.back());
+        if (!o.run.quiet)
+            std::fprintf(stderr, "bench: depth %d, rep %d: prefill %.1f tok/s, decode %.2f tok/s\n", depth, rep + 1,
+                         prefill_tps.back(), decode_tps.back());
     }
     return {depth, stats(prefill_tps), stats(decode_tps)};
 }
@@ -81,10 +84,12 @@ int run_bench(BenchOptions& o) {
     if (!(o.bandwidth_gb >= 0.1 && o.bandwidth_gb <= 1024))
         throw std::runtime_error("--bandwidth-gb must be between 0.1 and 1024 (1 or more measures DRAM, not caches)");
     if (o.reps < 1 || o.decode_tokens < 1) throw std::runtime_error("--reps and --decode-tokens must be at least 1");
+    if (!o.json_out.empty()) check_output_path(o.json_out, "--json-out");
     const int32_t deepest = *std::max_element(o.prompt_lens.begin(), o.prompt_lens.end());
     o.run.context = std::max<int64_t>(o.run.context, int64_t(deepest) + o.decode_tokens + 1);
     const int threads = o.run.threads > 0 ? o.run.threads : int(std::max(1u, std::thread::hardware_concurrency()));
-    std::fprintf(stderr, "bench: measuring memory read bandwidth (%.1f GB buffer, %d threads)...\n", o.bandwidth_gb, threads);
+    if (!o.run.quiet)
+        std::fprintf(stderr, "bench: measuring memory read bandwidth (%.1f GB buffer, %d threads)...\n", o.bandwidth_gb, threads);
     BandwidthResult bw = measure_read_bandwidth(uint64_t(o.bandwidth_gb * 1e9), threads, 5);
 
     Engine e = open_engine(o.run);
@@ -135,9 +140,9 @@ int run_bench(BenchOptions& o) {
     std::printf("\n%s\n", j.dump().c_str());
     if (!o.json_out.empty()) {
         FILE* f = std::fopen(o.json_out.c_str(), "w");
-        if (!f) throw std::runtime_error("cannot write " + o.json_out);
+        if (!f) throw std::runtime_error("cannot write --json-out " + o.json_out + ": " + std::strerror(errno));
         std::fprintf(f, "%s\n", j.dump(2).c_str());
-        std::fclose(f);
+        if (std::fclose(f) != 0) throw std::runtime_error("cannot write --json-out " + o.json_out + ": " + std::strerror(errno));
     }
     return 0;
 }
@@ -150,9 +155,12 @@ Command add_bench_command(CLI::App& app) {
     add_run_options(*sub, o->run);
     sub->add_option("--prompt-len", o->prompt_lens, "Prefill lengths (context depths), e.g. 512,4096")
         ->delimiter(',')
+        ->check(CLI::Range(1, 1 << 24))
         ->capture_default_str();
-    sub->add_option("--decode-tokens", o->decode_tokens, "Tokens decoded per repetition")->capture_default_str();
-    sub->add_option("--reps", o->reps, "Repetitions")->capture_default_str();
+    sub->add_option("--decode-tokens", o->decode_tokens, "Tokens decoded per repetition")
+        ->check(CLI::Range(1, 1 << 24))
+        ->capture_default_str();
+    sub->add_option("--reps", o->reps, "Repetitions")->check(CLI::Range(1, 1000))->capture_default_str();
     sub->add_option("--bandwidth-gb", o->bandwidth_gb, "Buffer size of the bandwidth measurement (GB, at least 1)")->capture_default_str();
     sub->add_option("--json-out", o->json_out, "Also write the JSON result to this file");
     return {sub, [o] { return run_bench(*o); }};

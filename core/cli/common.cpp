@@ -1,8 +1,11 @@
 #include "core/cli/common.h"
 
+#include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 
 #include <boost/dll/runtime_symbol_info.hpp>
@@ -14,17 +17,24 @@ namespace halo::cli {
 
 void add_run_options(CLI::App& app, RunOptions& o) {
     app.add_option("--backend", o.backend, "Backend plugin: cpu, vulkan or hip")->capture_default_str();
-    app.add_option("--model", o.model_dir, "Model directory (config.json + safetensors); default: the built-in demo model");
+    app.add_option("--model", o.model_dir, "Model directory (config.json + safetensors); default: the built-in demo model")
+        ->check(kNonEmpty);
     app.add_option("--plugin-dir", o.plugin_dir, "Also look for backend plugins in this directory");
-    app.add_option("--threads", o.threads, "CPU threads (0 = all cores)")->capture_default_str();
-    app.add_option("--device", o.device, "Device index for GPU backends (-1 = best)")->capture_default_str();
+    app.add_option("--threads", o.threads, "CPU threads (0 = all cores)")->check(CLI::Range(0, 4096))->capture_default_str();
+    app.add_option("--device", o.device, "Device index for GPU backends (-1 = best)")
+        ->check(CLI::Range(-1, 4096))
+        ->capture_default_str();
     app.add_option("--device-name", o.device_name, "Pick the GPU whose name contains this text");
     app.add_option("--moe-weighting", o.moe_weighting,
                    "MoE mixing weights: unbiased (vLLM/llama.cpp, default) or biased (as the HF code computes)")
         ->check(CLI::IsMember({"unbiased", "biased"}))
         ->capture_default_str();
-    app.add_option("--context", o.context, "Maximum tokens per sequence (sizes the MLA cache)")->capture_default_str();
-    app.add_option("--chunk", o.chunk, "Prefill chunk: tokens per forward step")->capture_default_str();
+    app.add_option("--context", o.context, "Maximum tokens per sequence (sizes the MLA cache)")
+        ->check(CLI::Range(int64_t(1), int64_t(1) << 32))
+        ->capture_default_str();
+    app.add_option("--chunk", o.chunk, "Prefill chunk: tokens per forward step")
+        ->check(CLI::Range(1, 1 << 20))
+        ->capture_default_str();
     app.add_option("--cache-dtype", o.cache_dtype, "MLA latent cache element type: f32, f16 or bf16")
         ->check(CLI::IsMember({"f32", "f16", "bf16"}))
         ->capture_default_str();
@@ -47,6 +57,15 @@ std::string demo_model_dir() {
     const auto exe = boost::dll::program_location(ec);
     if (ec) return "models/demo";
     return (std::filesystem::path(exe.parent_path().string()).parent_path() / "models" / "demo").string();
+}
+
+std::string model_dir_of(const RunOptions& o) {
+    if (!o.model_dir.empty()) return o.model_dir;
+    const std::string dir = demo_model_dir();
+    if (!std::filesystem::exists(std::filesystem::path(dir) / "config.json"))
+        throw std::runtime_error("the built-in demo model was not found at " + dir +
+                                 " (build the demo_model target, or pass --model DIR)");
+    return dir;
 }
 
 Engine open_engine(const RunOptions& o, int32_t sequences) {
@@ -80,10 +99,7 @@ Engine open_engine(const RunOptions& o, int32_t sequences) {
                 last_pct = pct;
             }
         };
-    const std::string dir = o.model_dir.empty() ? demo_model_dir() : o.model_dir;
-    if (o.model_dir.empty() && !std::filesystem::exists(std::filesystem::path(dir) / "config.json"))
-        throw std::runtime_error("the built-in demo model was not found at " + dir +
-                                 " (build the demo_model target, or pass --model DIR)");
+    const std::string dir = model_dir_of(o);
     ops::Backend* backend = &e.backend->backend();
     if (const char* prof = std::getenv("HALO_PROFILE"); prof && std::string(prof) == "1") {
         e.profiler = std::make_unique<ProfileBackend>(*backend);
@@ -110,26 +126,65 @@ Engine open_engine(const RunOptions& o, int32_t sequences) {
     return e;
 }
 
-std::vector<int32_t> parse_ids(const std::string& text) {
+std::vector<int32_t> parse_ids(const std::string& text, const std::string& flag) {
     std::vector<int32_t> ids;
+    if (text.find_first_not_of(" \t") == std::string::npos) return ids;
     size_t pos = 0;
-    while (pos < text.size()) {
-        while (pos < text.size() && (text[pos] == ',' || text[pos] == ' ')) ++pos;
-        if (pos >= text.size()) break;
-        size_t used = 0;
-        long long v;
-        try {
-            v = std::stoll(text.substr(pos), &used);
-        } catch (const std::exception&) {
-            throw std::runtime_error("--prompt-ids: '" + text.substr(pos, 12) + "' is not a token id (expected 1,2,3)");
-        }
-        if (v < 0 || v > INT32_MAX) throw std::runtime_error("--prompt-ids: " + std::to_string(v) + " is not a valid token id");
+    while (true) {
+        const size_t comma = std::min(text.find(',', pos), text.size());
+        std::string item = text.substr(pos, comma - pos);
+        item.erase(0, item.find_first_not_of(" \t"));
+        item.erase(item.find_last_not_of(" \t") + 1);
+        const std::string shown = item.size() > 40 ? item.substr(0, 40) + "..." : item;
+        if (item.empty())
+            throw std::runtime_error(flag + ": an empty item in '" + text.substr(0, 80) +
+                                     "' (give ids separated by single commas, like 1,2,3)");
+        int64_t v = 0;
+        const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
+        if (item.find_first_not_of("0123456789") != std::string::npos || ec != std::errc() ||
+            end != item.data() + item.size())
+            throw std::runtime_error(flag + ": '" + shown + "' is not a token id (ids are whole numbers from 0, like 1,2,3)");
+        if (v > INT32_MAX) throw std::runtime_error(flag + ": " + shown + " is too large to be a token id");
         ids.push_back(int32_t(v));
-        pos += used;
-        if (pos < text.size() && text[pos] != ',' && text[pos] != ' ')
-            throw std::runtime_error("--prompt-ids: unexpected '" + std::string(1, text[pos]) + "' (expected 1,2,3)");
+        if (comma == text.size()) break;
+        pos = comma + 1;
     }
     return ids;
 }
+
+void check_ids_in_vocab(const std::vector<int32_t>& ids, int64_t vocab_size, const std::string& what) {
+    for (size_t i = 0; i < ids.size(); ++i)
+        if (ids[i] >= vocab_size)
+            throw std::runtime_error(what + ": token id " + std::to_string(ids[i]) + " (item " + std::to_string(i + 1) +
+                                     ") is outside the model's vocabulary (ids 0.." + std::to_string(vocab_size - 1) + ")");
+}
+
+void check_output_path(const std::string& path, const std::string& flag) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (fs::is_directory(path, ec)) throw std::runtime_error(flag + " " + path + " is a directory; give a file name");
+    const fs::path parent = fs::path(path).parent_path();
+    if (!parent.empty() && !fs::is_directory(parent, ec))
+        throw std::runtime_error(flag + " " + path + ": the folder " + parent.string() + " does not exist");
+    const bool existed = fs::exists(path, ec);
+    FILE* f = std::fopen(path.c_str(), "ab");
+    if (!f) throw std::runtime_error(flag + " " + path + " cannot be written: " + std::strerror(errno));
+    std::fclose(f);
+    if (!existed) fs::remove(path, ec);
+}
+
+const CLI::Validator kNonEmpty(
+    [](std::string& s) { return s.empty() ? std::string("the value is empty") : std::string(); }, "NON-EMPTY");
+
+const CLI::Validator kUnsigned64(
+    [](std::string& s) {
+        uint64_t v = 0;
+        const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos || ec != std::errc() ||
+            end != s.data() + s.size())
+            return "'" + s + "' is not a whole number from 0 to 18446744073709551615";
+        return std::string();
+    },
+    "UINT64");
 
 }  // namespace halo::cli

@@ -46,7 +46,21 @@ struct Engine {
 // Loads the backend plugin and the model; prints a one-line summary to stderr unless quiet.
 Engine open_engine(const RunOptions& o, int32_t sequences = 1);
 
-// "1,2,3" -> ids. Throws CLI::ValidationError-style std::runtime_error on bad text.
-std::vector<int32_t> parse_ids(const std::string& text);
+// The model directory the options name: --model, or the built-in demo model (which must have been built).
+std::string model_dir_of(const RunOptions& o);
+
+// "1,2,3" -> ids. Throws std::runtime_error naming `flag` on bad text (empty items, signs, numbers out of range).
+std::vector<int32_t> parse_ids(const std::string& text, const std::string& flag);
+
+// Throws unless every id is below the model's vocabulary size; names `what` (e.g. "--prompt-ids").
+void check_ids_in_vocab(const std::vector<int32_t>& ids, int64_t vocab_size, const std::string& what);
+
+// Throws unless `path` can be written (not a directory, its folder exists, the file can be created), so that a long
+// run does not end in an output error. Leaves no file behind that was not there before.
+void check_output_path(const std::string& path, const std::string& flag);
+
+// CLI11 validators: a non-empty value; an unsigned decimal integer that fits 64 bits.
+extern const CLI::Validator kNonEmpty;
+extern const CLI::Validator kUnsigned64;
 
 }  // namespace halo::cli

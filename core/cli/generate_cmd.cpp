@@ -2,10 +2,11 @@
 //   engine [--backend=cpu] [--model DIR] --prompt-ids 1,2,3 --max-tokens N [--temperature T --seed S] [--json]
 #include <algorithm>
 #include <chrono>
-#include <filesystem>
-#include <optional>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
+#include <optional>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -33,21 +34,40 @@ struct GenerateOptions {
     bool json = false;
 };
 
-// The model directory the options name (the demo model when none).
-std::string model_dir_of(const RunOptions& o) { return o.model_dir.empty() ? demo_model_dir() : o.model_dir; }
-
 int run_generate(GenerateOptions& o, CLI::App& app) {
-    const int given = int(!o.prompt_ids.empty()) + int(!o.prompt.empty()) + int(!o.chat.empty());
-    if (given > 1) throw std::runtime_error("give only one of --prompt-ids, --prompt and --chat");
-    if (!o.system.empty() && o.chat.empty()) throw std::runtime_error("--system goes with --chat");
+    auto given = [&](const char* flag) { return app.get_option(flag)->count() > 0; };
+    if (int(given("--prompt-ids")) + int(given("--prompt")) + int(given("--chat")) > 1)
+        throw std::runtime_error("give only one of --prompt-ids, --prompt and --chat");
+    if (given("--system") && !given("--chat")) throw std::runtime_error("--system goes with --chat");
+    for (const auto& [flag, value] : {std::pair{"--prompt-ids", &o.prompt_ids}, {"--prompt", &o.prompt}, {"--chat", &o.chat}})
+        if (given(flag) && value->empty()) throw std::runtime_error(std::string(flag) + " is empty; give a prompt");
+    if (given("--system") && o.system.empty())
+        throw std::runtime_error("--system is empty; leave it out to use the chat template's default system prompt");
+    // Check the sampling options before anything is loaded.
+    std::optional<Sampler> sampler;
+    try {
+        sampler.emplace(o.sampling);
+    } catch (const std::invalid_argument& err) {
+        throw std::runtime_error(std::string("sampling options (--temperature, --top-k, --top-p): ") + err.what());
+    }
+    if (o.max_tokens < 0) throw std::runtime_error("--max-tokens must be 0 or more");
+
+    // Read the config first, so that prompts the model cannot take are refused before its weights are loaded.
+    const std::string dir = model_dir_of(o.run);
+    const ModelConfig config = load_model_config(dir);
     // Text modes need the model's tokenizer; the demo without a prompt uses a short story opening.
     std::optional<tok::Tokenizer> tokenizer;
-    const bool has_tokenizer = std::filesystem::exists(std::filesystem::path(model_dir_of(o.run)) / "tiktoken.model");
-    if (given == 0 && has_tokenizer) o.prompt = "Once upon a time";
+    const bool has_tokenizer = std::filesystem::exists(std::filesystem::path(dir) / "tiktoken.model");
+    const bool any_prompt = given("--prompt-ids") || given("--prompt") || given("--chat");
+    if (!any_prompt && has_tokenizer) o.prompt = "Once upon a time";
     std::vector<int32_t> prompt;
-    std::vector<int32_t> stops = parse_ids(o.stop_ids);
+    std::vector<int32_t> stops = parse_ids(o.stop_ids, "--stop-ids");
     if (!o.prompt.empty() || !o.chat.empty()) {
-        tokenizer = tok::Tokenizer::load(model_dir_of(o.run));
+        tokenizer = tok::Tokenizer::load(dir);
+        if (tokenizer->vocab_size() > config.vocab_size)
+            throw std::runtime_error("the tokenizer in " + dir + " has " + std::to_string(tokenizer->vocab_size()) +
+                                     " ids but the model's vocab_size is " + std::to_string(config.vocab_size) +
+                                     ": tiktoken.model and tokenizer_config.json do not belong to this model");
         if (!o.chat.empty()) {
             std::vector<tok::ChatMessage> messages;
             if (!o.system.empty()) messages.push_back({"system", o.system, {}, {}});
@@ -58,16 +78,22 @@ int run_generate(GenerateOptions& o, CLI::App& app) {
         }
         if (!o.ignore_eos)
             for (int32_t id : tokenizer->stop_ids()) stops.push_back(id);
+    } else if (given("--prompt-ids")) {
+        prompt = parse_ids(o.prompt_ids, "--prompt-ids");
+        check_ids_in_vocab(prompt, config.vocab_size, "--prompt-ids");
     } else {
-        prompt = parse_ids(o.prompt_ids);
-        if (o.prompt_ids.empty()) prompt = {1, 2, 3, 4, 5, 6, 7, 8};  // a model without a tokenizer
+        prompt = {1, 2, 3, 4, 5, 6, 7, 8};  // a model without a tokenizer
     }
     if (prompt.empty()) throw std::runtime_error("the prompt is empty; give at least one token");
-    if (o.max_tokens < 0) throw std::runtime_error("--max-tokens must be 0 or more");
 
     // Size the context to the job unless the user fixed it.
     const int64_t need = int64_t(prompt.size()) + o.max_tokens;
-    if (app.get_option("--context")->count() == 0)
+    if (config.model_max_length > 0 && need > config.model_max_length)
+        throw std::runtime_error("the prompt (" + std::to_string(prompt.size()) + " tokens) plus --max-tokens " +
+                                 std::to_string(o.max_tokens) + " needs " + std::to_string(need) +
+                                 " tokens, more than the model's maximum length " +
+                                 std::to_string(config.model_max_length) + " (model_max_length in config.json)");
+    if (!given("--context"))
         o.run.context = std::max<int64_t>(o.run.context, need);
     else if (need > o.run.context)
         throw std::runtime_error("the prompt (" + std::to_string(prompt.size()) + " tokens) plus --max-tokens " +
@@ -76,18 +102,19 @@ int run_generate(GenerateOptions& o, CLI::App& app) {
 
     Engine e = open_engine(o.run);
     Model& m = *e.model;
-    if (m.config().model_max_length > 0 && need > m.config().model_max_length)
-        throw std::runtime_error("the prompt plus --max-tokens needs " + std::to_string(need) +
-                                 " tokens, more than the model's maximum length " +
-                                 std::to_string(m.config().model_max_length));
-    Sampler sampler(o.sampling);
     Sequence seq;
     m.begin_sequence(seq);
     const auto t0 = std::chrono::steady_clock::now();
     const bool show_progress = !o.run.quiet && prompt.size() > size_t(o.run.chunk);
-    std::vector<float> logits = m.prefill(seq, prompt, false, [&](int64_t done, int64_t total) {
-        if (show_progress) std::fprintf(stderr, "\rengine: prefill %lld/%lld tokens", (long long)done, (long long)total);
-    });
+    std::vector<float> logits;
+    try {
+        logits = m.prefill(seq, prompt, false, [&](int64_t done, int64_t total) {
+            if (show_progress) std::fprintf(stderr, "\rengine: prefill %lld/%lld tokens", (long long)done, (long long)total);
+        });
+    } catch (...) {
+        if (show_progress) std::fprintf(stderr, "\n");  // end the progress line before the error
+        throw;
+    }
     if (show_progress) std::fprintf(stderr, "\n");
     const auto t1 = std::chrono::steady_clock::now();
     std::vector<int32_t> out;
@@ -95,7 +122,7 @@ int run_generate(GenerateOptions& o, CLI::App& app) {
     std::optional<tok::StreamDecoder> stream;
     if (tokenizer && !o.json) stream.emplace(*tokenizer);
     while (int32_t(out.size()) < o.max_tokens) {
-        const int32_t id = sampler.sample(logits.data(), vocab);
+        const int32_t id = sampler->sample(logits.data(), vocab);
         out.push_back(id);
         if (stream && std::find(stops.begin(), stops.end(), id) == stops.end()) {
             const std::string piece = id < tokenizer->vocab_size() ? stream->push(id) : std::string();
@@ -169,7 +196,7 @@ std::function<int()> add_generate_options(CLI::App& app) {
     app.add_option("--temperature", o->sampling.temperature, "Sampling temperature; 0 = greedy")->capture_default_str();
     app.add_option("--top-k", o->sampling.top_k, "Sample among the k most likely tokens (0 = all)")->capture_default_str();
     app.add_option("--top-p", o->sampling.top_p, "Nucleus sampling threshold in (0, 1]")->capture_default_str();
-    app.add_option("--seed", o->sampling.seed, "Random seed for sampling")->capture_default_str();
+    app.add_option("--seed", o->sampling.seed, "Random seed for sampling")->check(kUnsigned64)->capture_default_str();
     app.add_option("--stop-ids", o->stop_ids,
                    "Stop after generating one of these ids (with --prompt-ids nothing stops early by default; "
                    "--prompt and --chat stop at <|im_end|> and [EOS])");

@@ -17,8 +17,15 @@ struct LogitsOptions {
 };
 
 int run_logits(LogitsOptions& o, CLI::App& sub) {
-    const std::vector<int32_t> prompt = parse_ids(o.prompt_ids);
+    const std::vector<int32_t> prompt = parse_ids(o.prompt_ids, "--prompt-ids");
     if (prompt.empty()) throw std::runtime_error("--prompt-ids is empty; give at least one token id");
+    check_output_path(o.out, "--out");
+    const ModelConfig config = load_model_config(model_dir_of(o.run));
+    check_ids_in_vocab(prompt, config.vocab_size, "--prompt-ids");
+    if (config.model_max_length > 0 && int64_t(prompt.size()) > config.model_max_length)
+        throw std::runtime_error("the prompt has " + std::to_string(prompt.size()) +
+                                 " tokens, more than the model's maximum length " +
+                                 std::to_string(config.model_max_length) + " (model_max_length in config.json)");
     if (sub.get_option("--context")->count() == 0) o.run.context = std::max<int64_t>(o.run.context, int64_t(prompt.size()));
     else if (int64_t(prompt.size()) > o.run.context)
         throw std::runtime_error("the prompt has " + std::to_string(prompt.size()) + " tokens, more than --context " +

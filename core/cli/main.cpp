@@ -1,5 +1,7 @@
 // engine: the Halo command line. `engine --help` lists the commands.
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 
 #include "core/cli/command.h"
@@ -21,9 +23,26 @@ int main(int argc, char** argv) {
         return app.exit(e);
     }
     try {
+        int rc = -1;
         for (auto& c : commands)
-            if (c.app && c.app->parsed()) return c.run();
-        return generate();
+            if (c.app && c.app->parsed()) {
+                // The main command's options (generation) parse before a subcommand's name; a subcommand would
+                // silently run without them.
+                for (const CLI::Option* opt : app.get_options())
+                    if (opt->count() > 0)
+                        throw std::runtime_error(opt->get_name() + " was given before '" + c.app->get_name() +
+                                                 "', where the '" + c.app->get_name() + "' command does not see it; " +
+                                                 "put it after: engine " + c.app->get_name() + " " + opt->get_name() + " ...");
+                rc = c.run();
+                break;
+            }
+        if (rc < 0) rc = generate();
+        // Output that could not be written (a full disk, a closed pipe) is an error, not a success.
+        if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+            std::fprintf(stderr, "engine: could not write the output to standard output: %s\n", std::strerror(errno));
+            return 1;
+        }
+        return rc;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "engine: %s\n", e.what());
         return 1;

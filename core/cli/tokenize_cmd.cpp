@@ -42,6 +42,7 @@ int run_tokenize(const TokenizeOptions& o) {
             for (tok::TokenId id : tokenizer.encode(text, o.allow_special)) out.push_back(id);
         }
         std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+        std::cout.flush();
         return std::cout.good() ? 0 : fail("tokenize: could not write to stdout");
     } catch (const std::exception& e) {
         return fail(std::string("tokenize: ") + e.what());

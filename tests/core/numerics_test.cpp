@@ -127,6 +127,13 @@ TEST(Sampler, TopKAndTopPRestrictTheSupport) {
     }
     p.temperature = -1;
     EXPECT_THROW(Sampler{p}, std::invalid_argument);
+    for (double t : {std::nan(""), double(INFINITY)}) {  // NaN once slipped through and crashed the sampler
+        p.temperature = t;
+        EXPECT_THROW(Sampler{p}, std::invalid_argument) << t;
+    }
+    p.temperature = 1;
+    p.top_p = std::nan("");
+    EXPECT_THROW(Sampler{p}, std::invalid_argument);
 }
 
 TEST(StatePool, SlotsAndPagesAreReturnedAndLimitsAreSentences) {
