@@ -129,6 +129,13 @@ void Model::plan_memory() {
     for (int u = 0; u < kMemoryUseCount; ++u) plan_.placement[u] = placement_index(MemoryUse(u));
     for_each_tensor(config_, weights_, [&](const TensorSpec&, Tensor& t) { plan_.bytes[0] += align_up(t.bytes()); });
     plan_.weights_zero_copy = dev.placements[size_t(plan_.placement[0])].imports_host;
+    // Used in place, every tensor must start at a multiple of its element size (GPU plugins address elements, not
+    // bytes). A valid file whose header is not padded can break that; its weights are then copied, aligned.
+    if (plan_.weights_zero_copy)
+        for_each_tensor(config_, weights_, [&](const TensorSpec& spec, Tensor& t) {
+            const TensorRecord* r = checkpoint_->find(spec.name);
+            if (r && reinterpret_cast<uintptr_t>(r->data) % dtype_size(t.dtype) != 0) plan_.weights_zero_copy = false;
+        });
 
     const ModelConfig& c = config_;
     const int64_t S = options_.max_sequences;

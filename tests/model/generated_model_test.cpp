@@ -3,7 +3,10 @@
 // expert routing, no shared expert, several shared experts, conv width 3, MoE every second layer, a single shard.
 // Tolerance 2e-4 absolute on logits (std ~1): the F32 plugin vs double differs by ~1e-5 here.
 #include <cmath>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include <gtest/gtest.h>
 
@@ -86,6 +89,45 @@ TEST_P(GeneratedModel, MatchesReferenceBackend) {
         EXPECT_TRUE(std::isfinite(worst)) << v.name;
         fs::remove_all(dir);
     }
+}
+
+// A valid file whose JSON header is not padded to 8 bytes puts every tensor at an odd offset. Weights that cannot be
+// used in place at their element alignment are copied (aligned) instead, with the same results as the padded file.
+TEST_P(GeneratedModel, UnpaddedHeaderIsCopiedNotMisread) {
+    const fs::path base = fs::temp_directory_path() / ("halo_align_" + GetParam() + "_" + std::to_string(::getpid()));
+    const fs::path padded = base / "padded", odd = base / "odd";
+    gen::GenOptions o;
+    o.seed = 5;
+    gen::write_checkpoint(padded, gen::preset_config("tiny"), o);
+    fs::create_directories(odd);
+    fs::copy_file(padded / "config.json", odd / "config.json");
+    {
+        std::ifstream in(padded / "model.safetensors", std::ios::binary);
+        std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        uint64_t n = 0;
+        std::memcpy(&n, bytes.data(), 8);
+        const uint64_t n1 = n + 1;  // one more space after the JSON: the data section is unchanged but shifted by 1
+        std::ofstream out(odd / "model.safetensors", std::ios::binary);
+        out.write(reinterpret_cast<const char*>(&n1), 8);
+        out.write(bytes.data() + 8, std::streamsize(n));
+        out.put(' ');
+        out.write(bytes.data() + 8 + n, std::streamsize(bytes.size() - 8 - n));
+    }
+    std::vector<int32_t> prompt;
+    for (int i = 0; i < 21; ++i) prompt.push_back((i * 31 + 7) % 384);
+    auto plugin = load_plugin(GetParam());
+    {
+        Model m(plugin->backend(), odd, ModelOptions{});
+        EXPECT_FALSE(m.plan().weights_zero_copy);
+    }
+    const auto want = run(plugin->backend(), padded, prompt, 3);
+    const auto got = run(plugin->backend(), odd, prompt, 3);
+    ASSERT_EQ(got.size(), want.size());
+    // Same weights; a GPU plugin may still pick other kernel variants for other buffer layouts (F32 rounding).
+    float worst = 0;
+    for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::fabs(got[i] - want[i]));
+    EXPECT_LE(worst, 1e-5f);
+    fs::remove_all(base);
 }
 
 INSTANTIATE_TEST_SUITE_P(Plugins, GeneratedModel, ::testing::ValuesIn(plugins_under_test()),
