@@ -197,6 +197,12 @@ ModelConfig parse_model_config(const json& doc, const std::string& source) {
 
 ModelConfig load_model_config(const std::filesystem::path& model_dir) {
     const auto path = model_dir / "config.json";
+    // Checked before opening: a FIFO would block the open, and a directory opens but throws an ios failure on read.
+    std::error_code ec;
+    const auto status = std::filesystem::status(path, ec);
+    if (std::filesystem::is_directory(status)) throw ConfigError(path.string() + " is a directory, not a file");
+    if (std::filesystem::is_other(status))
+        throw ConfigError(path.string() + " is not a regular file (a FIFO, socket or device)");
     std::ifstream in(path);
     if (!in) {
         if (!std::filesystem::exists(model_dir))

@@ -5,10 +5,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <set>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -24,6 +26,59 @@ constexpr uint64_t kMaxHeaderBytes = 100ull << 20;  // the format's own limit
 
 [[noreturn]] void fail_tensor(const std::string& file, const std::string& name, const std::string& what) {
     throw ModelFileError(file + ": tensor '" + name + "' " + what);
+}
+
+// Why `path` (which exists) cannot be read as a file, or empty when it can; checked before opening, since opening a
+// FIFO waits for a writer and reading a directory through a stream throws an unhelpful ios failure.
+std::string not_a_file(const std::filesystem::path& path) {
+    std::error_code ec;
+    const auto status = std::filesystem::status(path, ec);
+    if (std::filesystem::is_directory(status)) return "is a directory, not a file";
+    if (std::filesystem::is_other(status)) return "is not a regular file (a FIFO, socket or device)";
+    return "";
+}
+
+std::string range(const TensorRecord& r) {
+    return "[" + std::to_string(r.begin) + ", " + std::to_string(r.end) + ")";
+}
+
+// "1 byte", "2 bytes".
+std::string byte_count(uint64_t n) { return std::to_string(n) + (n == 1 ? " byte" : " bytes"); }
+
+// The tensors must tile the data section exactly, as the reference library requires: sorted by offsets, the first
+// begins at 0, each begins where the previous ended, the last ends at the data section's end. A zero-byte tensor
+// may sit at any boundary between tensors. A header length that is off by a few bytes (JSON padded with spaces
+// still parses) or an aliased, overlapping or stray byte range is caught here rather than as wrong numbers later.
+void check_tiling(const std::vector<TensorRecord>& records, uint64_t data_size, const std::string& file) {
+    std::vector<const TensorRecord*> sorted;
+    for (const TensorRecord& r : records) sorted.push_back(&r);
+    std::sort(sorted.begin(), sorted.end(), [](const TensorRecord* a, const TensorRecord* b) {
+        return std::tie(a->begin, a->end, a->name) < std::tie(b->begin, b->end, b->name);
+    });
+    const TensorRecord* prev = nullptr;  // the last tensor holding bytes so far
+    uint64_t covered = 0;                // bytes [0, covered) are held by tensors seen so far
+    for (const TensorRecord* r : sorted) {
+        if (r->begin < covered)
+            fail_tensor(file, r->name, "data " + range(*r) + " overlaps tensor '" + prev->name + "' " + range(*prev));
+        if (r->begin > covered)
+            fail(file, "leaves a gap of " + byte_count(r->begin - covered) + " before tensor '" + r->name +
+                           "' " + range(*r) + ", " +
+                           (prev ? "after tensor '" + prev->name + "' " + range(*prev)
+                                 : std::string("the first in the data section")) +
+                           " (the header length or offsets are wrong)");
+        if (r->end > r->begin) {
+            prev = r;
+            covered = r->end;
+        }
+    }
+    if (covered != data_size) {
+        const std::string extra = byte_count(data_size - covered);
+        if (!prev)
+            fail(file, "has a data section of " + extra + " but no tensor holding any of them "
+                       "(the header length or offsets are wrong)");
+        fail(file, "has a data section with " + extra + " after the last tensor '" + prev->name + "' " +
+                       range(*prev) + " (the header length or offsets are wrong)");
+    }
 }
 
 }  // namespace
@@ -98,16 +153,24 @@ std::vector<TensorRecord> parse_safetensors(const uint8_t* bytes, uint64_t size,
         r.data = bytes + 8 + header_len + r.begin;
         out.push_back(std::move(r));
     }
+    check_tiling(out, data_size, file);
     return out;
 }
 
 MappedFile::MappedFile(const std::filesystem::path& path) : path_(path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer before fstat could refuse it.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) fail(path.string(), std::string("cannot be opened: ") + std::strerror(errno));
     struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (::fstat(fd, &st) != 0) {
+        const int err = errno;
         ::close(fd);
-        fail(path.string(), "is not a regular file");
+        fail(path.string(), std::string("cannot be examined: ") + std::strerror(err));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        ::close(fd);
+        fail(path.string(), S_ISDIR(st.st_mode) ? "is a directory, not a file"
+                                                 : "is not a regular file (a FIFO, socket or device)");
     }
     size_ = uint64_t(st.st_size);
     if (size_ > 0) {
@@ -132,7 +195,10 @@ std::unique_ptr<Checkpoint> Checkpoint::open(const std::filesystem::path& dir) {
     std::map<std::string, std::string> weight_map;  // tensor -> shard, when an index exists
     const fs::path index_path = dir / "model.safetensors.index.json";
     if (fs::exists(index_path)) {
+        const std::string why = not_a_file(index_path);
+        if (!why.empty()) fail(index_path.string(), why);
         std::ifstream in(index_path);
+        if (!in) fail(index_path.string(), std::string("cannot be opened: ") + std::strerror(errno));
         json index = json::parse(in, nullptr, false);
         if (index.is_discarded() || !index.is_object()) fail(index_path.string(), "is not valid JSON");
         if (!index.contains("weight_map") || !index["weight_map"].is_object())

@@ -1,5 +1,6 @@
 // Bad model files: each must give a clear error naming the file and (where there is one) the tensor, never a crash.
 // A fresh tiny checkpoint (2 shards) is generated per test and then damaged in one specific way.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -7,6 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/model.h"
+#include "core/safetensors.h"
+#include "tests/support/fifo_guard.h"
 #include "tests/support/plugins.h"
 #include "tools/gen/checkpoint_writer.h"
 
@@ -57,6 +60,46 @@ protected:
         for (int i = 0; i < 8; ++i) out.put(char(n >> (8 * i)));
         out << text;
         out.write(bytes.data() + 8 + len, long(bytes.size() - 8 - len));
+    }
+    // A shard split into its header and data section.
+    struct Shard {
+        json header;
+        std::string data;
+    };
+    Shard read_shard(const fs::path& file) {
+        std::ifstream in(file, std::ios::binary);
+        std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        uint64_t len = 0;
+        for (int i = 7; i >= 0; --i) len = len << 8 | uint8_t(bytes[size_t(i)]);
+        return {json::parse(bytes.substr(8, len)), bytes.substr(8 + len)};
+    }
+    // Writes header_text and data, declaring a header length of header_text.size() + length_error.
+    void write_shard(const fs::path& file, const std::string& header_text, const std::string& data,
+                     int64_t length_error = 0) {
+        std::ofstream out(file, std::ios::binary | std::ios::trunc);
+        const uint64_t n = uint64_t(int64_t(header_text.size()) + length_error);
+        for (int i = 0; i < 8; ++i) out.put(char(n >> (8 * i)));
+        out << header_text << data;
+    }
+    // Removes a tensor from a shard, header entry and bytes, leaving a well-formed file without it.
+    void drop_tensor(const fs::path& file, const std::string& name) {
+        Shard s = read_shard(file);
+        const uint64_t begin = s.header[name]["data_offsets"][0], end = s.header[name]["data_offsets"][1];
+        s.header.erase(name);
+        for (auto it = s.header.begin(); it != s.header.end(); ++it)
+            if (it.key() != "__metadata__" && (*it)["data_offsets"][0].get<uint64_t>() >= end)
+                for (json& o : (*it)["data_offsets"]) o = o.get<uint64_t>() - (end - begin);
+        write_shard(file, s.header.dump(), s.data.erase(begin, end - begin));
+    }
+    // The tensor names of a header in data-offset order.
+    static std::vector<std::string> by_offset(const json& h) {
+        std::vector<std::string> names;
+        for (auto it = h.begin(); it != h.end(); ++it)
+            if (it.key() != "__metadata__") names.push_back(it.key());
+        std::sort(names.begin(), names.end(), [&](const std::string& a, const std::string& b) {
+            return h[a]["data_offsets"][0].get<uint64_t>() < h[b]["data_offsets"][0].get<uint64_t>();
+        });
+        return names;
     }
     // First tensor name found in shard i.
     std::string some_tensor(int i, const std::string& containing = "") {
@@ -153,14 +196,14 @@ TEST_F(ModelFiles, WrongShape) {
 
 TEST_F(ModelFiles, MissingTensor) {
     const std::string name = some_tensor(2, "experts.3.w2");
-    edit_header(shard(2), [&](json& h) { h.erase(name); });
+    drop_tensor(shard(2), name);
     // The index still names it, so the shard is blamed.
     expect_error({name});
 }
 
 TEST_F(ModelFiles, MissingTensorAndIndexEntry) {
     const std::string name = some_tensor(2, "experts.3.w2");
-    edit_header(shard(2), [&](json& h) { h.erase(name); });
+    drop_tensor(shard(2), name);
     std::ifstream in(dir_ / "model.safetensors.index.json");
     json idx = json::parse(in);
     in.close();
@@ -199,9 +242,139 @@ TEST_F(ModelFiles, ConfigDimensionDisagreesWithWeights) {
     expect_error({"shape", "config.json implies"});
 }
 
+TEST_F(ModelFiles, TwoTensorsShareBytes) {
+    // The second tensor is pointed at the first one's bytes: it would load and run with the wrong weights.
+    Shard s = read_shard(shard(1));
+    const std::vector<std::string> names = by_offset(s.header);
+    const std::string& a = names[0];
+    const std::string& b = names[1];
+    for (const char* field : {"dtype", "shape", "data_offsets"}) s.header[b][field] = s.header[a][field];
+    write_shard(shard(1), s.header.dump(), s.data);
+    const std::string range = "[0, " + std::to_string(s.header[a]["data_offsets"][1].get<uint64_t>()) + ")";
+    expect_error({shard(1).filename().string(), "overlaps tensor", std::min(a, b) + "' " + range,
+                  "tensor '" + std::max(a, b) + "' data " + range});
+}
+
+TEST_F(ModelFiles, GapBeforeTheFirstTensor) {
+    Shard s = read_shard(shard(1));
+    for (auto it = s.header.begin(); it != s.header.end(); ++it)
+        if (it.key() != "__metadata__")
+            for (json& o : (*it)["data_offsets"]) o = o.get<uint64_t>() + 1;
+    write_shard(shard(1), s.header.dump(), std::string(1, '\0') + s.data);
+    expect_error({shard(1).filename().string(), "gap of 1 byte before tensor '" + by_offset(s.header)[0] + "'",
+                  "the first in the data section"});
+}
+
+TEST_F(ModelFiles, GapBetweenTensors) {
+    Shard s = read_shard(shard(2));
+    const std::vector<std::string> names = by_offset(s.header);
+    const uint64_t cut = s.header[names[1]]["data_offsets"][0].get<uint64_t>();
+    for (size_t i = 1; i < names.size(); ++i)
+        for (json& o : s.header[names[i]]["data_offsets"]) o = o.get<uint64_t>() + 4;
+    write_shard(shard(2), s.header.dump(), s.data.substr(0, cut) + std::string(4, '\0') + s.data.substr(cut));
+    expect_error({shard(2).filename().string(), "gap of 4 bytes before tensor '" + names[1] + "'",
+                  "after tensor '" + names[0] + "'"});
+}
+
+TEST_F(ModelFiles, HeaderLengthThreeBytesShort) {
+    // The JSON still parses (its trailing spaces absorb the cut), and every tensor would be read 3 bytes early.
+    Shard s = read_shard(shard(1));
+    write_shard(shard(1), s.header.dump() + std::string(8, ' '), s.data, -3);
+    expect_error({shard(1).filename().string(), "3 bytes after the last tensor '" + by_offset(s.header).back() + "'",
+                  "header length"});
+}
+
+TEST_F(ModelFiles, BytesAfterTheLastTensor) {
+    std::ofstream(shard(2), std::ios::binary | std::ios::app) << std::string(16, 'x');
+    expect_error({shard(2).filename().string(), "16 bytes after the last tensor"});
+}
+
+TEST_F(ModelFiles, FifoInsteadOfAFile) {
+    const std::vector<std::string> names = {"config.json", "model.safetensors.index.json",
+                                            shard(2).filename().string()};
+    for (const std::string& name : names) {
+        const fs::path path = dir_ / name, aside = dir_ / (name + ".aside");
+        fs::rename(path, aside);
+        std::string error;
+        EXPECT_TRUE(returns_without_blocking_on_fifo(path, [&] { error = load_error(); }))
+            << "loading blocked in open() on the FIFO " << name;
+        EXPECT_NE(error.find(name), std::string::npos) << error;
+        EXPECT_NE(error.find("is not a regular file"), std::string::npos) << error;
+        fs::remove(path);
+        fs::rename(aside, path);
+    }
+}
+
+TEST_F(ModelFiles, DirectoryInsteadOfAFile) {
+    const std::vector<std::string> names = {"config.json", "model.safetensors.index.json",
+                                            shard(1).filename().string()};
+    for (const std::string& name : names) {
+        const fs::path path = dir_ / name, aside = dir_ / (name + ".aside");
+        fs::rename(path, aside);
+        fs::create_directory(path);
+        expect_error({name, "is a directory, not a file"});
+        fs::remove(path);
+        fs::rename(aside, path);
+    }
+    fs::remove(dir_ / "model.safetensors.index.json");
+    fs::remove(shard(2));
+    fs::rename(shard(1), dir_ / "aside");
+    fs::create_directory(dir_ / "model.safetensors");
+    expect_error({"model.safetensors", "is a directory, not a file"});
+}
+
 TEST_F(ModelFiles, ModelDirectoryDoesNotExist) {
     fs::remove_all(dir_);
     expect_error({dir_.string(), "does not exist"});
+}
+
+// A safetensors file in memory: header JSON, padded with spaces as the format allows, then `data_bytes` zeros.
+std::vector<uint8_t> safetensors_bytes(const json& header, size_t data_bytes, size_t padding = 0) {
+    const std::string text = header.dump() + std::string(padding, ' ');
+    std::vector<uint8_t> out(8 + text.size() + data_bytes, 0);
+    for (int i = 0; i < 8; ++i) out[size_t(i)] = uint8_t(uint64_t(text.size()) >> (8 * i));
+    std::copy(text.begin(), text.end(), out.begin() + 8);
+    return out;
+}
+
+std::string parse_error(const std::vector<uint8_t>& bytes) {
+    try {
+        parse_safetensors(bytes.data(), bytes.size(), "t.safetensors");
+        return "";
+    } catch (const ModelFileError& e) {
+        return e.what();
+    }
+}
+
+json f32(std::vector<int64_t> shape, uint64_t begin, uint64_t end) {
+    return {{"dtype", "F32"}, {"shape", shape}, {"data_offsets", {begin, end}}};
+}
+
+TEST(SafetensorsTiling, ZeroByteTensorsMayStandAtAnyBoundary) {
+    const json h = {{"a", f32({2}, 0, 8)}, {"b", f32({1}, 8, 12)}, {"first", f32({0}, 0, 0)},
+                    {"middle", f32({0, 3}, 8, 8)}, {"last", f32({0}, 12, 12)}, {"__metadata__", json::object()}};
+    EXPECT_EQ(parse_error(safetensors_bytes(h, 12, 5)), "");
+    EXPECT_EQ(parse_error(safetensors_bytes({{"empty", f32({0}, 0, 0)}}, 0)), "");
+    EXPECT_EQ(parse_error(safetensors_bytes(json::object(), 0)), "");
+}
+
+TEST(SafetensorsTiling, ErrorsNameTheTensors) {
+    EXPECT_EQ(parse_error(safetensors_bytes({{"a", f32({2}, 0, 8)}, {"b", f32({1}, 4, 8)}}, 8)),
+              "t.safetensors: tensor 'b' data [4, 8) overlaps tensor 'a' [0, 8)");
+    EXPECT_EQ(parse_error(safetensors_bytes({{"a", f32({2}, 0, 8)}, {"inside", f32({0}, 4, 4)}}, 8)),
+              "t.safetensors: tensor 'inside' data [4, 4) overlaps tensor 'a' [0, 8)");
+    EXPECT_EQ(parse_error(safetensors_bytes({{"a", f32({1}, 0, 4)}, {"b", f32({1}, 6, 10)}}, 10)),
+              "t.safetensors: leaves a gap of 2 bytes before tensor 'b' [6, 10), after tensor 'a' [0, 4) "
+              "(the header length or offsets are wrong)");
+    EXPECT_EQ(parse_error(safetensors_bytes({{"a", f32({1}, 1, 5)}}, 5)),
+              "t.safetensors: leaves a gap of 1 byte before tensor 'a' [1, 5), the first in the data section "
+              "(the header length or offsets are wrong)");
+    EXPECT_EQ(parse_error(safetensors_bytes({{"a", f32({1}, 0, 4)}}, 7)),
+              "t.safetensors: has a data section with 3 bytes after the last tensor 'a' [0, 4) "
+              "(the header length or offsets are wrong)");
+    EXPECT_EQ(parse_error(safetensors_bytes({{"e", f32({0}, 0, 0)}}, 2)),
+              "t.safetensors: has a data section of 2 bytes but no tensor holding any of them "
+              "(the header length or offsets are wrong)");
 }
 
 }  // namespace
