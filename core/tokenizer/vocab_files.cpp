@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <unordered_map>
@@ -57,6 +58,13 @@ std::string excerpt(std::string_view line) {
 }  // namespace
 
 std::string read_file_bytes(const std::string& path, const char* what) {
+    // Checked before opening: a FIFO would block the open, and a directory opens but throws an ios failure on read.
+    std::error_code ec;
+    const auto status = std::filesystem::status(path, ec);
+    if (std::filesystem::is_directory(status))
+        throw TokenizerError(std::string(what) + " " + path + " is a directory, not a file");
+    if (std::filesystem::is_other(status))
+        throw TokenizerError(std::string(what) + " " + path + " is not a regular file (a FIFO, socket or device)");
     std::ifstream f(path, std::ios::binary);
     if (!f) throw TokenizerError("cannot open " + std::string(what) + " " + path + "; check that it exists and is readable");
     std::string data{std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
@@ -159,7 +167,12 @@ TokenizerConfig parse_tokenizer_config(std::string_view json_text, int num_base,
             SpecialToken t;
             t.name = value["content"].get<std::string>();
             t.named = true;
-            t.special = value.value("special", true);
+            if (auto special = value.find("special"); special != value.end()) {
+                if (!special->is_boolean())
+                    throw TokenizerError(source + ": added_tokens_decoder[\"" + key +
+                                         "\"].special must be a boolean, not " + special->type_name());
+                t.special = special->get<bool>();
+            }
             if (t.name.empty()) throw TokenizerError(source + ": added_tokens_decoder entry " + key + " has empty content");
             named.emplace_back(id, std::move(t));
             last_id = std::max(last_id, id);
@@ -181,14 +194,22 @@ TokenizerConfig parse_tokenizer_config(std::string_view json_text, int num_base,
         auto it = j.find(key);
         if (it == j.end()) return std::string();
         if (it->is_string()) return it->get<std::string>();
+        if (it->is_null()) return std::string();
         if (it->is_object() && it->contains("content") && (*it)["content"].is_string())
             return (*it)["content"].get<std::string>();  // the AddedToken object form
-        return std::string();
+        throw TokenizerError(source + ": " + key + " must be a token name string or an object with a \"content\" "
+                             "string, not " + it->type_name());
     };
     config.bos_token = text_field("bos_token");
     config.eos_token = text_field("eos_token");
     config.pad_token = text_field("pad_token");
-    config.chat_template = text_field("chat_template");
+    if (auto it = j.find("chat_template"); it != j.end()) {
+        if (it->is_string()) {
+            config.chat_template = it->get<std::string>();
+        } else if (!it->is_null() && !it->is_array()) {  // the list-of-named-templates form is ignored (informative)
+            throw TokenizerError(source + ": chat_template must be a string, not " + std::string(it->type_name()));
+        }
+    }
     return config;
 }
 

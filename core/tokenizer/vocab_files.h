@@ -44,9 +44,11 @@ struct TokenizerConfig {
 std::vector<std::string> parse_tiktoken_model(std::string_view text, const std::string& source);
 
 // The special tokens and named tokens of tokenizer_config.json text, for a vocabulary of `num_base` base tokens.
+// Throws TokenizerError naming `source` and the field for invalid JSON or a field of the wrong type.
 TokenizerConfig parse_tokenizer_config(std::string_view json_text, int num_base, const std::string& source);
 
-// Reads a whole file; throws TokenizerError naming `what` ("tokenizer file") when it cannot.
+// Reads a whole file; throws TokenizerError naming `what` ("tokenizer file") and the path when it cannot, or when the
+// path is a directory, FIFO or device (refused before opening, so a FIFO does not block).
 std::string read_file_bytes(const std::string& path, const char* what);
 
 }  // namespace halo::tok

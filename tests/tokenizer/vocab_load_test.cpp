@@ -1,6 +1,9 @@
 // Loading: the golden vocabularies, special-id naming, and clear errors for malformed files.
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
+#include "tests/support/fifo_guard.h"
 #include "tests/tokenizer/test_support.h"
 
 namespace halo::tok::test {
@@ -106,6 +109,72 @@ TEST(VocabLoad, ConfigErrors) {
     const Tokenizer t = Tokenizer::from_text(byte_model(), R"({"added_tokens_decoder": {"600": {"content": "<x>"}}})");
     EXPECT_EQ(t.vocab_size(), 601);
     EXPECT_EQ(t.encode("a<x>", true), (std::vector<TokenId>{'a', 600}));
+}
+
+TEST(VocabLoad, WrongTypedConfigFieldsAreNamed) {
+    EXPECT_EQ(error_of(byte_model(), R"({"added_tokens_decoder": {"256": {"content": "x", "special": "yes"}}})"),
+              "dir/tokenizer_config.json: added_tokens_decoder[\"256\"].special must be a boolean, not string");
+    EXPECT_EQ(error_of(byte_model(), R"({"eos_token": 5})"),
+              "dir/tokenizer_config.json: eos_token must be a token name string or an object with a \"content\" "
+              "string, not number");
+    EXPECT_EQ(error_of(byte_model(), R"({"pad_token": {"id": 3}})"),
+              "dir/tokenizer_config.json: pad_token must be a token name string or an object with a \"content\" "
+              "string, not object");
+    EXPECT_EQ(error_of(byte_model(), R"({"chat_template": true})"),
+              "dir/tokenizer_config.json: chat_template must be a string, not boolean");
+    // Forms Hugging Face writes: null tokens, AddedToken objects, a list of named templates.
+    EXPECT_EQ(error_of(byte_model(), R"({"pad_token": null, "bos_token": {"content": "[BOS]"},
+                                         "chat_template": [{"name": "default", "template": "x"}]})"),
+              "");
+}
+
+// A scratch model directory holding a valid tiktoken.model and tokenizer_config.json.
+class VocabFiles : public ::testing::Test {
+protected:
+    void SetUp() override {
+        dir_ = std::filesystem::temp_directory_path() /
+               ("halo_vocab_files_" + std::to_string(::getpid()) + "_" +
+                ::testing::UnitTest::GetInstance()->current_test_info()->name());
+        std::filesystem::remove_all(dir_);
+        std::filesystem::create_directories(dir_);
+        std::ofstream(dir_ / "tiktoken.model", std::ios::binary) << byte_model();
+        std::ofstream(dir_ / "tokenizer_config.json") << "{}";
+    }
+    void TearDown() override { std::filesystem::remove_all(dir_); }
+    std::string load_error() {
+        try {
+            Tokenizer::load(dir_);
+        } catch (const std::exception& e) {
+            return e.what();
+        }
+        return "";
+    }
+    std::filesystem::path dir_;
+};
+
+TEST_F(VocabFiles, DirectoryInsteadOfAFile) {
+    EXPECT_EQ(load_error(), "");
+    for (const char* name : {"tiktoken.model", "tokenizer_config.json"}) {
+        const auto path = dir_ / name, aside = dir_ / (std::string(name) + ".aside");
+        std::filesystem::rename(path, aside);
+        std::filesystem::create_directory(path);
+        EXPECT_EQ(load_error(), "tokenizer file " + path.string() + " is a directory, not a file");
+        std::filesystem::remove(path);
+        std::filesystem::rename(aside, path);
+    }
+}
+
+TEST_F(VocabFiles, FifoInsteadOfAFile) {
+    for (const char* name : {"tiktoken.model", "tokenizer_config.json"}) {
+        const auto path = dir_ / name, aside = dir_ / (std::string(name) + ".aside");
+        std::filesystem::rename(path, aside);
+        std::string error;
+        EXPECT_TRUE(halo::test::returns_without_blocking_on_fifo(path, [&] { error = load_error(); }))
+            << "loading blocked in open() on the FIFO " << name;
+        EXPECT_EQ(error, "tokenizer file " + path.string() + " is not a regular file (a FIFO, socket or device)");
+        std::filesystem::remove(path);
+        std::filesystem::rename(aside, path);
+    }
 }
 
 TEST(VocabLoad, MissingFilesAreNamed) {
