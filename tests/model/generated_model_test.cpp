@@ -1,6 +1,7 @@
 // Whole model on every plugin vs the same model on the reference backend (double precision), for generated
 // checkpoints of shapes and options the golden model does not have: F16 and F32 weights, tied embeddings, grouped
-// expert routing, no shared expert, several shared experts, conv width 3, MoE every second layer, a single shard.
+// expert routing, no shared expert, several shared experts, conv width 3, MoE every second layer, MLA value width
+// unlike its key width, a single shard.
 // Tolerance 2e-4 absolute on logits (std ~1): the F32 plugin vs double differs by ~1e-5 here.
 #include <cmath>
 #include <cstring>
@@ -59,6 +60,15 @@ TEST_P(GeneratedModel, MatchesReferenceBackend) {
         {"no_shared_expert", [](json& c) { c["num_shared_experts"] = 0; }},
         {"two_shared_experts_conv3", [](json& c) { c["num_shared_experts"] = 2; c["linear_attn_config"]["short_conv_kernel_size"] = 3; }},
         {"moe_every_second_layer", [](json& c) { c["moe_layer_freq"] = 2; c["first_k_dense_replace"] = 0; c["moe_renormalize"] = false; }},
+        {"mla_value_width_differs", [](json& c) {
+             c["v_head_dim"] = 24;
+             c["qk_nope_head_dim"] = 12;
+             c["qk_rope_head_dim"] = 4;
+             c["kv_lora_rank"] = 40;
+             c["num_attention_heads"] = 3;
+             c["num_key_value_heads"] = 3;
+             c["linear_attn_config"]["head_dim"] = 24;
+         }},
         {"mla_first_odd_heads", [](json& c) {
              c["linear_attn_config"]["kda_layers"] = {2, 4};
              c["linear_attn_config"]["full_attn_layers"] = {1, 3};
