@@ -8,6 +8,7 @@ packages=(
   libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   libvulkan-dev glslc glslang-tools spirv-tools mesa-vulkan-drivers vulkan-tools vulkan-validationlayers
+  python3-numpy
 )
 
 missing=()
