@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <optional>
+#include <string_view>
 
 #include <boost/dll/runtime_symbol_info.hpp>
 
@@ -126,6 +128,20 @@ Engine open_engine(const RunOptions& o, int32_t sequences) {
     return e;
 }
 
+namespace {
+
+// Digits only (no sign, no spaces), and the value fits 64 bits.
+std::optional<uint64_t> parse_decimal(std::string_view s) {
+    uint64_t v = 0;
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s.empty() || s.find_first_not_of("0123456789") != std::string_view::npos || ec != std::errc() ||
+        end != s.data() + s.size())
+        return std::nullopt;
+    return v;
+}
+
+}  // namespace
+
 std::vector<int32_t> parse_ids(const std::string& text, const std::string& flag) {
     std::vector<int32_t> ids;
     if (text.find_first_not_of(" \t") == std::string::npos) return ids;
@@ -139,13 +155,10 @@ std::vector<int32_t> parse_ids(const std::string& text, const std::string& flag)
         if (item.empty())
             throw std::runtime_error(flag + ": an empty item in '" + text.substr(0, 80) +
                                      "' (give ids separated by single commas, like 1,2,3)");
-        int64_t v = 0;
-        const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
-        if (item.find_first_not_of("0123456789") != std::string::npos || ec != std::errc() ||
-            end != item.data() + item.size())
-            throw std::runtime_error(flag + ": '" + shown + "' is not a token id (ids are whole numbers from 0, like 1,2,3)");
-        if (v > INT32_MAX) throw std::runtime_error(flag + ": " + shown + " is too large to be a token id");
-        ids.push_back(int32_t(v));
+        const std::optional<uint64_t> v = parse_decimal(item);
+        if (!v) throw std::runtime_error(flag + ": '" + shown + "' is not a token id (ids are whole numbers from 0, like 1,2,3)");
+        if (*v > INT32_MAX) throw std::runtime_error(flag + ": " + shown + " is too large to be a token id");
+        ids.push_back(int32_t(*v));
         if (comma == text.size()) break;
         pos = comma + 1;
     }
@@ -157,6 +170,17 @@ void check_ids_in_vocab(const std::vector<int32_t>& ids, int64_t vocab_size, con
         if (ids[i] >= vocab_size)
             throw std::runtime_error(what + ": token id " + std::to_string(ids[i]) + " (item " + std::to_string(i + 1) +
                                      ") is outside the model's vocabulary (ids 0.." + std::to_string(vocab_size - 1) + ")");
+}
+
+void fit_context(RunOptions& o, bool context_given, const ModelConfig& c, int64_t need, const std::string& job) {
+    if (c.model_max_length > 0 && need > c.model_max_length)
+        throw std::runtime_error(job + " needs " + std::to_string(need) + " tokens, more than the model's maximum length " +
+                                 std::to_string(c.model_max_length) + " (model_max_length in config.json)");
+    if (!context_given)
+        o.context = std::max<int64_t>(o.context, need);
+    else if (need > o.context)
+        throw std::runtime_error(job + " needs a context of " + std::to_string(need) + " tokens, more than --context " +
+                                 std::to_string(o.context) + "; raise --context");
 }
 
 void check_output_path(const std::string& path, const std::string& flag) {
@@ -178,12 +202,7 @@ const CLI::Validator kNonEmpty(
 
 const CLI::Validator kUnsigned64(
     [](std::string& s) {
-        uint64_t v = 0;
-        const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-        if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos || ec != std::errc() ||
-            end != s.data() + s.size())
-            return "'" + s + "' is not a whole number from 0 to 18446744073709551615";
-        return std::string();
+        return parse_decimal(s) ? std::string() : "'" + s + "' is not a whole number from 0 to 18446744073709551615";
     },
     "UINT64");
 

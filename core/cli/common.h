@@ -55,6 +55,11 @@ std::vector<int32_t> parse_ids(const std::string& text, const std::string& flag)
 // Throws unless every id is below the model's vocabulary size; names `what` (e.g. "--prompt-ids").
 void check_ids_in_vocab(const std::vector<int32_t>& ids, int64_t vocab_size, const std::string& what);
 
+// Checks that `need` tokens fit the model's maximum length, then grows o.context to hold them, or, when the user
+// fixed --context (`context_given`), checks that it does. `job` names what needs them in messages ("the prompt (5
+// tokens)").
+void fit_context(RunOptions& o, bool context_given, const ModelConfig& c, int64_t need, const std::string& job);
+
 // Throws unless `path` can be written (not a directory, its folder exists, the file can be created), so that a long
 // run does not end in an output error. Leaves no file behind that was not there before.
 void check_output_path(const std::string& path, const std::string& flag);

@@ -87,18 +87,9 @@ int run_generate(GenerateOptions& o, CLI::App& app) {
     if (prompt.empty()) throw std::runtime_error("the prompt is empty; give at least one token");
 
     // Size the context to the job unless the user fixed it.
-    const int64_t need = int64_t(prompt.size()) + o.max_tokens;
-    if (config.model_max_length > 0 && need > config.model_max_length)
-        throw std::runtime_error("the prompt (" + std::to_string(prompt.size()) + " tokens) plus --max-tokens " +
-                                 std::to_string(o.max_tokens) + " needs " + std::to_string(need) +
-                                 " tokens, more than the model's maximum length " +
-                                 std::to_string(config.model_max_length) + " (model_max_length in config.json)");
-    if (!given("--context"))
-        o.run.context = std::max<int64_t>(o.run.context, need);
-    else if (need > o.run.context)
-        throw std::runtime_error("the prompt (" + std::to_string(prompt.size()) + " tokens) plus --max-tokens " +
-                                 std::to_string(o.max_tokens) + " needs a context of " + std::to_string(need) +
-                                 " tokens, more than --context " + std::to_string(o.run.context) + "; raise --context");
+    fit_context(o.run, given("--context"), config, int64_t(prompt.size()) + o.max_tokens,
+                "the prompt (" + std::to_string(prompt.size()) + " tokens) plus --max-tokens " +
+                    std::to_string(o.max_tokens));
 
     Engine e = open_engine(o.run);
     Model& m = *e.model;

@@ -22,14 +22,8 @@ int run_logits(LogitsOptions& o, CLI::App& sub) {
     check_output_path(o.out, "--out");
     const ModelConfig config = load_model_config(model_dir_of(o.run));
     check_ids_in_vocab(prompt, config.vocab_size, "--prompt-ids");
-    if (config.model_max_length > 0 && int64_t(prompt.size()) > config.model_max_length)
-        throw std::runtime_error("the prompt has " + std::to_string(prompt.size()) +
-                                 " tokens, more than the model's maximum length " +
-                                 std::to_string(config.model_max_length) + " (model_max_length in config.json)");
-    if (sub.get_option("--context")->count() == 0) o.run.context = std::max<int64_t>(o.run.context, int64_t(prompt.size()));
-    else if (int64_t(prompt.size()) > o.run.context)
-        throw std::runtime_error("the prompt has " + std::to_string(prompt.size()) + " tokens, more than --context " +
-                                 std::to_string(o.run.context) + "; raise --context");
+    fit_context(o.run, sub.get_option("--context")->count() > 0, config, int64_t(prompt.size()),
+                "the prompt (" + std::to_string(prompt.size()) + " tokens)");
     Engine e = open_engine(o.run);
     Sequence seq;
     e.model->begin_sequence(seq);
