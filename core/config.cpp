@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/file_kind.h"
+
 namespace halo {
 
 using nlohmann::json;
@@ -197,12 +199,7 @@ ModelConfig parse_model_config(const json& doc, const std::string& source) {
 
 ModelConfig load_model_config(const std::filesystem::path& model_dir) {
     const auto path = model_dir / "config.json";
-    // Checked before opening: a FIFO would block the open, and a directory opens but throws an ios failure on read.
-    std::error_code ec;
-    const auto status = std::filesystem::status(path, ec);
-    if (std::filesystem::is_directory(status)) throw ConfigError(path.string() + " is a directory, not a file");
-    if (std::filesystem::is_other(status))
-        throw ConfigError(path.string() + " is not a regular file (a FIFO, socket or device)");
+    if (const std::string why = why_not_a_file(path); !why.empty()) throw ConfigError(path.string() + " " + why);
     std::ifstream in(path);
     if (!in) {
         if (!std::filesystem::exists(model_dir))

@@ -14,6 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/file_kind.h"
+
 namespace halo {
 
 using nlohmann::json;
@@ -26,16 +28,6 @@ constexpr uint64_t kMaxHeaderBytes = 100ull << 20;  // the format's own limit
 
 [[noreturn]] void fail_tensor(const std::string& file, const std::string& name, const std::string& what) {
     throw ModelFileError(file + ": tensor '" + name + "' " + what);
-}
-
-// Why `path` (which exists) cannot be read as a file, or empty when it can; checked before opening, since opening a
-// FIFO waits for a writer and reading a directory through a stream throws an unhelpful ios failure.
-std::string not_a_file(const std::filesystem::path& path) {
-    std::error_code ec;
-    const auto status = std::filesystem::status(path, ec);
-    if (std::filesystem::is_directory(status)) return "is a directory, not a file";
-    if (std::filesystem::is_other(status)) return "is not a regular file (a FIFO, socket or device)";
-    return "";
 }
 
 std::string range(const TensorRecord& r) {
@@ -195,7 +187,7 @@ std::unique_ptr<Checkpoint> Checkpoint::open(const std::filesystem::path& dir) {
     std::map<std::string, std::string> weight_map;  // tensor -> shard, when an index exists
     const fs::path index_path = dir / "model.safetensors.index.json";
     if (fs::exists(index_path)) {
-        const std::string why = not_a_file(index_path);
+        const std::string why = why_not_a_file(index_path);
         if (!why.empty()) fail(index_path.string(), why);
         std::ifstream in(index_path);
         if (!in) fail(index_path.string(), std::string("cannot be opened: ") + std::strerror(errno));

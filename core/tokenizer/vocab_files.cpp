@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/file_kind.h"
+
 namespace halo::tok {
 namespace {
 
@@ -58,13 +60,8 @@ std::string excerpt(std::string_view line) {
 }  // namespace
 
 std::string read_file_bytes(const std::string& path, const char* what) {
-    // Checked before opening: a FIFO would block the open, and a directory opens but throws an ios failure on read.
-    std::error_code ec;
-    const auto status = std::filesystem::status(path, ec);
-    if (std::filesystem::is_directory(status))
-        throw TokenizerError(std::string(what) + " " + path + " is a directory, not a file");
-    if (std::filesystem::is_other(status))
-        throw TokenizerError(std::string(what) + " " + path + " is not a regular file (a FIFO, socket or device)");
+    if (const std::string why = why_not_a_file(path); !why.empty())
+        throw TokenizerError(std::string(what) + " " + path + " " + why);
     std::ifstream f(path, std::ios::binary);
     if (!f) throw TokenizerError("cannot open " + std::string(what) + " " + path + "; check that it exists and is readable");
     std::string data{std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
