@@ -1,6 +1,7 @@
 // Fuzz target for the encoder on vocab_a. The first byte picks allow_special; the rest is the text (any bytes).
 // Checks, trapping on failure: decode(encode(x)) is x with U+FFFD repair; the hand-written pre-tokenizer and the
-// PCRE2 engine give the same pieces; streaming decode equals one-shot decode.
+// PCRE2 engine give the same pieces (on texts free of code points assigned after PCRE2's Unicode 14, where the two
+// engines' Unicode versions differ: RegexSplitter::agrees_on_classes); streaming decode equals one-shot decode.
 #include <cstdint>
 #include <string>
 
@@ -26,7 +27,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         for (TokenId id : ids)
             if (tok.is_special(id)) __builtin_trap();
 
-    if (repaired.size() <= 4096 && pre_tokenize(repaired) != regex.split(repaired)) __builtin_trap();
+    if (repaired.size() <= 4096 && RegexSplitter::agrees_on_classes(repaired) &&
+        pre_tokenize(repaired) != regex.split(repaired))
+        __builtin_trap();
 
     StreamDecoder stream(tok);
     std::string streamed;

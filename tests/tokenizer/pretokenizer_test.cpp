@@ -1,15 +1,13 @@
-// The scanner against an independent engine (PCRE2 running the pattern), the character classes against PCRE2's
-// Unicode properties, and the slicing rules.
+// The scanner against an independent engine (PCRE2 running the pattern), README examples and the slicing rules.
+// The character classes themselves are tested in unicode_classes_test.cpp.
 #include <gtest/gtest.h>
 
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
-
+#include <chrono>
+#include <cstdio>
 #include <random>
 
 #include "core/tokenizer/pretokenizer.h"
 #include "core/tokenizer/regex_splitter.h"
-#include "core/tokenizer/unicode_classes.h"
 #include "core/tokenizer/utf8.h"
 #include "tests/tokenizer/test_support.h"
 
@@ -18,66 +16,9 @@ namespace {
 
 std::vector<std::string> to_strings(const std::vector<std::string_view>& v) { return {v.begin(), v.end()}; }
 
-// Whether PCRE2 matches `cls` (a one-character pattern) on code point cp.
-class ClassProbe {
-public:
-    explicit ClassProbe(const char* cls) {
-        int err;
-        PCRE2_SIZE off;
-        code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(cls), PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &err,
-                              &off, nullptr);
-        pcre2_jit_compile(code_, PCRE2_JIT_COMPLETE);
-        md_ = pcre2_match_data_create_from_pattern(code_, nullptr);
-    }
-    ~ClassProbe() {
-        pcre2_match_data_free(md_);
-        pcre2_code_free(code_);
-    }
-    bool operator()(uint32_t cp) {
-        std::string s;
-        append_utf8(s, cp);
-        return pcre2_match(code_, reinterpret_cast<PCRE2_SPTR>(s.data()), s.size(), 0, PCRE2_ANCHORED, md_, nullptr) > 0;
-    }
-
-private:
-    pcre2_code* code_;
-    pcre2_match_data* md_;
-};
-
-TEST(PreTokenizer, ClassesMatchPcre2OnEveryCodePoint) {
-    const CharClasses& cc = CharClasses::get();
-    // \s is Unicode White_Space; PCRE2's own \s also matches U+180E (not White_Space since Unicode 6.3), so the
-    // probe spells the class out, as regex_splitter.cpp does.
-    ClassProbe space(RegexSplitter::kWhiteSpaceClass), pcre2_space("\\s"), han("\\p{sc:Han}"), letter("\\p{L}"), number("\\p{N}"),
-        upper("(?!\\p{sc:Han})[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]"), lower("(?!\\p{sc:Han})[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]");
-    size_t checked = 0;
-    for (uint32_t cp = 0; cp < 0x110000; cp += (cp < 0x40000 ? 1 : 7)) {  // every cp of planes 0-3, a sample above
-        if (cp >= 0xD800 && cp <= 0xDFFF) continue;
-        const uint8_t f = cc.of(cp);
-        ASSERT_EQ(bool(f & kSpace), space(cp)) << std::hex << cp;
-        if (cp != 0x180E) {
-            ASSERT_EQ(space(cp), pcre2_space(cp)) << std::hex << cp;
-        }
-        ASSERT_EQ(bool(f & kHan), han(cp)) << std::hex << cp;
-        ASSERT_EQ(bool(f & kLetter), letter(cp)) << std::hex << cp;
-        ASSERT_EQ(bool(f & kNumber), number(cp)) << std::hex << cp;
-        ASSERT_EQ(bool(f & kUpperClass), upper(cp)) << std::hex << cp;
-        ASSERT_EQ(bool(f & kLowerClass), lower(cp)) << std::hex << cp;
-        ++checked;
-    }
-    EXPECT_GT(checked, 300000u);
-    // The README's examples.
-    EXPECT_FALSE(cc.of(0x3001) & kHan);
-    EXPECT_FALSE(cc.of(0x30FC) & kHan);
-    for (uint32_t cp : {0x3005u, 0x3007u, 0x2E80u, 0x2F00u, 0x4E2Du, 0x20000u}) EXPECT_TRUE(cc.of(cp) & kHan) << cp;
-    EXPECT_TRUE(cc.of(0x3007) & kNumber);
-    for (uint32_t cp : {0x85u, 0xA0u, 0x3000u, 0x2028u, 0x0Bu, 0x0Cu}) EXPECT_TRUE(cc.of(cp) & kSpace) << cp;
-    for (uint32_t cp : {0x200Bu, 0xFEFFu, 0x1Cu, 0x1Fu}) EXPECT_FALSE(cc.of(cp) & kSpace) << cp;
-    for (uint32_t cp : {0x1Cu, 0x1Fu, 0x85u, 0x3000u}) EXPECT_TRUE(cc.of(cp) & kPySpace) << cp;
-    EXPECT_TRUE(cc.of(0xE0100) & kUpperClass);  // variation selector supplement (Mn) in plane 14
-}
-
-// The scanner and PCRE2 agree on random mixes of tricky fragments and random code points.
+// The scanner and PCRE2 agree on random mixes of tricky fragments and random code points. A text holding a code
+// point whose classes differ between PCRE2's Unicode 14 and our Unicode 16 (one assigned in 15.0 or later) is not
+// compared: there the engines are meant to differ. unicode_classes_test.cpp covers those scripts by hand.
 TEST(PreTokenizer, ScannerEqualsPcre2OnRandomText) {
     static const std::vector<std::string> fragments = {
         "a", "Z", "é", "E\xCC\x81", "\xCC\x81", "\xCC\x81" "A", "ǅ", "ʰ", "ß", "ſ", "'", "'s", "'S", "'ſ", "'re", "'LL",
@@ -87,7 +28,9 @@ TEST(PreTokenizer, ScannerEqualsPcre2OnRandomText) {
         "\xE2\x83\xA3", "(", ")", ":", "-", "=", "<", "|", "\"", "{", "_", "#", "😀", "𝒜", "𠀀", "\xF3\xA0\x84\x80"};
     std::mt19937 rng(7);
     const RegexSplitter regex;
-    for (int trial = 0; trial < 30000; ++trial) {
+    constexpr int kTrials = 30000;
+    int skipped = 0;
+    for (int trial = 0; trial < kTrials; ++trial) {
         std::string s;
         const int n = 1 + int(rng() % 16);
         for (int i = 0; i < n; ++i) {
@@ -99,8 +42,14 @@ TEST(PreTokenizer, ScannerEqualsPcre2OnRandomText) {
                 s += fragments[rng() % fragments.size()];
             }
         }
+        if (!RegexSplitter::agrees_on_classes(s)) {
+            ++skipped;
+            continue;
+        }
         ASSERT_EQ(to_strings(pre_tokenize(s)), to_strings(regex.split(s))) << show(s);
     }
+    std::printf("%d of %d texts not compared: they hold code points assigned after Unicode 14\n", skipped, kTrials);
+    EXPECT_LT(skipped, kTrials / 10);  // about 3%: ~5,300 of the 196,608 code points below U+30000 are new
 }
 
 TEST(PreTokenizer, ReadmeExamples) {
