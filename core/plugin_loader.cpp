@@ -19,10 +19,44 @@ LoadedBackend::~LoadedBackend() {
     delete backend_;  // before the library (and its code) goes away
 }
 
+namespace {
+
+bool is_plugin_file(const fs::path& p) {
+    const std::string f = p.filename().string();
+    return f.rfind("libhalo_", 0) == 0 && p.extension() == ".so";
+}
+
+// A directory the user named (`source` says how) must exist and hold at least one plugin: otherwise the user's
+// intent would be silently dropped and the plugins beside the executable used instead.
+void check_named_dir(const fs::path& dir, const std::string& source) {
+    auto fail = [&](const std::string& what, const std::string& advice) {
+        throw PluginError("plugin directory " + dir.string() + " " + what + " (given by " + source + "); " + advice);
+    };
+    const std::string give = "give the folder that holds the libhalo_<name>.so plugins";
+    std::error_code ec;
+    if (!fs::exists(dir, ec)) fail("does not exist", give);
+    if (!fs::is_directory(dir, ec)) fail("is not a directory", give);
+    fs::directory_iterator it(dir, ec);
+    if (ec) fail("cannot be read: " + ec.message(), "check its permissions");
+    for (; it != fs::directory_iterator(); it.increment(ec)) {
+        if (ec) fail("cannot be read: " + ec.message(), "check its permissions");
+        if (is_plugin_file(it->path())) return;
+    }
+    fail("has no plugins in it (no libhalo_<name>.so files)", "give the folder they were built into, such as build/bin");
+}
+
+}  // namespace
+
 std::vector<fs::path> plugin_search_dirs(const std::string& option) {
     std::vector<fs::path> dirs;
-    if (!option.empty()) dirs.emplace_back(option);
-    if (const char* env = std::getenv("HALO_PLUGIN_DIR"); env && *env) dirs.emplace_back(env);
+    if (!option.empty()) {
+        check_named_dir(option, "--plugin-dir");
+        dirs.emplace_back(option);
+    }
+    if (const char* env = std::getenv("HALO_PLUGIN_DIR"); env && *env) {
+        check_named_dir(env, "HALO_PLUGIN_DIR");
+        dirs.emplace_back(env);
+    }
     boost::dll::fs::error_code ec;
     const auto exe = boost::dll::program_location(ec);
     if (!ec) dirs.push_back(fs::path(exe.parent_path().string()));
@@ -100,10 +134,8 @@ std::vector<PluginReport> discover_plugins(const std::string& plugin_dir_option)
         std::error_code ec;
         if (!fs::is_directory(dir, ec)) continue;
         std::vector<fs::path> files;
-        for (const auto& e : fs::directory_iterator(dir, ec)) {
-            const std::string f = e.path().filename().string();
-            if (f.rfind("libhalo_", 0) == 0 && e.path().extension() == ".so") files.push_back(e.path());
-        }
+        for (const auto& e : fs::directory_iterator(dir, ec))
+            if (is_plugin_file(e.path())) files.push_back(e.path());
         std::sort(files.begin(), files.end());
         for (const auto& path : files) {
             std::string name = path.stem().string().substr(8);

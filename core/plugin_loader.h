@@ -44,14 +44,18 @@ struct PluginReport {
     ops::PluginProbe probe;           // when the library loaded
 };
 
+// The directories searched, in order. Throws PluginError (naming the directory) when --plugin-dir or
+// $HALO_PLUGIN_DIR names a directory that does not exist, is not a directory, or has no libhalo_*.so in it.
 std::vector<std::filesystem::path> plugin_search_dirs(const std::string& plugin_dir_option);
 
 // Loads libhalo_<name>.so and creates its backend. Throws PluginError with one sentence: not found (and where it
-// looked), not loadable (corrupt or missing symbols), ABI mismatch, or no usable device.
+// looked), not loadable (corrupt or missing symbols), ABI mismatch, or no usable device; or a bad plugin directory
+// (see plugin_search_dirs).
 std::unique_ptr<LoadedBackend> load_backend(const std::string& name, const ops::BackendOptions& options,
                                             const std::string& plugin_dir_option = "");
 
-// Every plugin found in the search directories, loaded and probed (but no backend created).
+// Every plugin found in the search directories, loaded and probed (but no backend created). Throws PluginError on a
+// bad plugin directory (see plugin_search_dirs).
 std::vector<PluginReport> discover_plugins(const std::string& plugin_dir_option = "");
 
 }  // namespace halo
