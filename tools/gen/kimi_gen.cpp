@@ -1,9 +1,12 @@
 // kimi_gen: writes a random Kimi-Linear checkpoint (HF layout, real tensor names) of any dimensions.
 //   kimi_gen --preset demo --out DIR [--seed 1] [--shards 2] [--dtype BF16] [--set hidden_size=128 ...]
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -17,17 +20,101 @@ namespace {
 
 using nlohmann::json;
 
-// Applies "a.b=value" to the config; value is parsed as JSON when it can be (numbers, lists, null), else a string.
-void apply_override(json& config, const std::string& kv) {
+// Every field --set may change: its dotted path ("linear_attn_config.num_heads") and an example value that gives
+// its JSON type. Objects are listed too (replacing one takes an object).
+using SettableFields = std::map<std::string, json>;
+
+void collect_fields(const json& node, const std::string& prefix, SettableFields& out) {
+    for (auto it = node.begin(); it != node.end(); ++it) {
+        const std::string path = prefix + it.key();
+        out[path] = it.value();
+        if (it->is_object()) collect_fields(*it, path + ".", out);
+    }
+}
+
+// The fields of the starting config and of the presets, and the fields of other family members that the engine
+// reads only to refuse them (any value, so that such checkpoints can be made for tests).
+SettableFields settable_fields(const json& config) {
+    SettableFields f;
+    collect_fields(halo::gen::preset_config("tiny"), "", f);
+    collect_fields(config, "", f);
+    for (const char* key : {"torch_dtype", "gate_lower_bound", "use_full_rank_gate", "mla_use_output_gate"})
+        f.emplace(key, nullptr);
+    return f;
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+    std::vector<size_t> row(b.size() + 1);
+    for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+    for (size_t i = 1; i <= a.size(); ++i) {
+        size_t diagonal = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= b.size(); ++j) {
+            const size_t up = row[j];
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+            diagonal = up;
+        }
+    }
+    return row[b.size()];
+}
+
+std::string nearest_field(const SettableFields& fields, const std::string& key) {
+    std::string best;
+    size_t best_distance = SIZE_MAX;
+    for (const auto& [name, example] : fields)
+        if (const size_t d = edit_distance(key, name); d < best_distance) {
+            best = name;
+            best_distance = d;
+        }
+    return best;
+}
+
+// The JSON value that `text` gives field `key`, whose current value `example` fixes its type. Throws a sentence
+// naming the --set argument `kv` when the text is not a value of that type.
+json parse_value(const std::string& kv, const std::string& key, const std::string& text, const json& example) {
+    if (example.is_string()) return text;  // taken as written, even "5" or "true"
+    json value = json::parse(text, nullptr, false);
+    if (example.is_null()) return value.is_discarded() ? json(text) : value;
+    auto fail = [&](const std::string& wanted) {
+        throw std::runtime_error("--set " + kv + ": " + key + " takes " + wanted + ", not '" + text + "'");
+    };
+    const bool token_id = key.size() > 9 && key.compare(key.size() - 9, 9, "_token_id") == 0;
+    if (example.is_boolean() && !value.is_boolean()) fail("true or false");
+    if (example.is_number_integer()) {
+        if (!value.is_number_integer()) fail("a whole number such as " + example.dump());
+        if (!value.is_number_unsigned() && value.get<int64_t>() < (token_id ? -1 : 0))
+            fail(token_id ? "a token id (-1 for none)" : "a whole number from 0");
+    }
+    if (example.is_number_float() && !value.is_number()) fail("a number such as " + example.dump());
+    if (example.is_array()) {
+        if (!value.is_array()) fail("a list such as " + example.dump());
+        if (!example.empty() && example[0].is_number_integer())
+            for (const json& item : value)
+                if (!item.is_number_integer()) fail("a list of whole numbers such as " + example.dump());
+    }
+    if (example.is_object() && !value.is_object()) fail("a JSON object such as " + example.dump());
+    return value;
+}
+
+// Applies "a.b=value" to the config. The key must name a field (an unknown one is an error naming the nearest)
+// and the value must have that field's type; ranges are checked when the whole config is parsed.
+void apply_override(json& config, const SettableFields& fields, const std::string& kv) {
     const size_t eq = kv.find('=');
     if (eq == std::string::npos || eq == 0) throw std::runtime_error("--set '" + kv + "' is not of the form key=value");
     const std::string key = kv.substr(0, eq), text = kv.substr(eq + 1);
-    json value = json::parse(text, nullptr, false);
-    if (value.is_discarded()) value = text;
+    const auto field = fields.find(key);
+    if (field == fields.end())
+        throw std::runtime_error("--set " + kv + ": '" + key + "' is not a config field; did you mean '" +
+                                 nearest_field(fields, key) + "'? (the fields are those of the config.json a preset writes)");
+    json value = parse_value(kv, key, text, field->second);
     json* node = &config;
     size_t start = 0;
-    for (size_t dot; (dot = key.find('.', start)) != std::string::npos; start = dot + 1) node = &(*node)[key.substr(start, dot - start)];
-    (*node)[key.substr(start)] = value;
+    for (size_t dot; (dot = key.find('.', start)) != std::string::npos; start = dot + 1) {
+        json& child = (*node)[key.substr(start, dot - start)];
+        if (!child.is_object()) child = json::object();  // a parent a --config file lacks
+        node = &child;
+    }
+    (*node)[key.substr(start)] = std::move(value);
 }
 
 int64_t count_lines(const std::filesystem::path& p) {
@@ -50,7 +137,8 @@ int main(int argc, char** argv) {
     std::vector<std::string> sets;
     bool quiet = false;
     app.add_option("--preset", preset, "Starting configuration: tiny, demo or bench")->capture_default_str();
-    app.add_option("--config", config_path, "Start from this config.json instead of a preset");
+    CLI::Option* preset_option = app.get_option("--preset");
+    app.add_option("--config", config_path, "Start from this config.json instead of a preset")->excludes(preset_option);
     app.add_option("--out", out, "Output directory (created)")->required();
     app.add_option("--seed", seed, "Random seed")->capture_default_str();
     app.add_option("--shards", shards, "Number of safetensors shards (1 = model.safetensors)")->capture_default_str();
@@ -66,6 +154,7 @@ int main(int argc, char** argv) {
         json config;
         if (!config_path.empty()) {
             std::ifstream f(config_path);
+            if (!f) throw std::runtime_error("--config " + config_path + " cannot be read");
             config = json::parse(f, nullptr, false);
             if (config.is_discarded()) throw std::runtime_error(config_path + " is not valid JSON");
         } else {
@@ -79,8 +168,12 @@ int main(int argc, char** argv) {
             config["eos_token_id"] = base + 2;
             config["pad_token_id"] = base + 255;
         }
-        for (const std::string& s : sets) apply_override(config, s);
-        const halo::ModelConfig mc = halo::parse_model_config(config, "the generated config");
+        const SettableFields fields = settable_fields(config);
+        for (const std::string& s : sets) apply_override(config, fields, s);
+        // Names where the config came from, so that a field out of range points at the --set that put it there.
+        std::string source = config_path.empty() ? "preset " + preset : config_path;
+        for (size_t i = 0; i < sets.size(); ++i) source += (i ? ", --set " : " with --set ") + sets[i];
+        const halo::ModelConfig mc = halo::parse_model_config(config, source);
 
         halo::gen::GenOptions opt;
         opt.seed = seed;
