@@ -45,7 +45,9 @@ struct Kernels {
 
 const Kernels& generic_kernels();
 const Kernels& avx512_kernels();  // only valid where the CPU has AVX-512 F/BW/VL/DQ
-// The best table for this processor (HALO_CPU_ISA=generic forces the portable one).
+// The table to use: the best for this processor, or the one HALO_CPU_ISA names (generic, avx512; auto or unset =
+// the best). Throws std::runtime_error (a sentence listing the valid values) when HALO_CPU_ISA names an unknown set
+// or one this processor or build lacks.
 const Kernels& best_kernels();
 
 }  // namespace halo::cpu

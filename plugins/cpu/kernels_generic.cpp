@@ -4,7 +4,8 @@
 #include "plugins/cpu/kernels_impl.h"
 
 #include <cstdlib>
-#include <cstring>
+#include <stdexcept>
+#include <string>
 
 namespace halo::cpu {
 
@@ -15,14 +16,41 @@ const Kernels& generic_kernels() {
     return k;
 }
 
-const Kernels& best_kernels() {
-    const char* force = std::getenv("HALO_CPU_ISA");
-    if (force && std::strcmp(force, "generic") == 0) return generic_kernels();
+namespace {
+
+bool cpu_has_avx512() {
 #if defined(__x86_64__) && defined(HALO_HAVE_AVX512_KERNELS)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+#else
+    return false;
+#endif
+}
+
+}  // namespace
+
+const Kernels& best_kernels() {
+    const char* env = std::getenv("HALO_CPU_ISA");
+    const std::string force = env ? env : "";
+    if (force == "generic") return generic_kernels();
+    if (force == "avx512") {
+#if !defined(HALO_HAVE_AVX512_KERNELS)
+        throw std::runtime_error("HALO_CPU_ISA=avx512 asks for AVX-512 kernels, but this CPU plugin was built without "
+                                 "them; set HALO_CPU_ISA=generic or unset it");
+#else
+        if (!cpu_has_avx512())
+            throw std::runtime_error("HALO_CPU_ISA=avx512 asks for AVX-512 kernels, but this processor lacks AVX-512 "
+                                     "F/BW/VL/DQ; set HALO_CPU_ISA=generic or unset it");
         return avx512_kernels();
+#endif
+    }
+    if (!force.empty() && force != "auto")
+        throw std::runtime_error("HALO_CPU_ISA=" + (force.size() > 40 ? force.substr(0, 40) + "..." : force) +
+                                 " is not one of the CPU plugin's kernel sets (generic, avx512, auto); set it to one of "
+                                 "them, or unset it to use the best kernels for this processor");
+#if defined(HALO_HAVE_AVX512_KERNELS)
+    if (cpu_has_avx512()) return avx512_kernels();
 #endif
     return generic_kernels();
 }

@@ -2,6 +2,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -45,10 +47,36 @@ struct MappedBuffer : Buffer {
     }
 };
 
+// How many threads the backend runs, and why not the number asked for.
+struct ThreadChoice {
+    int threads = 1;
+    std::string warning;  // the request could not be used as given (printed to stderr, kept as a device note)
+};
+
+// 0 = every CPU this process may use. More threads than the machine has hardware threads are never useful and,
+// thousands of them, make every parallel loop wake thousands of threads: capped, with a warning.
+ThreadChoice choose_threads(int32_t requested) {
+    const int hardware = int(std::max(1u, std::thread::hardware_concurrency()));
+    const int usable = std::min(usable_cpu_count(), hardware);
+    if (requested < 0)
+        throw Error("cpu: " + std::to_string(requested) +
+                    " threads is not a thread count; give 0 (every CPU this process may use) or a positive count");
+    ThreadChoice c;
+    c.threads = requested == 0 ? usable : requested;
+    if (requested > hardware) {
+        c.threads = usable;
+        c.warning = "cpu: --threads " + std::to_string(requested) + " exceeds the " + std::to_string(hardware) +
+                    (hardware == 1 ? " hardware thread" : " hardware threads") + "; using " + std::to_string(usable) +
+                    (usable < hardware ? ", the CPUs this process may run on" : "");
+    }
+    return c;
+}
+
 class CpuBackend final : public Backend {
 public:
-    explicit CpuBackend(const BackendOptions& opt)
-        : ctx_(opt.threads > 0 ? opt.threads : int(std::max(1u, std::thread::hardware_concurrency()))) {
+    explicit CpuBackend(const BackendOptions& opt) : CpuBackend(choose_threads(opt.threads)) {}
+
+    explicit CpuBackend(const ThreadChoice& threads) : ctx_(threads.threads) {
         info_.name = cpu_model_name() + " (" + std::to_string(ctx_.pool.size()) + " threads, " + ctx_.k.isa + " kernels)";
         info_.kind = "cpu";
         info_.unified_memory = true;
@@ -62,6 +90,17 @@ public:
         info_.default_placement[int(MemoryUse::scratch)] = "heap";
         if (std::strcmp(ctx_.k.isa, "generic") == 0)
             info_.notes.push_back("AVX-512 kernels not in use (processor lacks them or HALO_CPU_ISA=generic): slower");
+        if (!threads.warning.empty()) {
+            std::fprintf(stderr, "%s\n", threads.warning.c_str());  // the plugin interface has no warning channel
+            info_.notes.push_back(threads.warning);
+        }
+        if (!ctx_.pool.spins()) {  // more threads than the affinity mask allows (taskset, a container's cpuset)
+            const int usable = usable_cpu_count();
+            info_.notes.push_back(std::to_string(ctx_.pool.size()) + " threads share " +
+                                  (usable == 1 ? "the 1 CPU" : "the " + std::to_string(usable) + " CPUs") +
+                                  " this process may run on (its affinity mask): idle threads sleep instead of "
+                                  "polling, and --threads " + std::to_string(usable) + " may well be faster");
+        }
     }
 
     const DeviceInfo& device() const override { return info_; }
@@ -142,10 +181,18 @@ __attribute__((visibility("default"))) uint32_t halo_plugin_abi_version() { retu
 
 __attribute__((visibility("default"))) void halo_plugin_probe(halo::ops::PluginProbe* out) {
     out->plugin_name = "cpu";
-    out->version = "halo cpu plugin (" + std::string(halo::cpu::best_kernels().isa) + " kernels)";
-    out->devices = {halo::cpu::cpu_model_name() + ", " + std::to_string(std::thread::hardware_concurrency()) +
-                    " hardware threads, " + halo::cpu::best_kernels().isa + " kernels"};
     out->unusable_reason.clear();
+    std::string isa;
+    try {
+        isa = halo::cpu::best_kernels().isa;
+    } catch (const std::exception& e) {  // HALO_CPU_ISA names kernels this plugin cannot run
+        isa = "no";
+        out->unusable_reason = e.what();
+    }
+    out->version = "halo cpu plugin (" + isa + " kernels)";
+    out->devices = {halo::cpu::cpu_model_name() + ", " + std::to_string(std::thread::hardware_concurrency()) +
+                    " hardware threads (" + std::to_string(halo::cpu::usable_cpu_count()) + " usable), " + isa +
+                    " kernels"};
 }
 
 __attribute__((visibility("default"))) halo::ops::Backend* halo_plugin_create(const halo::ops::BackendOptions* options,

@@ -1,5 +1,9 @@
 #include "plugins/cpu/thread_pool.h"
 
+#include <sched.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <stdexcept>
 #include <string>
 
@@ -19,7 +23,23 @@ inline void cpu_relax() {
 
 }  // namespace
 
-ThreadPool::ThreadPool(int threads) {
+int usable_cpu_count() {
+    // The mask may be larger than the default cpu_set_t (more than 1024 CPUs): grow it until the kernel accepts it.
+    for (int cpus = 1024; cpus <= (1 << 20); cpus *= 2) {
+        cpu_set_t* set = CPU_ALLOC(size_t(cpus));
+        if (!set) break;
+        const size_t bytes = CPU_ALLOC_SIZE(size_t(cpus));
+        CPU_ZERO_S(bytes, set);
+        const int rc = sched_getaffinity(0, bytes, set);
+        const int count = rc == 0 ? CPU_COUNT_S(bytes, set) : 0;
+        CPU_FREE(set);
+        if (rc == 0) return std::max(1, count);
+        if (errno != EINVAL) break;
+    }
+    return int(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+ThreadPool::ThreadPool(int threads) : spin_polls_(std::max(threads, 1) <= usable_cpu_count() ? kSpinPolls : 0) {
     try {
         for (int t = 1; t < threads; ++t) workers_.emplace_back([this, t] { worker_loop(t); });
     } catch (const std::exception& e) {
@@ -72,7 +92,7 @@ void ThreadPool::worker_loop(int thread) {
     uint64_t seen_gen = 0;
     for (;;) {
         auto fresh = [&] { return (ticket_.load(std::memory_order_acquire) >> 32) != seen_gen || stop_.load(); };
-        for (int p = 0; p < kSpinPolls && !fresh(); ++p) cpu_relax();
+        for (int p = 0; p < spin_polls_ && !fresh(); ++p) cpu_relax();
         if (!fresh()) {
             std::unique_lock<std::mutex> lock(mutex_);
             wake_.wait(lock, fresh);
@@ -102,7 +122,7 @@ void ThreadPool::run(int64_t n, const std::function<void(int64_t, int)>& task) {
     }
     wake_.notify_all();
     work(0);
-    for (int p = 0; p < kSpinPolls && remaining_.load(std::memory_order_acquire) != 0; ++p) cpu_relax();
+    for (int p = 0; p < spin_polls_ && remaining_.load(std::memory_order_acquire) != 0; ++p) cpu_relax();
     if (remaining_.load(std::memory_order_acquire) != 0) {
         std::unique_lock<std::mutex> lock(mutex_);
         done_.wait(lock, [&] { return remaining_.load(std::memory_order_acquire) == 0; });

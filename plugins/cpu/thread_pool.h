@@ -4,6 +4,10 @@
 // Work is handed out through one atomic ticket (loop generation << 32 | next index). The caller waits for the
 // loop's tasks to finish, not for the workers to wake up: a worker that is descheduled when a loop starts simply
 // misses it, so an oversubscribed machine slows a loop down but never stalls it.
+//
+// Idle threads poll briefly before they sleep, but only when every thread of the pool can have a CPU of its own
+// (size() <= usable_cpu_count()): with more threads than CPUs, a polling thread would take the CPU from the very
+// thread it waits for, so then they sleep at once.
 #pragma once
 
 #include <atomic>
@@ -17,6 +21,9 @@
 
 namespace halo::cpu {
 
+// CPUs this process may run on (its sched_getaffinity mask: taskset, cpusets of containers), at least 1.
+int usable_cpu_count();
+
 class ThreadPool {
 public:
     // Throws std::runtime_error (a sentence) when the threads cannot be started; none is left running then.
@@ -26,6 +33,8 @@ public:
     ThreadPool& operator=(const ThreadPool&) = delete;
 
     int size() const { return int(workers_.size()) + 1; }
+    // Whether idle threads poll before sleeping (decided once, when the pool starts).
+    bool spins() const { return spin_polls_ > 0; }
 
     // Calls task(i, thread) for every i in [0, n), spread over the threads; thread is in [0, size()).
     // Returns when all calls are done. The first exception thrown by a task is rethrown here.
@@ -43,6 +52,7 @@ private:
     void work(int thread);  // claims and runs tasks of the current loop until none is left
     void shutdown();
 
+    int spin_polls_ = 0;  // polls of an idle thread before it sleeps; 0 when the pool outnumbers the CPUs
     std::vector<std::thread> workers_;
     Loop loops_[2];
     std::atomic<uint64_t> ticket_{0};      // generation << 32 | next task index
