@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/file_kind.h"
+#include "core/input/bounded_json.h"
+#include "core/input/excerpt.h"
 
 namespace halo {
 
@@ -36,7 +38,7 @@ public:
         : obj_(obj), source_(std::move(source)), prefix_(std::move(prefix)) {}
 
     [[noreturn]] void fail(const std::string& key, const std::string& what) const {
-        throw ConfigError(source_ + ": field '" + prefix_ + key + "' " + what);
+        throw ConfigError(source_ + ": field " + input::quote(prefix_ + key) + " " + what);
     }
     bool has(const std::string& key) const { return obj_.contains(key) && !obj_.at(key).is_null(); }
     const json& raw(const std::string& key) const {
@@ -46,7 +48,7 @@ public:
     // An integer in [min_value, max_value]; the default bound keeps every derived size far from overflow.
     int64_t integer(const std::string& key, int64_t min_value = 1, int64_t max_value = kMaxDim) const {
         const json& v = raw(key);
-        if (!v.is_number_integer()) fail(key, "must be an integer, not " + v.dump());
+        if (!v.is_number_integer()) fail(key, "must be an integer, not " + input::json_excerpt(v));
         if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX)) fail(key, "is far too large");
         const int64_t x = v.get<int64_t>();
         if (x < min_value) fail(key, "must be at least " + std::to_string(min_value) + ", not " + std::to_string(x));
@@ -58,20 +60,20 @@ public:
     }
     double number(const std::string& key) const {
         const json& v = raw(key);
-        if (!v.is_number()) fail(key, "must be a number, not " + v.dump());
+        if (!v.is_number()) fail(key, "must be a number, not " + input::json_excerpt(v));
         return v.get<double>();
     }
     double number_or(const std::string& key, double fallback) const { return has(key) ? number(key) : fallback; }
     bool boolean_or(const std::string& key, bool fallback) const {
         if (!has(key)) return fallback;
         const json& v = raw(key);
-        if (!v.is_boolean()) fail(key, "must be true or false, not " + v.dump());
+        if (!v.is_boolean()) fail(key, "must be true or false, not " + input::json_excerpt(v));
         return v.get<bool>();
     }
     std::string string_or(const std::string& key, const std::string& fallback) const {
         if (!has(key)) return fallback;
         const json& v = raw(key);
-        if (!v.is_string()) fail(key, "must be a string, not " + v.dump());
+        if (!v.is_string()) fail(key, "must be a string, not " + input::json_excerpt(v));
         return v.get<std::string>();
     }
     std::vector<int32_t> int_list(const std::string& key) const {
@@ -80,9 +82,9 @@ public:
         std::vector<int32_t> out;
         if (v.size() > size_t(kMaxLayers)) fail(key, "lists more than " + std::to_string(kMaxLayers) + " layers");
         for (const json& e : v) {
-            if (!e.is_number_integer()) fail(key, "must hold only integers, not " + e.dump());
+            if (!e.is_number_integer()) fail(key, "must hold only integers, not " + input::json_excerpt(e));
             const int64_t x = e.get<int64_t>();
-            if (x < INT32_MIN || x > INT32_MAX) fail(key, "holds " + e.dump() + ", which is not a layer number");
+            if (x < INT32_MIN || x > INT32_MAX) fail(key, "holds " + input::json_excerpt(e) + ", which is not a layer number");
             out.push_back(int32_t(x));
         }
         return out;
@@ -101,8 +103,8 @@ ModelConfig parse_model_config(const json& doc, const std::string& source) {
     ModelConfig c;
     c.model_type = f.string_or("model_type", "");
     if (c.model_type != "kimi_linear")
-        throw ConfigError(source + ": model_type is '" + c.model_type +
-                          "', but this engine runs only 'kimi_linear' (Kimi-Linear) checkpoints");
+        throw ConfigError(source + ": model_type is " + input::quote(c.model_type) +
+                          ", but this engine runs only 'kimi_linear' (Kimi-Linear) checkpoints");
     c.dtype = f.has("dtype") ? f.string_or("dtype", "bfloat16") : f.string_or("torch_dtype", "bfloat16");
     c.vocab_size = f.integer("vocab_size", 1, kMaxVocab);
     c.hidden_size = f.integer("hidden_size");
@@ -116,7 +118,7 @@ ModelConfig parse_model_config(const json& doc, const std::string& source) {
     c.model_max_length = f.integer_or("model_max_length", 0, 0, INT64_MAX / 2);
 
     const std::string act = f.string_or("hidden_act", "silu");
-    if (act != "silu") f.fail("hidden_act", "is '" + act + "'; only 'silu' is supported");
+    if (act != "silu") f.fail("hidden_act", "is " + input::quote(act) + "; only 'silu' is supported");
 
     // Features of other members of the family that this checkpoint layout does not have.
     for (const char* key : {"gate_lower_bound", "use_full_rank_gate", "mla_use_output_gate"})
@@ -172,7 +174,7 @@ ModelConfig parse_model_config(const json& doc, const std::string& source) {
         c.routed_scaling_factor = f.number_or("routed_scaling_factor", 1.0);
         const std::string router = f.string_or("moe_router_activation_func", "sigmoid");
         if (router != "sigmoid")
-            f.fail("moe_router_activation_func", "is '" + router + "'; only the 'sigmoid' router is supported");
+            f.fail("moe_router_activation_func", "is " + input::quote(router) + "; only the 'sigmoid' router is supported");
         if (f.boolean_or("use_grouped_topk", true)) {
             c.num_expert_group = int32_t(f.integer_or("num_expert_group", 1, 1));
             c.topk_group = int32_t(f.integer_or("topk_group", 1, 1));
@@ -206,9 +208,12 @@ ModelConfig load_model_config(const std::filesystem::path& model_dir) {
             throw ConfigError("model directory " + model_dir.string() + " does not exist");
         throw ConfigError("model directory " + model_dir.string() + " has no readable config.json");
     }
-    json doc = json::parse(in, nullptr, false);
-    if (doc.is_discarded()) throw ConfigError(path.string() + " is not valid JSON");
-    return parse_model_config(doc, path.string());
+    in.close();
+    try {
+        return parse_model_config(input::read_json_file(path, input::kConfigJson), path.string());
+    } catch (const input::JsonInputError& e) {
+        throw ConfigError(e.what());
+    }
 }
 
 }  // namespace halo

@@ -9,12 +9,15 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <tuple>
 
 #include <nlohmann/json.hpp>
 
 #include "core/file_kind.h"
+#include "core/input/bounded_json.h"
+#include "core/input/excerpt.h"
 
 namespace halo {
 
@@ -24,10 +27,13 @@ namespace {
 
 constexpr uint64_t kMaxHeaderBytes = 100ull << 20;  // the format's own limit
 
+// A tensor name or file name from the input, quoted for a message.
+std::string named(const std::string& name) { return input::quote(name, input::kNameBytes); }
+
 [[noreturn]] void fail(const std::string& file, const std::string& what) { throw ModelFileError(file + ": " + what); }
 
 [[noreturn]] void fail_tensor(const std::string& file, const std::string& name, const std::string& what) {
-    throw ModelFileError(file + ": tensor '" + name + "' " + what);
+    throw ModelFileError(file + ": tensor " + named(name) + " " + what);
 }
 
 std::string range(const TensorRecord& r) {
@@ -51,11 +57,12 @@ void check_tiling(const std::vector<TensorRecord>& records, uint64_t data_size, 
     uint64_t covered = 0;                // bytes [0, covered) are held by tensors seen so far
     for (const TensorRecord* r : sorted) {
         if (r->begin < covered)
-            fail_tensor(file, r->name, "data " + range(*r) + " overlaps tensor '" + prev->name + "' " + range(*prev));
+            fail_tensor(file, r->name,
+                        "data " + range(*r) + " overlaps tensor " + named(prev->name) + " " + range(*prev));
         if (r->begin > covered)
-            fail(file, "leaves a gap of " + byte_count(r->begin - covered) + " before tensor '" + r->name +
-                           "' " + range(*r) + ", " +
-                           (prev ? "after tensor '" + prev->name + "' " + range(*prev)
+            fail(file, "leaves a gap of " + byte_count(r->begin - covered) + " before tensor " + named(r->name) + " " +
+                           range(*r) + ", " +
+                           (prev ? "after tensor " + named(prev->name) + " " + range(*prev)
                                  : std::string("the first in the data section")) +
                            " (the header length or offsets are wrong)");
         if (r->end > r->begin) {
@@ -68,7 +75,7 @@ void check_tiling(const std::vector<TensorRecord>& records, uint64_t data_size, 
         if (!prev)
             fail(file, "has a data section of " + extra + " but no tensor holding any of them "
                        "(the header length or offsets are wrong)");
-        fail(file, "has a data section with " + extra + " after the last tensor '" + prev->name + "' " +
+        fail(file, "has a data section with " + extra + " after the last tensor " + named(prev->name) + " " +
                        range(*prev) + " (the header length or offsets are wrong)");
     }
 }
@@ -94,8 +101,12 @@ std::vector<TensorRecord> parse_safetensors(const uint8_t* bytes, uint64_t size,
         fail(file, "declares a " + std::to_string(header_len) + "-byte header but holds only " +
                        std::to_string(size - 8) + " bytes after the length (truncated?)");
     const char* text = reinterpret_cast<const char*>(bytes + 8);
-    json header = json::parse(text, text + header_len, nullptr, false);
-    if (header.is_discarded()) fail(file, "has a header that is not valid JSON (corrupt or not a safetensors file)");
+    json header;
+    try {
+        header = input::parse_json(std::string_view(text, header_len), input::kSafetensorsHeader, "the header");
+    } catch (const input::JsonInputError& e) {
+        fail(file, std::string(e.what()) + " (corrupt, or not a safetensors file)");
+    }
     if (!header.is_object()) fail(file, "has a header that is not a JSON object");
 
     const uint64_t data_size = size - 8 - header_len;
@@ -117,7 +128,7 @@ std::vector<TensorRecord> parse_safetensors(const uint8_t* bytes, uint64_t size,
         r.file = file;
         r.dtype = e["dtype"].get<std::string>();
         const uint64_t esize = safetensors_dtype_size(r.dtype);
-        if (esize == 0) fail_tensor(file, name, "has unknown dtype '" + r.dtype + "'");
+        if (esize == 0) fail_tensor(file, name, "has unknown dtype " + input::quote(r.dtype));
         uint64_t numel = 1;
         for (const json& d : e["shape"]) {
             if (!d.is_number_unsigned()) fail_tensor(file, name, "has a shape entry that is not a non-negative integer");
@@ -180,6 +191,30 @@ MappedFile::~MappedFile() {
     if (data_) ::munmap(data_, size_);
 }
 
+SafetensorsIndex parse_safetensors_index(std::string_view text, const std::string& file) {
+    json index;
+    try {
+        index = input::parse_json(text, input::kIndexJson, file);
+    } catch (const input::JsonInputError& e) {
+        throw ModelFileError(e.what());
+    }
+    if (!index.is_object()) fail(file, "does not hold a JSON object");
+    if (!index.contains("weight_map") || !index["weight_map"].is_object()) fail(file, "has no 'weight_map' object");
+    SafetensorsIndex out;
+    std::set<std::string> seen;
+    for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
+        if (!it->is_string()) fail(file, "maps tensor " + named(it.key()) + " to something that is not a file name");
+        const std::string shard = it->get<std::string>();
+        const bool control = std::any_of(shard.begin(), shard.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; });
+        if (shard.empty() || control || shard.find('/') != std::string::npos || shard.find("..") != std::string::npos)
+            fail(file, "maps tensor " + named(it.key()) + " to " + named(shard) +
+                           ", which is not a plain file name in the model directory");
+        out.weight_map[it.key()] = shard;
+        if (seen.insert(shard).second) out.shards.push_back(shard);
+    }
+    return out;
+}
+
 std::unique_ptr<Checkpoint> Checkpoint::open(const std::filesystem::path& dir) {
     namespace fs = std::filesystem;
     auto ck = std::make_unique<Checkpoint>();
@@ -189,22 +224,17 @@ std::unique_ptr<Checkpoint> Checkpoint::open(const std::filesystem::path& dir) {
     if (fs::exists(index_path)) {
         const std::string why = why_not_a_file(index_path);
         if (!why.empty()) fail(index_path.string(), why);
-        std::ifstream in(index_path);
+        std::ifstream in(index_path, std::ios::binary);
         if (!in) fail(index_path.string(), std::string("cannot be opened: ") + std::strerror(errno));
-        json index = json::parse(in, nullptr, false);
-        if (index.is_discarded() || !index.is_object()) fail(index_path.string(), "is not valid JSON");
-        if (!index.contains("weight_map") || !index["weight_map"].is_object())
-            fail(index_path.string(), "has no 'weight_map' object");
-        std::set<std::string> seen;
-        for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
-            if (!it->is_string()) fail(index_path.string(), "maps tensor '" + it.key() + "' to something that is not a file name");
-            const std::string shard = it->get<std::string>();
-            if (shard.empty() || shard.find('/') != std::string::npos || shard.find("..") != std::string::npos)
-                fail(index_path.string(), "maps tensor '" + it.key() + "' to '" + shard +
-                                              "', which is not a plain file name in the model directory");
-            weight_map[it.key()] = shard;
-            if (seen.insert(shard).second) shard_names.push_back(shard);
-        }
+        std::error_code ec;
+        if (const uintmax_t n = fs::file_size(index_path, ec); !ec && n > input::kIndexJson.max_bytes)
+            fail(index_path.string(), "is " + input::byte_size_text(n) + ", more than the " +
+                                          input::byte_size_text(input::kIndexJson.max_bytes) +
+                                          " allowed for a safetensors index; check that it is the right file");
+        const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+        SafetensorsIndex index = parse_safetensors_index(text, index_path.string());
+        weight_map = std::move(index.weight_map);
+        shard_names = std::move(index.shards);
     } else if (fs::exists(dir / "model.safetensors")) {
         shard_names.push_back("model.safetensors");
     } else {
@@ -226,13 +256,13 @@ std::unique_ptr<Checkpoint> Checkpoint::open(const std::filesystem::path& dir) {
                 auto w = weight_map.find(r.name);
                 if (w == weight_map.end() || w->second != shard) continue;  // the index says it lives elsewhere
             }
-            if (ck->tensors_.count(r.name)) fail(path.string(), "holds tensor '" + r.name + "' a second time");
+            if (ck->tensors_.count(r.name)) fail(path.string(), "holds tensor " + named(r.name) + " a second time");
             ck->tensors_.emplace(r.name, std::move(r));
         }
     }
     for (const auto& [name, shard] : weight_map)
         if (!ck->tensors_.count(name))
-            fail((dir / shard).string(), "does not hold tensor '" + name + "', which the index places there");
+            fail((dir / shard).string(), "does not hold tensor " + named(name) + ", which the index places there");
     return ck;
 }
 

@@ -8,6 +8,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace halo {
@@ -30,6 +31,16 @@ struct TensorRecord {
 // Checks: the length fits the file, the JSON is an object of tensors with known dtypes, integer shapes and offsets
 // inside the data section whose size matches the shape. Throws ModelFileError naming `file` and the tensor.
 std::vector<TensorRecord> parse_safetensors(const uint8_t* bytes, uint64_t size, const std::string& file);
+
+// The weight_map of a model.safetensors.index.json: which shard holds each tensor.
+struct SafetensorsIndex {
+    std::map<std::string, std::string> weight_map;  // tensor name -> shard file name (a plain name, no folders)
+    std::vector<std::string> shards;                // each shard once, in order of first mention
+};
+
+// Parses the index file's text (bounded: size, depth and duplicate keys are checked first). Throws ModelFileError
+// naming `file` when it is not JSON, has no weight_map object, or maps a tensor to anything but a plain file name.
+SafetensorsIndex parse_safetensors_index(std::string_view text, const std::string& file);
 
 // Bytes per element of a safetensors dtype name, or 0 when unknown.
 uint64_t safetensors_dtype_size(const std::string& dtype);

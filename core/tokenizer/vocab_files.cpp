@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/file_kind.h"
+#include "core/input/bounded_json.h"
+#include "core/input/excerpt.h"
 
 namespace halo::tok {
 namespace {
@@ -49,19 +51,16 @@ bool decode_base64(std::string_view in, std::string& out) {
     return true;
 }
 
-std::string excerpt(std::string_view line) {
-    constexpr size_t kMax = 60;
-    std::string s(line.substr(0, kMax));
-    for (char& c : s)
-        if (static_cast<unsigned char>(c) < 0x20) c = '?';
-    return line.size() > kMax ? s + "..." : s;
-}
-
 }  // namespace
 
 std::string read_file_bytes(const std::string& path, const char* what) {
     if (const std::string why = why_not_a_file(path); !why.empty())
         throw TokenizerError(std::string(what) + " " + path + " " + why);
+    std::error_code ec;
+    if (const uintmax_t size = std::filesystem::file_size(path, ec); !ec && size > kMaxTokenizerFileBytes)
+        throw TokenizerError(std::string(what) + " " + path + " is " + input::byte_size_text(size) + ", more than the " +
+                             input::byte_size_text(kMaxTokenizerFileBytes) +
+                             " a tokenizer file may be (a real tiktoken.model is about 3 MB); check that it is the right file");
     std::ifstream f(path, std::ios::binary);
     if (!f) throw TokenizerError("cannot open " + std::string(what) + " " + path + "; check that it exists and is readable");
     std::string data{std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
@@ -86,17 +85,17 @@ std::vector<std::string> parse_tiktoken_model(std::string_view text, const std::
         const std::string where = source + " line " + std::to_string(line_no);
         const size_t space = line.find(' ');
         if (space == std::string_view::npos || line.find(' ', space + 1) != std::string_view::npos)
-            throw TokenizerError(where + " is '" + excerpt(line) +
-                                 "'; expected '<base64 token bytes> <rank>' with one space");
+            throw TokenizerError(where + " is " + input::quote(line) +
+                                 "; expected '<base64 token bytes> <rank>' with one space");
         const std::string_view b64 = line.substr(0, space), rank_text = line.substr(space + 1);
         if (!decode_base64(b64, bytes))
-            throw TokenizerError(where + ": '" + excerpt(b64) + "' is not padded standard base64 of the token bytes");
+            throw TokenizerError(where + ": " + input::quote(b64) + " is not padded standard base64 of the token bytes");
         uint64_t rank = 0;
         if (rank_text.empty() || rank_text.size() > 10)
-            throw TokenizerError(where + ": the rank '" + excerpt(rank_text) + "' is not a number below 2^31");
+            throw TokenizerError(where + ": the rank " + input::quote(rank_text) + " is not a number below 2^31");
         for (char c : rank_text) {
             if (c < '0' || c > '9')
-                throw TokenizerError(where + ": the rank '" + excerpt(rank_text) + "' is not a decimal number");
+                throw TokenizerError(where + ": the rank " + input::quote(rank_text) + " is not a decimal number");
             rank = rank * 10 + uint64_t(c - '0');
         }
         if (rank >= (1ull << 31) - 1024)
@@ -137,9 +136,9 @@ std::vector<std::string> parse_tiktoken_model(std::string_view text, const std::
 TokenizerConfig parse_tokenizer_config(std::string_view json_text, int num_base, const std::string& source) {
     nlohmann::json j;
     try {
-        j = nlohmann::json::parse(json_text);
-    } catch (const nlohmann::json::exception& e) {
-        throw TokenizerError(source + " is not valid JSON (" + e.what() + ")");
+        j = input::parse_json(json_text, input::kTokenizerConfigJson, source);
+    } catch (const input::JsonInputError& e) {
+        throw TokenizerError(e.what());
     }
     if (!j.is_object()) throw TokenizerError(source + " must hold a JSON object");
     TokenizerConfig config;
@@ -155,12 +154,12 @@ TokenizerConfig parse_tokenizer_config(std::string_view json_text, int num_base,
                 if (used != key.size()) id = -1;
             } catch (const std::exception&) {
             }
-            if (id < 0) throw TokenizerError(source + ": added_tokens_decoder key '" + key + "' is not a token id");
+            if (id < 0) throw TokenizerError(source + ": added_tokens_decoder key " + input::quote(key) + " is not a token id");
             if (id < num_base || id >= int64_t(num_base) + 65536)
-                throw TokenizerError(source + ": added_tokens_decoder names id " + key + ", but special ids start at " +
+                throw TokenizerError(source + ": added_tokens_decoder names id " + std::to_string(id) + ", but special ids start at " +
                                      std::to_string(num_base) + " (the number of lines in tiktoken.model)");
             if (!value.is_object() || !value.contains("content") || !value["content"].is_string())
-                throw TokenizerError(source + ": added_tokens_decoder entry " + key + " has no \"content\" string");
+                throw TokenizerError(source + ": added_tokens_decoder entry " + input::quote(key) + " has no \"content\" string");
             SpecialToken t;
             t.name = value["content"].get<std::string>();
             t.named = true;
@@ -170,7 +169,7 @@ TokenizerConfig parse_tokenizer_config(std::string_view json_text, int num_base,
                                          "\"].special must be a boolean, not " + special->type_name());
                 t.special = special->get<bool>();
             }
-            if (t.name.empty()) throw TokenizerError(source + ": added_tokens_decoder entry " + key + " has empty content");
+            if (t.name.empty()) throw TokenizerError(source + ": added_tokens_decoder entry " + input::quote(key) + " has empty content");
             named.emplace_back(id, std::move(t));
             last_id = std::max(last_id, id);
         }
@@ -184,7 +183,7 @@ TokenizerConfig parse_tokenizer_config(std::string_view json_text, int num_base,
         if (!t.named) t.name = "<|reserved_token_" + std::to_string(id) + "|>";
         auto [it, inserted] = seen.emplace(t.name, id);
         if (!inserted)
-            throw TokenizerError(source + ": the special token '" + t.name + "' names both id " +
+            throw TokenizerError(source + ": the special token " + input::quote(t.name, input::kNameBytes) + " names both id " +
                                  std::to_string(it->second) + " and id " + std::to_string(id));
     }
     auto text_field = [&](const char* key) {

@@ -47,8 +47,12 @@ std::vector<std::string> parse_tiktoken_model(std::string_view text, const std::
 // Throws TokenizerError naming `source` and the field for invalid JSON or a field of the wrong type.
 TokenizerConfig parse_tokenizer_config(std::string_view json_text, int num_base, const std::string& source);
 
-// Reads a whole file; throws TokenizerError naming `what` ("tokenizer file") and the path when it cannot, or when the
-// path is a directory, FIFO or device (refused before opening, so a FIFO does not block).
+// Largest tokenizer file read (tiktoken.model of the real models: ~3 MB; tokenizer_config.json: ~40 KB).
+constexpr uint64_t kMaxTokenizerFileBytes = 256u << 20;
+
+// Reads a whole file; throws TokenizerError naming `what` ("tokenizer file") and the path when it cannot, when the
+// path is a directory, FIFO or device (refused before opening, so a FIFO does not block), or when it is larger than
+// kMaxTokenizerFileBytes.
 std::string read_file_bytes(const std::string& path, const char* what);
 
 }  // namespace halo::tok

@@ -377,6 +377,61 @@ TEST(SafetensorsTiling, ErrorsNameTheTensors) {
               "(the header length or offsets are wrong)");
 }
 
+// Hostile JSON in the model's files: each is refused in one short sentence naming the file, never a crash (the first
+// was a stack overflow) or a message that quotes megabytes of the input.
+TEST_F(ModelFiles, HostileJsonInConfigIsRefusedInOneShortSentence) {
+    std::ifstream in(dir_ / "config.json");
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    in.close();
+    const json c = json::parse(text);
+    const std::string hidden = "\"hidden_size\": " + std::to_string(c["hidden_size"].get<int64_t>());
+    ASSERT_NE(text.find(hidden), std::string::npos);
+    const struct {
+        std::string value, needle;
+    } cases[] = {
+        {std::string(100000, '[') + std::string(100000, ']'), "nests JSON more than 32 levels deep"},
+        {"\"" + std::string(1000000, 'x') + "\"", "field 'hidden_size' must be an integer, not \"xxxx"},
+        {"[" + std::string(10, '[') + "1" + std::string(10, ']') + "]", "field 'hidden_size' must be an integer, not [[[[["},
+        {"64, \"hidden_size\": 128", "has the key 'hidden_size' twice"},
+        {"1e999", "too large for a double"},
+    };
+    for (const auto& k : cases) {
+        std::string edited = text;
+        edited.replace(edited.find(hidden), hidden.size(), "\"hidden_size\": " + k.value);
+        std::ofstream(dir_ / "config.json", std::ios::trunc) << edited;
+        const std::string e = load_error();
+        EXPECT_NE(e.find("config.json"), std::string::npos) << e.substr(0, 300);
+        EXPECT_NE(e.find(k.needle), std::string::npos) << e.substr(0, 300);
+        EXPECT_LT(e.size(), 400u) << e.substr(0, 500);
+    }
+}
+
+TEST_F(ModelFiles, HostileJsonInIndexAndHeaderIsRefused) {
+    const fs::path index = dir_ / "model.safetensors.index.json";
+    std::ifstream in(index);
+    const std::string original((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    in.close();
+    // The same tensor twice, the second time pointing outside the model directory.
+    const size_t map = original.find("\"weight_map\"");
+    ASSERT_NE(map, std::string::npos);
+    const size_t brace = original.find('{', map);
+    std::ofstream(index, std::ios::trunc) << original.substr(0, brace + 1)
+                                          << "\"lm_head.weight\": \"../x\", \"lm_head.weight\": \"y\","
+                                          << original.substr(brace + 1);
+    expect_error({"model.safetensors.index.json", "has the key 'lm_head.weight' twice in the object at 'weight_map'"});
+    std::ofstream(index, std::ios::trunc) << "{\"weight_map\": " << std::string(50000, '[') << "}";
+    expect_error({"model.safetensors.index.json", "nests JSON more than 16 levels deep"});
+    std::ofstream(index, std::ios::trunc) << original;
+
+    // A shape nested 50,000 deep in a shard's header.
+    Shard s = read_shard(shard(1));
+    std::string header = s.header.dump();
+    const size_t shape = header.find("\"shape\":");
+    header.insert(shape + 8, std::string(50000, '[') + std::string(50000, ']') + ",\"x\":");
+    write_shard(shard(1), header, s.data);
+    expect_error({shard(1).filename().string(), "the header nests JSON more than 16 levels deep"});
+}
+
 }  // namespace
 
 }  // namespace halo::test
