@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "core/safetensors.h"
+#include "tests/fuzz/bounded_message.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // Copy so that reads past the input are caught by sanitizers instead of landing in the fuzzer's buffer.
@@ -14,7 +15,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             // Every accepted record must point inside the input.
             if (r.data < bytes.data() || r.data + (r.end - r.begin) > bytes.data() + bytes.size()) __builtin_trap();
         }
-    } catch (const halo::ModelFileError&) {
+    } catch (const halo::ModelFileError& e) {
+        halo::fuzz::check_message(e);
     }
     return 0;
 }
