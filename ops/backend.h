@@ -62,7 +62,7 @@ struct DeviceInfo {
 };
 
 struct BackendOptions {
-    int32_t threads = 0;          // worker threads for CPU work; 0 = all cores
+    int32_t threads = 0;          // worker threads for CPU work; 0 = the CPUs this process may use (capped there)
     int32_t device_index = -1;    // -1 = the plugin's best device
     std::string device_name;      // substring match on DeviceInfo::name, when not empty
     bool validation = false;      // enable driver validation layers where they exist

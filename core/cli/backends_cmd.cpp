@@ -58,7 +58,10 @@ Command add_backends_command(CLI::App& app) {
     auto threads = std::make_shared<int32_t>(0);
     CLI::App* sub = app.add_subcommand("backends", "List the backend plugins found, their devices, and why any is unusable");
     sub->add_option("--plugin-dir", *dir, "Also look for plugins in this directory");
-    sub->add_option("--threads", *threads, "CPU threads to report for the CPU plugin (0 = all cores)");
+    sub->add_option("--threads", *threads,
+                    "CPU threads to report for the CPU plugin (0 = every CPU this process may use; more than the "
+                    "hardware threads is capped)")
+        ->check(CLI::Range(0, 4096));
     return {sub, [dir, threads] { return run_backends(*dir, *threads); }};
 }
 

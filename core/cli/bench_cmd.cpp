@@ -87,7 +87,9 @@ int run_bench(BenchOptions& o) {
     if (!o.json_out.empty()) check_output_path(o.json_out, "--json-out");
     const int32_t deepest = *std::max_element(o.prompt_lens.begin(), o.prompt_lens.end());
     o.run.context = std::max<int64_t>(o.run.context, int64_t(deepest) + o.decode_tokens + 1);
-    const int threads = o.run.threads > 0 ? o.run.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+    // As many threads as the CPU plugin will run (it caps --threads at the hardware threads).
+    const int hardware = int(std::max(1u, std::thread::hardware_concurrency()));
+    const int threads = o.run.threads > 0 ? std::min(o.run.threads, hardware) : hardware;
     if (!o.run.quiet)
         std::fprintf(stderr, "bench: measuring memory read bandwidth (%.1f GB buffer, %d threads)...\n", o.bandwidth_gb, threads);
     BandwidthResult bw = measure_read_bandwidth(uint64_t(o.bandwidth_gb * 1e9), threads, 5);

@@ -1,4 +1,6 @@
 #include "core/cli/common.h"
+#include "core/cli/progress.h"
+#include "core/input/excerpt.h"
 
 #include <cerrno>
 #include <charconv>
@@ -22,7 +24,11 @@ void add_run_options(CLI::App& app, RunOptions& o) {
     app.add_option("--model", o.model_dir, "Model directory (config.json + safetensors); default: the built-in demo model")
         ->check(kNonEmpty);
     app.add_option("--plugin-dir", o.plugin_dir, "Also look for backend plugins in this directory");
-    app.add_option("--threads", o.threads, "CPU threads (0 = all cores)")->check(CLI::Range(0, 4096))->capture_default_str();
+    app.add_option("--threads", o.threads,
+                   "CPU threads (0 = every CPU this process may use; more than the hardware threads is capped, with a "
+                   "warning)")
+        ->check(CLI::Range(0, 4096))
+        ->capture_default_str();
     app.add_option("--device", o.device, "Device index for GPU backends (-1 = best)")
         ->check(CLI::Range(-1, 4096))
         ->capture_default_str();
@@ -93,11 +99,14 @@ Engine open_engine(const RunOptions& o, int32_t sequences) {
     mo.mla_form = o.mla_form == "expanded" ? ops::MlaForm::expanded
                   : o.mla_form == "absorbed" ? ops::MlaForm::absorbed
                                              : ops::MlaForm::automatic;
+    auto load_progress = std::make_shared<Progress>("copying weights", !o.quiet);
     if (!o.quiet)
-        mo.on_load_progress = [last_pct = -1](uint64_t done, uint64_t total) mutable {
+        mo.on_load_progress = [load_progress, last_pct = -1](uint64_t done, uint64_t total) mutable {
             const int pct = int(100 * done / std::max<uint64_t>(total, 1));
             if (total >= (1ull << 30) && pct / 5 != last_pct / 5) {
-                std::fprintf(stderr, "\rengine: copying weights %3d%% of %.1f GB%s", pct, double(total) / 1e9, pct == 100 ? "\n" : "");
+                char text[64];
+                std::snprintf(text, sizeof text, "%3d%% of %.1f GB", pct, double(total) / 1e9);
+                load_progress->update(done, total, text);
                 last_pct = pct;
             }
         };
@@ -115,8 +124,10 @@ Engine open_engine(const RunOptions& o, int32_t sequences) {
         e.model = std::make_unique<Model>(*backend, dir, mo);
     } catch (const std::exception& err) {
         // The exception may have been thrown inside the plugin, whose code goes away with `e`: keep only its text.
+        load_progress->finish();
         throw std::runtime_error(err.what());
     }
+    load_progress->finish();
     if (!o.quiet) {
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         const ModelConfig& c = e.model->config();
@@ -151,12 +162,12 @@ std::vector<int32_t> parse_ids(const std::string& text, const std::string& flag)
         std::string item = text.substr(pos, comma - pos);
         item.erase(0, item.find_first_not_of(" \t"));
         item.erase(item.find_last_not_of(" \t") + 1);
-        const std::string shown = item.size() > 40 ? item.substr(0, 40) + "..." : item;
+        const std::string shown = input::quote(item, 40);
         if (item.empty())
-            throw std::runtime_error(flag + ": an empty item in '" + text.substr(0, 80) +
-                                     "' (give ids separated by single commas, like 1,2,3)");
+            throw std::runtime_error(flag + ": an empty item in " + input::quote(text, 80) +
+                                     " (give ids separated by single commas, like 1,2,3)");
         const std::optional<uint64_t> v = parse_decimal(item);
-        if (!v) throw std::runtime_error(flag + ": '" + shown + "' is not a token id (ids are whole numbers from 0, like 1,2,3)");
+        if (!v) throw std::runtime_error(flag + ": " + shown + " is not a token id (ids are whole numbers from 0, like 1,2,3)");
         if (*v > INT32_MAX) throw std::runtime_error(flag + ": " + shown + " is too large to be a token id");
         ids.push_back(int32_t(*v));
         if (comma == text.size()) break;
@@ -202,7 +213,7 @@ const CLI::Validator kNonEmpty(
 
 const CLI::Validator kUnsigned64(
     [](std::string& s) {
-        return parse_decimal(s) ? std::string() : "'" + s + "' is not a whole number from 0 to 18446744073709551615";
+        return parse_decimal(s) ? std::string() : input::quote(s) + " is not a whole number from 0 to 18446744073709551615";
     },
     "UINT64");
 

@@ -12,6 +12,7 @@
 
 #include "core/cli/command.h"
 #include "core/cli/common.h"
+#include "core/cli/progress.h"
 #include "core/sampler.h"
 #include "core/tokenizer/chat.h"
 #include "core/tokenizer/stream_decoder.h"
@@ -32,6 +33,7 @@ struct GenerateOptions {
     SamplingParams sampling;
     std::string stop_ids;
     bool json = false;
+    bool show_special = false;  // print special and reserved tokens by name instead of leaving them out
 };
 
 int run_generate(GenerateOptions& o, CLI::App& app) {
@@ -62,6 +64,7 @@ int run_generate(GenerateOptions& o, CLI::App& app) {
     if (!any_prompt && has_tokenizer) o.prompt = "Once upon a time";
     std::vector<int32_t> prompt;
     std::vector<int32_t> stops = parse_ids(o.stop_ids, "--stop-ids");
+    check_ids_in_vocab(stops, config.vocab_size, "--stop-ids");
     if (!o.prompt.empty() || !o.chat.empty()) {
         tokenizer = tok::Tokenizer::load(dir);
         if (tokenizer->vocab_size() > config.vocab_size)
@@ -96,22 +99,18 @@ int run_generate(GenerateOptions& o, CLI::App& app) {
     Sequence seq;
     m.begin_sequence(seq);
     const auto t0 = std::chrono::steady_clock::now();
-    const bool show_progress = !o.run.quiet && prompt.size() > size_t(o.run.chunk);
     std::vector<float> logits;
-    try {
+    {
+        Progress progress("prefill", !o.run.quiet && prompt.size() > size_t(o.run.chunk));
         logits = m.prefill(seq, prompt, false, [&](int64_t done, int64_t total) {
-            if (show_progress) std::fprintf(stderr, "\rengine: prefill %lld/%lld tokens", (long long)done, (long long)total);
+            progress.update(uint64_t(done), uint64_t(total), std::to_string(done) + "/" + std::to_string(total) + " tokens");
         });
-    } catch (...) {
-        if (show_progress) std::fprintf(stderr, "\n");  // end the progress line before the error
-        throw;
     }
-    if (show_progress) std::fprintf(stderr, "\n");
     const auto t1 = std::chrono::steady_clock::now();
     std::vector<int32_t> out;
     const int64_t vocab = m.config().vocab_size;
     std::optional<tok::StreamDecoder> stream;
-    if (tokenizer && !o.json) stream.emplace(*tokenizer);
+    if (tokenizer && !o.json) stream.emplace(*tokenizer, /*skip_special=*/!o.show_special);
     while (int32_t(out.size()) < o.max_tokens) {
         const int32_t id = sampler->sample(logits.data(), vocab);
         out.push_back(id);
@@ -137,7 +136,7 @@ int run_generate(GenerateOptions& o, CLI::App& app) {
         std::vector<int32_t> body = out;
         if (!body.empty() && std::find(stops.begin(), stops.end(), body.back()) != stops.end()) body.pop_back();
         std::erase_if(body, [&](int32_t id) { return id >= tokenizer->vocab_size(); });
-        text = tokenizer->decode(body);
+        text = tokenizer->decode(body, /*skip_special=*/!o.show_special);
     }
     if (o.json) {
         nlohmann::json j;
@@ -166,6 +165,8 @@ int run_generate(GenerateOptions& o, CLI::App& app) {
         for (size_t i = 0; i < out.size(); ++i) line += (i ? "," : "") + std::to_string(out[i]);
         std::printf("%s\n", line.c_str());
     }
+    // The reply's last line reaches a shared pipe or terminal before the summary on stderr.
+    std::fflush(stdout);
     if (!o.run.quiet && !o.json)
         std::fprintf(stderr, "engine: prefill %zu tokens in %.3f s (%.1f tok/s), decode %lld tokens in %.3f s (%.1f tok/s)\n",
                      prompt.size(), prefill_s, prefill_s > 0 ? double(prompt.size()) / prefill_s : 0.0,
@@ -192,6 +193,8 @@ std::function<int()> add_generate_options(CLI::App& app) {
                    "Stop after generating one of these ids (with --prompt-ids nothing stops early by default; "
                    "--prompt and --chat stop at <|im_end|> and [EOS])");
     app.add_flag("--json", o->json, "Print one JSON object with the ids and timings");
+    app.add_flag("--show-special", o->show_special,
+                 "Print special and reserved tokens by name (e.g. <|im_end|>) instead of leaving them out of the text");
     return [o, &app] { return run_generate(*o, app); };
 }
 

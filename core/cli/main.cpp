@@ -19,8 +19,19 @@ int main(int argc, char** argv) {
     auto generate = halo::cli::add_generate_options(app);
     try {
         app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
+    } catch (const CLI::CallForHelp& e) {
         return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        // A usage error: one sentence with the engine's prefix, where to find help, and exit status 1.
+        std::string where = "engine";
+        for (const CLI::App* sub : app.get_subcommands())
+            if (sub->parsed()) where += " " + sub->get_name();
+        std::fprintf(stderr, "engine: %s\nRun '%s --help' for the options.\n", e.what(), where.c_str());
+        return 1;
     }
     try {
         int rc = -1;

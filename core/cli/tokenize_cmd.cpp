@@ -2,14 +2,20 @@
 //   printf 'Hello world' | engine tokenize --model DIR            -> a JSON array of ids, e.g. [72,345,362]
 //   printf 'Hello world' | engine tokenize --model DIR --pieces   -> ["Hello"," world"]
 //   echo '[72,345,362]' | engine detokenize --model DIR           -> the text, byte-exact, no newline added
+//                                                                   (special tokens only with --show-special)
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
 #include <iostream>
-#include <iterator>
 #include <memory>
 #include <string>
-
-#include <nlohmann/json.hpp>
+#include <string_view>
 
 #include "core/cli/command.h"
+#include "core/input/bounded_json.h"
+#include "core/input/token_ids.h"
 #include "core/tokenizer/tokenizer.h"
 
 namespace halo::cli {
@@ -21,13 +27,68 @@ struct TokenizeOptions {
     bool allow_special = false;
 };
 
+struct DetokenizeOptions {
+    std::string model_dir;
+    bool show_special = false;
+};
+
+// Largest stdin read by tokenize and detokenize.
+constexpr size_t kMaxStdinBytes = size_t(1) << 30;
+
+// All of stdin, read in large blocks (through std::cin's buffer, so that a caller may redirect it).
 std::string read_stdin() {
-    std::cin >> std::noskipws;
-    return {std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()};
+    std::streambuf* in = std::cin.rdbuf();
+    std::string data;
+    size_t used = 0;
+    for (;;) {
+        if (data.size() - used < (1u << 16)) data.resize(std::max<size_t>(data.size() * 2, 1u << 20));
+        const std::streamsize n = in->sgetn(data.data() + used, std::streamsize(data.size() - used));
+        used += size_t(std::max<std::streamsize>(n, 0));
+        if (used > kMaxStdinBytes)
+            throw std::runtime_error("stdin holds more than " + input::byte_size_text(kMaxStdinBytes) +
+                                     "; split the input into smaller parts");
+        if (n <= 0) break;
+    }
+    data.resize(used);
+    return data;
+}
+
+// Writes `out` to stdout (std::cout, one block); false when it could not be written.
+bool write_stdout(std::string_view out) {
+    std::cout.write(out.data(), std::streamsize(out.size()));
+    std::cout.flush();
+    return bool(std::cout);
+}
+
+// Appends `s` (valid UTF-8: the pre-tokenizer's pieces are) as a JSON string.
+void append_json_string(std::string& out, std::string_view s) {
+    static const char* hex = "0123456789abcdef";
+    out += '"';
+    for (const char ch : s) {
+        const unsigned char c = static_cast<unsigned char>(ch);
+        switch (c) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        case '\b': out += "\\b"; break;
+        case '\f': out += "\\f"; break;
+        default:
+            if (c < 0x20) {
+                out += "\\u00";
+                out += hex[c >> 4];
+                out += hex[c & 15];
+            } else {
+                out += char(c);
+            }
+        }
+    }
+    out += '"';
 }
 
 int fail(const std::string& sentence) {
-    std::cerr << sentence << '\n';
+    std::cerr << "engine: " << sentence << '\n';
     return 1;
 }
 
@@ -35,39 +96,37 @@ int run_tokenize(const TokenizeOptions& o) {
     try {
         const tok::Tokenizer tokenizer = tok::Tokenizer::load(o.model_dir);
         const std::string text = read_stdin();
-        nlohmann::json out = nlohmann::json::array();
+        std::string out = "[";
         if (o.pieces) {
-            for (auto& p : tokenizer.pre_tokenize(text, o.allow_special)) out.push_back(std::move(p));
+            const std::vector<std::string> pieces = tokenizer.pre_tokenize(text, o.allow_special);
+            out.reserve(text.size() * 2 + pieces.size() * 3 + 2);
+            for (size_t i = 0; i < pieces.size(); ++i) {
+                if (i) out += ',';
+                append_json_string(out, pieces[i]);
+            }
         } else {
-            for (tok::TokenId id : tokenizer.encode(text, o.allow_special)) out.push_back(id);
+            const std::vector<tok::TokenId> ids = tokenizer.encode(text, o.allow_special);
+            out.reserve(ids.size() * 7 + 2);
+            char buf[16];
+            for (size_t i = 0; i < ids.size(); ++i) {
+                if (i) out += ',';
+                const auto r = std::to_chars(buf, buf + sizeof buf, ids[i]);
+                out.append(buf, r.ptr);
+            }
         }
-        std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
-        std::cout.flush();
-        return std::cout.good() ? 0 : fail("tokenize: could not write to stdout");
+        out += "]\n";
+        return write_stdout(out) ? 0 : fail(std::string("tokenize: could not write to stdout: ") + std::strerror(errno));
     } catch (const std::exception& e) {
         return fail(std::string("tokenize: ") + e.what());
     }
 }
 
-int run_detokenize(const std::string& model_dir) {
+int run_detokenize(const DetokenizeOptions& o) {
     try {
-        const tok::Tokenizer tokenizer = tok::Tokenizer::load(model_dir);
-        const std::string input = read_stdin();
-        const nlohmann::json j = nlohmann::json::parse(input, nullptr, /*allow_exceptions=*/false);
-        if (j.is_discarded() || !j.is_array())
-            return fail("detokenize: stdin must hold a JSON array of token ids, such as [9906, 1917]");
-        std::vector<tok::TokenId> ids;
-        for (size_t i = 0; i < j.size(); ++i) {
-            const auto& v = j[i];
-            if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= tokenizer.vocab_size())
-                return fail("detokenize: element " + std::to_string(i) + " (" + v.dump() +
-                            ") is not a token id; ids are integers from 0 to " +
-                            std::to_string(tokenizer.vocab_size() - 1));
-            ids.push_back(tok::TokenId(v.get<int64_t>()));
-        }
-        std::cout << tokenizer.decode(ids);
-        std::cout.flush();
-        return std::cout.good() ? 0 : fail("detokenize: could not write to stdout");
+        const tok::Tokenizer tokenizer = tok::Tokenizer::load(o.model_dir);
+        const std::vector<tok::TokenId> ids = input::parse_token_id_array(read_stdin(), tokenizer.vocab_size(), "stdin");
+        const std::string text = tokenizer.decode(ids, /*skip_special=*/!o.show_special);
+        return write_stdout(text) ? 0 : fail(std::string("detokenize: could not write to stdout: ") + std::strerror(errno));
     } catch (const std::exception& e) {
         return fail(std::string("detokenize: ") + e.what());
     }
@@ -89,18 +148,20 @@ std::vector<Command> add_tokenizer_commands(CLI::App& app) {
     tokenize->add_flag("--allow-special", tokenize_opts->allow_special,
                        "Turn special-token strings in the text into their special ids (for trusted text only)");
 
-    auto detokenize_model = std::make_shared<std::string>();
+    auto detokenize_opts = std::make_shared<DetokenizeOptions>();
     CLI::App* detokenize = app.add_subcommand(
         "detokenize",
         "Read a JSON array of token ids on stdin and print their text exactly (no newline added; bytes that are not "
         "valid UTF-8 become U+FFFD).");
-    detokenize->add_option("--model", *detokenize_model,
+    detokenize->add_option("--model", detokenize_opts->model_dir,
                            "Model directory holding tiktoken.model and tokenizer_config.json")
         ->required();
+    detokenize->add_flag("--show-special", detokenize_opts->show_special,
+                         "Print special and reserved tokens by name (e.g. <|im_end|>) instead of leaving them out");
 
     return {
         Command{tokenize, [tokenize_opts] { return run_tokenize(*tokenize_opts); }},
-        Command{detokenize, [detokenize_model] { return run_detokenize(*detokenize_model); }},
+        Command{detokenize, [detokenize_opts] { return run_detokenize(*detokenize_opts); }},
     };
 }
 

@@ -68,7 +68,8 @@ TEST(Cli, DetokenizeRoundTrips) {
 TEST(Cli, ErrorsAreOneSentenceAndNonZero) {
     auto r = run_cli({"detokenize", "--model", vocab_a}, "[1, 2, \"x\"]");
     EXPECT_NE(r.code, 0);
-    EXPECT_EQ(r.err, "detokenize: element 2 (\"x\") is not a token id; ids are integers from 0 to 3511\n");
+    EXPECT_EQ(r.err, "engine: detokenize: element 2 of stdin's array ('\"x\"' at line 1, column 8) is not a token id; "
+                     "ids are integers from 0 to 3511\n");
     r = run_cli({"detokenize", "--model", vocab_a}, "1 2 3");
     EXPECT_NE(r.code, 0);
     EXPECT_NE(r.err.find("JSON array of token ids"), std::string::npos);
