@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/input/bounded_json.h"
 #include "core/tokenizer/chat_format.h"
 
 namespace halo::tok {
@@ -35,10 +36,14 @@ void parse_header(std::string_view header, ParsedToolCall& call) {
     call.name = std::string(trim(header));
 }
 
+// A JSON object within the limits for generated arguments (a model can generate 100,000 nested brackets).
 bool is_json_object(std::string_view text) {
     if (text.empty() || text.front() != '{') return false;
-    const auto j = nlohmann::json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-    return !j.is_discarded() && j.is_object();
+    try {
+        return input::parse_json(text, input::kToolCallArguments, "arguments").is_object();
+    } catch (const input::JsonInputError&) {
+        return false;
+    }
 }
 
 // Calls inside one section body [begin, end) of `text`.

@@ -19,7 +19,7 @@ struct ParsedToolCall {
     std::string name;              // "get_weather": the header without "functions." and ":<index>"
     int index = -1;                // the number after the last ':', -1 when missing or not a number
     std::string arguments;         // the argument text as generated (whitespace-trimmed), normally a JSON object
-    bool arguments_valid = false;  // arguments parse as a JSON object
+    bool arguments_valid = false;  // arguments parse as a JSON object (no duplicate keys, nested at most 64 deep)
     bool complete = false;         // the call ended with <|tool_call_end|>
 };
 

@@ -87,6 +87,17 @@ TEST(ToolCalls, MalformedOutputIsRecoveredAndFlagged) {
         EXPECT_FALSE(r.tool_calls[0].complete);
         EXPECT_FALSE(r.tool_calls[0].arguments_valid);
     }
+    {  // arguments nested 100,000 deep (a model can generate that) or with a key twice: not valid, and no crash
+        for (const std::string args : {"{\"a\": " + std::string(100000, '[') + std::string(100000, ']') + "}",
+                                       std::string("{\"a\": 1, \"a\": 2}")}) {
+            const ParsedReply r = parse_tool_calls("<|tool_calls_section_begin|><|tool_call_begin|>functions.f:0"
+                                                   "<|tool_call_argument_begin|>" + args +
+                                                   "<|tool_call_end|><|tool_calls_section_end|>");
+            ASSERT_EQ(r.tool_calls.size(), 1u);
+            EXPECT_TRUE(r.tool_calls[0].complete);
+            EXPECT_FALSE(r.tool_calls[0].arguments_valid) << args.substr(0, 40);
+        }
+    }
     {  // no section markers, no prefix, no index, arguments not JSON
         const ParsedReply r =
             parse_tool_calls("x<|tool_call_begin|>search<|tool_call_argument_begin|>not json<|tool_call_end|>");
