@@ -18,6 +18,7 @@
 
 #include "core/npy.h"
 #include "tests/support/plugins.h"
+#include "tests/support/scratch_dir.h"
 #include "tools/gen/checkpoint_writer.h"
 
 namespace halo::test {
@@ -48,9 +49,7 @@ std::string quote(const std::string& s) {
 class EngineCli : public ::testing::Test {
 protected:
     void SetUp() override {
-        dir_ = fs::temp_directory_path() / ("halo_cli_" + std::to_string(::getpid()) + "_" +
-                                            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-        fs::remove_all(dir_);
+        dir_ = scratch_dir("halo_cli");
         fs::create_directories(dir_);
     }
     void TearDown() override { fs::remove_all(dir_); }

@@ -12,6 +12,7 @@
 
 #include "tests/cli/run_tool.h"
 #include "tests/support/plugins.h"
+#include "tests/support/scratch_dir.h"
 
 namespace halo::test {
 namespace {
@@ -22,9 +23,7 @@ using nlohmann::json;
 class HostileInput : public ::testing::Test {
 protected:
     void SetUp() override {
-        dir_ = fs::temp_directory_path() / ("halo_hostile_" + std::to_string(::getpid()) + "_" +
-                                            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-        fs::remove_all(dir_);
+        dir_ = scratch_dir("halo_hostile");
         fs::create_directories(dir_);
     }
     void TearDown() override { fs::remove_all(dir_); }

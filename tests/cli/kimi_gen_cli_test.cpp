@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/cli/run_tool.h"
+#include "tests/support/scratch_dir.h"
 
 namespace halo::test {
 namespace {
@@ -17,9 +18,7 @@ namespace fs = std::filesystem;
 class KimiGenCli : public ::testing::Test {
 protected:
     void SetUp() override {
-        out_ = fs::temp_directory_path() / ("halo_kimi_gen_" + std::to_string(::getpid()) + "_" +
-                                            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-        fs::remove_all(out_);
+        out_ = scratch_dir("halo_kimi_gen");
     }
     void TearDown() override { fs::remove_all(out_); }
 

@@ -11,6 +11,7 @@
 #include "core/safetensors.h"
 #include "tests/support/fifo_guard.h"
 #include "tests/support/plugins.h"
+#include "tests/support/scratch_dir.h"
 #include "tools/gen/checkpoint_writer.h"
 
 namespace halo::test {
@@ -23,9 +24,7 @@ namespace {
 class ModelFiles : public ::testing::Test {
 protected:
     void SetUp() override {
-        dir_ = fs::temp_directory_path() / ("halo_model_files_" + std::to_string(::getpid()) + "_" +
-                                            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-        fs::remove_all(dir_);
+        dir_ = scratch_dir("halo_model_files");
         gen::GenOptions o;
         o.shards = 2;
         gen::write_checkpoint(dir_, gen::preset_config("tiny"), o);
