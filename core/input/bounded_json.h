@@ -26,6 +26,7 @@ constexpr JsonLimits kConfigJson{16u << 20, 32, "a model config.json"};
 constexpr JsonLimits kIndexJson{256u << 20, 16, "a safetensors index"};
 constexpr JsonLimits kSafetensorsHeader{100u << 20, 16, "a safetensors header"};
 constexpr JsonLimits kTokenizerConfigJson{64u << 20, 32, "a tokenizer_config.json"};
+constexpr JsonLimits kRequestBody{64u << 20, 64, "a request body"};  // chat messages and tools, as a client sends them
 constexpr JsonLimits kToolCallArguments{16u << 20, 64, "a tool call's arguments"};  // as the model generates them
 
 // A JSON input refused by the limits or the grammar. The message is a full sentence naming the source.

@@ -67,7 +67,8 @@ std::vector<TokenId> encode_chat(const Tokenizer& tokenizer, std::span<const Cha
 
 // Messages from an OpenAI-style JSON array: {"role", "content": string | [{"type": "text", "text"}] | null,
 // "tool_calls": [{"id", "type": "function", "function": {"name", "arguments": JSON string or object}}],
-// "tool_call_id"}. Throws ChatError naming the message index and field for anything else.
+// "tool_call_id"}. Throws ChatError naming the message index and field for anything else. The JSON must come from a
+// bounded parse (core/input/bounded_json.h, kRequestBody): arguments objects are re-serialised recursively.
 std::vector<ChatMessage> parse_chat_messages(const nlohmann::ordered_json& messages);
 
 }  // namespace halo::tok

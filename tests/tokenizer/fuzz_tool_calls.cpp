@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/input/bounded_json.h"
 #include "core/tokenizer/chat.h"
 #include "core/tokenizer/tool_calls.h"
 
@@ -17,8 +18,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const auto& call : reply.tool_calls)
         if (call.arguments.size() > text.size() || call.id.size() > text.size()) __builtin_trap();
 
-    const auto j = nlohmann::ordered_json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded()) return 0;
+    // Request JSON is read as the engine reads untrusted JSON: bounded (nlohmann alone overflows the stack on
+    // 20,000-deep nesting while copying ordered_map members).
+    nlohmann::ordered_json j;
+    try {
+        j = halo::input::parse_ordered_json(text, halo::input::kRequestBody, "request");
+    } catch (const halo::input::JsonInputError&) {
+        return 0;
+    }
     try {
         const auto& messages = j.is_object() && j.contains("messages") ? j["messages"] : j;
         const auto parsed = parse_chat_messages(messages);
