@@ -29,7 +29,6 @@ namespace {
 constexpr int64_t kMaxDim = 1 << 20;        // widths, heads, ranks, experts
 constexpr int64_t kMaxLayers = 4096;
 constexpr int64_t kMaxVocab = 1 << 24;
-constexpr int64_t kMaxTokenId = INT32_MAX;
 
 // Reads fields of one JSON object, turning every problem into a sentence that names the file and the field.
 class Fields {
@@ -110,11 +109,11 @@ ModelConfig parse_model_config(const json& doc, const std::string& source) {
     c.hidden_size = f.integer("hidden_size");
     c.num_hidden_layers = int32_t(f.integer("num_hidden_layers", 1, kMaxLayers));
     c.rms_norm_eps = f.number("rms_norm_eps");
-    if (!(c.rms_norm_eps > 0)) f.fail("rms_norm_eps", "must be positive");
+    if (!(c.rms_norm_eps > 0 && c.rms_norm_eps < 1)) f.fail("rms_norm_eps", "must be between 0 and 1 (typically 1e-5 or 1e-6)");
     c.tie_word_embeddings = f.boolean_or("tie_word_embeddings", false);
-    c.bos_token_id = f.integer_or("bos_token_id", -1, -1, kMaxTokenId);
-    c.eos_token_id = f.integer_or("eos_token_id", -1, -1, kMaxTokenId);
-    c.pad_token_id = f.integer_or("pad_token_id", -1, -1, kMaxTokenId);
+    c.bos_token_id = f.integer_or("bos_token_id", -1, -1, c.vocab_size - 1);  // -1: none
+    c.eos_token_id = f.integer_or("eos_token_id", -1, -1, c.vocab_size - 1);
+    c.pad_token_id = f.integer_or("pad_token_id", -1, -1, c.vocab_size - 1);
     c.model_max_length = f.integer_or("model_max_length", 0, 0, INT64_MAX / 2);
 
     const std::string act = f.string_or("hidden_act", "silu");
@@ -172,6 +171,8 @@ ModelConfig parse_model_config(const json& doc, const std::string& source) {
         c.num_shared_experts = int32_t(f.integer_or("num_shared_experts", 0));
         c.moe_renormalize = f.boolean_or("moe_renormalize", true);
         c.routed_scaling_factor = f.number_or("routed_scaling_factor", 1.0);
+        if (!(c.routed_scaling_factor > 0 && c.routed_scaling_factor <= 1e6))
+            f.fail("routed_scaling_factor", "must be a positive number of at most 1e6 (the real models use 1 to 2.5)");
         const std::string router = f.string_or("moe_router_activation_func", "sigmoid");
         if (router != "sigmoid")
             f.fail("moe_router_activation_func", "is " + input::quote(router) + "; only the 'sigmoid' router is supported");

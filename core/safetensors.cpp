@@ -248,7 +248,8 @@ std::unique_ptr<Checkpoint> Checkpoint::open(const std::filesystem::path& dir) {
 
     for (const std::string& shard : shard_names) {
         const fs::path path = dir / shard;
-        if (!fs::exists(path)) fail(path.string(), "is named by the index but does not exist");
+        if (!fs::exists(path))
+            fail("model directory " + dir.string(), "the index names the shard " + named(shard) + ", which does not exist");
         ck->files_.push_back(std::make_unique<MappedFile>(path));
         const MappedFile& mf = *ck->files_.back();
         for (TensorRecord& r : parse_safetensors(mf.data(), mf.size(), path.string())) {

@@ -93,6 +93,9 @@ int run_bench(BenchOptions& o) {
     if (!o.run.quiet)
         std::fprintf(stderr, "bench: measuring memory read bandwidth (%.1f GB buffer, %d threads)...\n", o.bandwidth_gb, threads);
     BandwidthResult bw = measure_read_bandwidth(uint64_t(o.bandwidth_gb * 1e9), threads, 5);
+    if (bw.best_gbs <= 0)
+        throw std::runtime_error("could not allocate the " + std::to_string(o.bandwidth_gb) +
+                                 " GB buffer for the memory bandwidth measurement; lower --bandwidth-gb");
 
     Engine e = open_engine(o.run);
     Model& m = *e.model;

@@ -23,7 +23,7 @@ void add_run_options(CLI::App& app, RunOptions& o) {
     app.add_option("--backend", o.backend, "Backend plugin: cpu, vulkan or hip")->capture_default_str();
     app.add_option("--model", o.model_dir, "Model directory (config.json + safetensors); default: the built-in demo model")
         ->check(kNonEmpty);
-    app.add_option("--plugin-dir", o.plugin_dir, "Also look for backend plugins in this directory");
+    app.add_option("--plugin-dir", o.plugin_dir, "Also look for backend plugins in this directory")->check(kNonEmpty);
     app.add_option("--threads", o.threads,
                    "CPU threads (0 = every CPU this process may use; more than the hardware threads is capped, with a "
                    "warning)")
@@ -32,7 +32,7 @@ void add_run_options(CLI::App& app, RunOptions& o) {
     app.add_option("--device", o.device, "Device index for GPU backends (-1 = best)")
         ->check(CLI::Range(-1, 4096))
         ->capture_default_str();
-    app.add_option("--device-name", o.device_name, "Pick the GPU whose name contains this text");
+    app.add_option("--device-name", o.device_name, "Pick the GPU whose name contains this text")->check(kNonEmpty);
     app.add_option("--moe-weighting", o.moe_weighting,
                    "MoE mixing weights: unbiased (vLLM/llama.cpp, default) or biased (as the HF code computes)")
         ->check(CLI::IsMember({"unbiased", "biased"}))
@@ -50,10 +50,10 @@ void add_run_options(CLI::App& app, RunOptions& o) {
         ->check(CLI::IsMember({"auto", "recurrent", "chunked"}));
     app.add_option("--mla-form", o.mla_form, "MLA evaluation: auto, expanded or absorbed (debugging)")
         ->check(CLI::IsMember({"auto", "expanded", "absorbed"}));
-    app.add_option("--weights-placement", o.placement[0], "Placement of weights (see `engine backends`)");
-    app.add_option("--state-placement", o.placement[1], "Placement of KDA states");
-    app.add_option("--cache-placement", o.placement[2], "Placement of the MLA cache");
-    app.add_option("--scratch-placement", o.placement[3], "Placement of activations");
+    app.add_option("--weights-placement", o.placement[0], "Placement of weights (see `engine backends`)")->check(kNonEmpty);
+    app.add_option("--state-placement", o.placement[1], "Placement of KDA states")->check(kNonEmpty);
+    app.add_option("--cache-placement", o.placement[2], "Placement of the MLA cache")->check(kNonEmpty);
+    app.add_option("--scratch-placement", o.placement[3], "Placement of activations")->check(kNonEmpty);
     app.add_flag("--quiet", o.quiet, "Print nothing but results and errors");
     app.add_flag("--check", o.check,
                  "Check mode: run every op also on the reference and stop at the first that diverges (slow)");
@@ -87,7 +87,7 @@ Engine open_engine(const RunOptions& o, int32_t sequences) {
     e.backend = load_backend(o.backend, bo, o.plugin_dir);
     ModelOptions mo;
     for (int u = 0; u < ops::kMemoryUseCount; ++u) mo.placement[u] = o.placement[u];
-    mo.max_step_rows = o.chunk;
+    mo.max_step_rows = int32_t(std::min<int64_t>(o.chunk, o.context));  // no scratch for rows a step never holds
     mo.max_sequences = sequences;
     mo.max_context = o.context;
     mo.page_size = int32_t(std::min<int64_t>(256, o.context));
@@ -198,6 +198,9 @@ void check_output_path(const std::string& path, const std::string& flag) {
     namespace fs = std::filesystem;
     std::error_code ec;
     if (fs::is_directory(path, ec)) throw std::runtime_error(flag + " " + path + " is a directory; give a file name");
+    if (fs::exists(path, ec) && !fs::is_regular_file(path, ec))
+        throw std::runtime_error(flag + " " + path + " is not a regular file (a FIFO or device would block or lose the "
+                                 "output); give a file name");
     const fs::path parent = fs::path(path).parent_path();
     if (!parent.empty() && !fs::is_directory(parent, ec))
         throw std::runtime_error(flag + " " + path + ": the folder " + parent.string() + " does not exist");

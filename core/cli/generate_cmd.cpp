@@ -181,13 +181,20 @@ std::function<int()> add_generate_options(CLI::App& app) {
     add_run_options(app, o->run);
     app.add_option("--prompt-ids", o->prompt_ids, "Prompt as token ids, e.g. 1,2,3");
     app.add_option("--prompt", o->prompt, "Prompt text (special-token strings in it stay plain text); prints text");
-    app.add_option("--chat", o->chat, "One user message, rendered with the model's chat template; prints the reply");
+    app.add_option("--chat", o->chat, "One user message, rendered in the Kimi K2 chat format (built in; the checkpoint's chat_template "
+                   "string is not run); prints the reply");
     app.add_option("--system", o->system, "System prompt for --chat (default: the template's)");
     app.add_flag("--ignore-eos", o->ignore_eos, "With --prompt/--chat, do not stop at the end-of-message token");
-    app.add_option("--max-tokens", o->max_tokens, "New tokens to generate")->capture_default_str();
-    app.add_option("--temperature", o->sampling.temperature, "Sampling temperature; 0 = greedy")->capture_default_str();
-    app.add_option("--top-k", o->sampling.top_k, "Sample among the k most likely tokens (0 = all)")->capture_default_str();
-    app.add_option("--top-p", o->sampling.top_p, "Nucleus sampling threshold in (0, 1]")->capture_default_str();
+    app.add_option("--max-tokens", o->max_tokens, "New tokens to generate")->check(kNonEmpty)->capture_default_str();
+    app.add_option("--temperature", o->sampling.temperature, "Sampling temperature; 0 = greedy")
+        ->check(kNonEmpty)
+        ->capture_default_str();
+    app.add_option("--top-k", o->sampling.top_k, "Sample among the k most likely tokens (0 = all)")
+        ->check(kNonEmpty)
+        ->capture_default_str();
+    app.add_option("--top-p", o->sampling.top_p, "Nucleus sampling threshold in (0, 1]")
+        ->check(kNonEmpty)
+        ->capture_default_str();
     app.add_option("--seed", o->sampling.seed, "Random seed for sampling")->check(kUnsigned64)->capture_default_str();
     app.add_option("--stop-ids", o->stop_ids,
                    "Stop after generating one of these ids (with --prompt-ids nothing stops early by default; "

@@ -3,8 +3,25 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <iostream>
 
 #include "core/cli/command.h"
+#include "core/input/excerpt.h"
+
+namespace {
+
+// `rc`, or 1 when what was written to stdout (a result, help text) could not all be written: a full disk, a closed
+// pipe or stdout is an error, not a success.
+int printed(int rc) {
+    std::cout.flush();
+    if (std::fflush(stdout) != 0 || std::ferror(stdout) || !std::cout) {
+        std::fprintf(stderr, "engine: could not write the output to standard output: %s\n", std::strerror(errno));
+        return 1;
+    }
+    return rc;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
     CLI::App app{"Halo: an inference engine for Kimi-Linear models.\n"
@@ -20,17 +37,18 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
-        return app.exit(e);
+        return printed(app.exit(e));
     } catch (const CLI::CallForAllHelp& e) {
-        return app.exit(e);
+        return printed(app.exit(e));
     } catch (const CLI::CallForVersion& e) {
-        return app.exit(e);
+        return printed(app.exit(e));
     } catch (const CLI::ParseError& e) {
         // A usage error: one sentence with the engine's prefix, where to find help, and exit status 1.
         std::string where = "engine";
         for (const CLI::App* sub : app.get_subcommands())
             if (sub->parsed()) where += " " + sub->get_name();
-        std::fprintf(stderr, "engine: %s\nRun '%s --help' for the options.\n", e.what(), where.c_str());
+        std::fprintf(stderr, "engine: %s; run '%s --help' for the options\n", halo::input::one_line(e.what(), 300).c_str(),
+                     where.c_str());
         return 1;
     }
     try {
@@ -49,13 +67,9 @@ int main(int argc, char** argv) {
             }
         if (rc < 0) rc = generate();
         // Output that could not be written (a full disk, a closed pipe) is an error, not a success.
-        if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
-            std::fprintf(stderr, "engine: could not write the output to standard output: %s\n", std::strerror(errno));
-            return 1;
-        }
-        return rc;
+        return rc == 0 ? printed(rc) : rc;  // a command that failed has said why already
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "engine: %s\n", e.what());
+        std::fprintf(stderr, "engine: %s\n", halo::input::one_line(e.what()).c_str());
         return 1;
     }
 }

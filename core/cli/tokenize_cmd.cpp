@@ -3,6 +3,9 @@
 //   printf 'Hello world' | engine tokenize --model DIR --pieces   -> ["Hello"," world"]
 //   echo '[72,345,362]' | engine detokenize --model DIR           -> the text, byte-exact, no newline added
 //                                                                   (special tokens only with --show-special)
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -15,6 +18,7 @@
 
 #include "core/cli/command.h"
 #include "core/input/bounded_json.h"
+#include "core/input/excerpt.h"
 #include "core/input/token_ids.h"
 #include "core/tokenizer/tokenizer.h"
 
@@ -35,30 +39,52 @@ struct DetokenizeOptions {
 // Largest stdin read by tokenize and detokenize.
 constexpr size_t kMaxStdinBytes = size_t(1) << 30;
 
-// All of stdin, read in large blocks (through std::cin's buffer, so that a caller may redirect it).
+// All of stdin, read in 1 MiB blocks (through std::cin's buffer, so that a caller may redirect it); a regular file
+// is read into a buffer of its size.
 std::string read_stdin() {
     std::streambuf* in = std::cin.rdbuf();
     std::string data;
-    size_t used = 0;
+    struct stat st {};
+    if (::fstat(STDIN_FILENO, &st) == 0 && S_ISREG(st.st_mode) && uint64_t(st.st_size) <= kMaxStdinBytes)
+        data.reserve(size_t(st.st_size) + 1);
+    std::vector<char> block(1u << 20);
     for (;;) {
-        if (data.size() - used < (1u << 16)) data.resize(std::max<size_t>(data.size() * 2, 1u << 20));
-        const std::streamsize n = in->sgetn(data.data() + used, std::streamsize(data.size() - used));
-        used += size_t(std::max<std::streamsize>(n, 0));
-        if (used > kMaxStdinBytes)
+        const std::streamsize n = in->sgetn(block.data(), std::streamsize(block.size()));
+        if (n <= 0) break;
+        if (data.size() + size_t(n) > kMaxStdinBytes)
             throw std::runtime_error("stdin holds more than " + input::byte_size_text(kMaxStdinBytes) +
                                      "; split the input into smaller parts");
-        if (n <= 0) break;
+        data.append(block.data(), size_t(n));
     }
-    data.resize(used);
+    if (std::ferror(stdin))  // stdin closed, a directory, an I/O error: not an empty input
+        throw std::runtime_error(std::string("could not read stdin: ") + std::strerror(errno));
     return data;
 }
 
-// Writes `out` to stdout (std::cout, one block); false when it could not be written.
-bool write_stdout(std::string_view out) {
-    std::cout.write(out.data(), std::streamsize(out.size()));
-    std::cout.flush();
-    return bool(std::cout);
-}
+// Output to stdout (std::cout) through a 1 MiB buffer: no copy of the whole output in memory.
+class StdoutWriter {
+public:
+    StdoutWriter() { buffer_.reserve(kBlock + 4096); }
+    // The buffer to append to; flushed when it passes a block.
+    std::string& buffer() { return buffer_; }
+    void maybe_flush() {
+        if (buffer_.size() >= kBlock) flush();
+    }
+    void flush() {
+        std::cout.write(buffer_.data(), std::streamsize(buffer_.size()));
+        buffer_.clear();
+    }
+    // Writes what is left; false when anything could not be written.
+    bool finish() {
+        flush();
+        std::cout.flush();
+        return bool(std::cout);
+    }
+
+private:
+    static constexpr size_t kBlock = 1u << 20;
+    std::string buffer_;
+};
 
 // Appends `s` (valid UTF-8: the pre-tokenizer's pieces are) as a JSON string.
 void append_json_string(std::string& out, std::string_view s) {
@@ -88,7 +114,7 @@ void append_json_string(std::string& out, std::string_view s) {
 }
 
 int fail(const std::string& sentence) {
-    std::cerr << "engine: " << sentence << '\n';
+    std::cerr << "engine: " << input::one_line(sentence) << '\n';
     return 1;
 }
 
@@ -96,26 +122,33 @@ int run_tokenize(const TokenizeOptions& o) {
     try {
         const tok::Tokenizer tokenizer = tok::Tokenizer::load(o.model_dir);
         const std::string text = read_stdin();
-        std::string out = "[";
+        StdoutWriter writer;
+        std::string& out = writer.buffer();
+        out += '[';
         if (o.pieces) {
             const std::vector<std::string> pieces = tokenizer.pre_tokenize(text, o.allow_special);
-            out.reserve(text.size() * 2 + pieces.size() * 3 + 2);
             for (size_t i = 0; i < pieces.size(); ++i) {
                 if (i) out += ',';
                 append_json_string(out, pieces[i]);
+                writer.maybe_flush();
             }
         } else {
             const std::vector<tok::TokenId> ids = tokenizer.encode(text, o.allow_special);
-            out.reserve(ids.size() * 7 + 2);
-            char buf[16];
-            for (size_t i = 0; i < ids.size(); ++i) {
-                if (i) out += ',';
-                const auto r = std::to_chars(buf, buf + sizeof buf, ids[i]);
-                out.append(buf, r.ptr);
+            // Formatted 4,096 ids at a time into a fixed block (at most 11 bytes each), then appended.
+            std::vector<char> block(4096 * 12);
+            for (size_t i = 0; i < ids.size();) {
+                char* p = block.data();
+                for (const size_t end = std::min(ids.size(), i + 4096); i < end; ++i) {
+                    if (i) *p++ = ',';
+                    p = std::to_chars(p, block.data() + block.size(), ids[i]).ptr;
+                }
+                out.append(block.data(), p);
+                writer.maybe_flush();
             }
         }
         out += "]\n";
-        return write_stdout(out) ? 0 : fail(std::string("tokenize: could not write to stdout: ") + std::strerror(errno));
+        return writer.finish() ? 0
+                               : fail(std::string("tokenize: could not write to stdout: ") + std::strerror(errno));
     } catch (const std::exception& e) {
         return fail(std::string("tokenize: ") + e.what());
     }
@@ -126,7 +159,10 @@ int run_detokenize(const DetokenizeOptions& o) {
         const tok::Tokenizer tokenizer = tok::Tokenizer::load(o.model_dir);
         const std::vector<tok::TokenId> ids = input::parse_token_id_array(read_stdin(), tokenizer.vocab_size(), "stdin");
         const std::string text = tokenizer.decode(ids, /*skip_special=*/!o.show_special);
-        return write_stdout(text) ? 0 : fail(std::string("detokenize: could not write to stdout: ") + std::strerror(errno));
+        StdoutWriter writer;
+        writer.buffer() = text;  // decode gives the whole text at once
+        return writer.finish() ? 0
+                               : fail(std::string("detokenize: could not write to stdout: ") + std::strerror(errno));
     } catch (const std::exception& e) {
         return fail(std::string("detokenize: ") + e.what());
     }

@@ -46,9 +46,9 @@ std::string syntax_reason(const char* what) {
 template <class Json>
 Json parse_under_limits(std::string_view text, const JsonLimits& limits, const std::string& source) {
     if (text.size() > limits.max_bytes)
-        throw JsonInputError(source + " is " + byte_size_text(text.size()) + ", more than the " +
-                             byte_size_text(limits.max_bytes) + " allowed for " + limits.what_is_it +
-                             "; check that it is the right file");
+        throw JsonInputError(source + " is " + std::to_string(text.size()) + " bytes, more than the " +
+                             std::to_string(limits.max_bytes) + " (" + byte_size_text(limits.max_bytes) +
+                             ") allowed for " + limits.what_is_it + "; check that it is the right file");
     size_t where = 0;
     if (json_depth(text, limits.max_depth, &where) > limits.max_depth)
         throw JsonInputError(source + " nests JSON more than " + std::to_string(limits.max_depth) +
@@ -163,9 +163,9 @@ nlohmann::json read_json_file(const std::filesystem::path& path, const JsonLimit
     std::error_code ec;
     const uintmax_t size = std::filesystem::file_size(path, ec);
     if (!ec && size > limits.max_bytes)
-        throw JsonInputError(source + " is " + byte_size_text(size) + ", more than the " +
-                             byte_size_text(limits.max_bytes) + " allowed for " + limits.what_is_it +
-                             "; check that it is the right file");
+        throw JsonInputError(source + " is " + std::to_string(size) + " bytes, more than the " +
+                             std::to_string(limits.max_bytes) + " (" + byte_size_text(limits.max_bytes) +
+                             ") allowed for " + limits.what_is_it + "; check that it is the right file");
     std::ifstream in(path, std::ios::binary);
     if (!in) throw JsonInputError(source + " cannot be opened: " + std::strerror(errno));
     std::string text;

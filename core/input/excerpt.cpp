@@ -1,6 +1,7 @@
 #include "core/input/excerpt.h"
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 
 #include <nlohmann/json.hpp>
@@ -34,14 +35,31 @@ size_t utf8_sequence_length(std::string_view s, size_t i) {
     return n;
 }
 
-// Appends `text` escaped (see quote()) until `out` holds `budget` bytes; returns false when it had to stop early.
-bool append_escaped(std::string& out, std::string_view text, size_t budget) {
+// Code point of the well-formed UTF-8 sequence of `n` bytes at s[i].
+uint32_t code_point(std::string_view s, size_t i, size_t n) {
+    const auto b = [&](size_t k) { return uint32_t(static_cast<unsigned char>(s[i + k])); };
+    if (n == 2) return (b(0) & 0x1F) << 6 | (b(1) & 0x3F);
+    if (n == 3) return (b(0) & 0x0F) << 12 | (b(1) & 0x3F) << 6 | (b(2) & 0x3F);
+    return (b(0) & 0x07) << 18 | (b(1) & 0x3F) << 12 | (b(2) & 0x3F) << 6 | (b(3) & 0x3F);
+}
+
+// C1 controls (a terminal may act on them) and the bidirectional controls (they reorder what a reader sees).
+bool is_invisible_control(uint32_t cp) {
+    return (cp >= 0x80 && cp <= 0x9F) || cp == 0x200E || cp == 0x200F || (cp >= 0x202A && cp <= 0x202E) ||
+           (cp >= 0x2066 && cp <= 0x2069);
+}
+
+// Appends `text` escaped until `out` holds `budget` bytes; returns false when it had to stop early. Printable ASCII
+// and well-formed UTF-8 stay as they are; \n and \t are written so; other control bytes and ill-formed bytes as \xNN;
+// C1 and bidirectional controls as \u{XXXX}. With `quote_char`, that character and backslash are escaped too.
+bool append_escaped(std::string& out, std::string_view text, size_t budget, char quote_char = '\'') {
     size_t i = 0;
+    char hex[16];
     while (i < text.size()) {
         if (out.size() >= budget) return false;
         const unsigned char c = static_cast<unsigned char>(text[i]);
         if (c >= 0x20 && c < 0x7F) {
-            if (c == '\\' || c == '\'') out += '\\';
+            if (quote_char && (c == '\\' || c == static_cast<unsigned char>(quote_char))) out += '\\';
             out += char(c);
             ++i;
         } else if (c == '\n') {
@@ -51,10 +69,14 @@ bool append_escaped(std::string& out, std::string_view text, size_t budget) {
             out += "\\t";
             ++i;
         } else if (const size_t n = c >= 0x80 ? utf8_sequence_length(text, i) : 0; n > 0) {
-            out.append(text.substr(i, n));
+            if (const uint32_t cp = code_point(text, i, n); is_invisible_control(cp)) {
+                std::snprintf(hex, sizeof hex, "\\u{%04X}", unsigned(cp));
+                out += hex;
+            } else {
+                out.append(text.substr(i, n));
+            }
             i += n;
         } else {
-            char hex[8];
             std::snprintf(hex, sizeof hex, "\\x%02X", c);
             out += hex;
             ++i;
@@ -142,6 +164,19 @@ std::string quote(std::string_view text, size_t max_bytes) {
         return out;
     }
     return out + "'";
+}
+
+std::string one_line(std::string_view message, size_t max_bytes) {
+    std::string all;
+    append_escaped(all, message, SIZE_MAX, /*quote_char=*/0);
+    if (all.size() <= max_bytes) return all;
+    // Keep the start (what failed) and the end (what to do), cut between them on UTF-8 boundaries.
+    const auto boundary = [&](size_t i) {
+        while (i > 0 && i < all.size() && (static_cast<unsigned char>(all[i]) & 0xC0) == 0x80) --i;
+        return i;
+    };
+    const size_t head = boundary(max_bytes * 3 / 5), tail = boundary(all.size() - max_bytes * 2 / 5);
+    return all.substr(0, head) + " ... (" + std::to_string(message.size()) + " bytes in all) ... " + all.substr(tail);
 }
 
 std::string json_excerpt(const nlohmann::json& value, size_t max_bytes) { return excerpt_of(value, max_bytes); }

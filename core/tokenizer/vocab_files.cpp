@@ -147,13 +147,13 @@ TokenizerConfig parse_tokenizer_config(std::string_view json_text, int num_base,
     if (auto it = j.find("added_tokens_decoder"); it != j.end()) {
         if (!it->is_object()) throw TokenizerError(source + ": added_tokens_decoder must be an object of id -> token");
         for (const auto& [key, value] : it->items()) {
+            // Canonical decimal only ("4000", not " 4000", "+4000" or "04000"): two spellings of one id would let
+            // one entry silently replace the other.
             int64_t id = -1;
-            try {
-                size_t used = 0;
-                id = std::stoll(key, &used);
-                if (used != key.size()) id = -1;
-            } catch (const std::exception&) {
-            }
+            const bool canonical = !key.empty() && key.size() <= 9 &&
+                                   key.find_first_not_of("0123456789") == std::string::npos &&
+                                   (key[0] != '0' || key.size() == 1);
+            if (canonical) id = std::stoll(key);
             if (id < 0) throw TokenizerError(source + ": added_tokens_decoder key " + input::quote(key) + " is not a token id");
             if (id < num_base || id >= int64_t(num_base) + 65536)
                 throw TokenizerError(source + ": added_tokens_decoder names id " + std::to_string(id) + ", but special ids start at " +

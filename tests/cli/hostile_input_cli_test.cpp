@@ -2,6 +2,8 @@
 // overflow the stack, usage errors, ids outside the vocabulary; and its output in logs and pipes (plain progress
 // lines, the summary on a line of its own, special tokens only when asked, tokenize output that is valid JSON).
 #include <algorithm>
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -90,9 +92,43 @@ TEST_F(HostileInput, UsageErrorsArePrefixedSentencesWithExitStatusOne) {
         EXPECT_EQ(r.err.rfind("engine: ", 0), 0u) << args[0] << ": " << r.err;
         EXPECT_NE(r.err.find("--help' for the options"), std::string::npos) << r.err;
     }
-    EXPECT_NE(engine({"tokenize"}).err.find("Run 'engine tokenize --help'"), std::string::npos);
+    const ToolRun sub = engine({"tokenize"});
+    EXPECT_NE(sub.err.find("; run 'engine tokenize --help' for the options\n"), std::string::npos) << sub.err;
+    EXPECT_EQ(std::count(sub.err.begin(), sub.err.end(), '\n'), 1) << sub.err;
     const ToolRun help = engine({"--help"});
     EXPECT_EQ(help.code, 0) << help.err;
+}
+
+TEST_F(HostileInput, ArgumentsAreEchoedEscapedAndShort) {
+    // A terminal escape sequence (it would set the window title), a newline and 100 KB in values that end up in
+    // error messages.
+    for (const std::string& value : {std::string("x\x1b]0;pwned\x07"), std::string("a\nb"), std::string(100000, 'x')}) {
+        for (const char* flag : {"--backend", "--model", "--weights-placement"}) {
+            const ToolRun r = engine({flag, value, "--prompt-ids", "1", "--max-tokens", "1"});
+            expect_one_short_line(r, "", std::string(flag) + " " + value.substr(0, 12));
+            EXPECT_EQ(r.err.find('\x1b'), std::string::npos) << r.err;
+            EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err.substr(0, 300);
+        }
+    }
+}
+
+TEST_F(HostileInput, EmptyValuesAndOutputsThatCannotWorkAreRefused) {
+    for (const char* flag : {"--max-tokens", "--temperature", "--top-k", "--top-p", "--plugin-dir"})
+        expect_one_short_line(engine({"--model", golden(), "--prompt-ids", "1", flag, ""}), "empty", flag);
+    const fs::path fifo = dir_ / "fifo";
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    expect_one_short_line(engine({"logits", "--model", golden(), "--prompt-ids", "1", "--out", fifo.string()}),
+                          "is not a regular file", "--out to a FIFO");
+    // stdin that cannot be read is an error, not an empty input.
+    const ToolRun dir_in = run_tool("/bin/sh", {"-c", shell_quote(HALO_ENGINE_EXE) + " tokenize --model " +
+                                                          shell_quote(demo()) + " < " + shell_quote(dir_.string())});
+    expect_one_short_line(dir_in, "could not read stdin", "a directory as stdin");
+    // Output that cannot be written: one error line, and help text counts as output.
+    const ToolRun full = run_tool("/bin/sh", {"-c", "echo hi | " + shell_quote(HALO_ENGINE_EXE) + " tokenize --model " +
+                                                        shell_quote(demo()) + " > /dev/full"});
+    expect_one_short_line(full, "could not write", "tokenize > /dev/full");
+    const ToolRun help = run_tool("/bin/sh", {"-c", shell_quote(HALO_ENGINE_EXE) + " --help > /dev/full"});
+    expect_one_short_line(help, "could not write the output", "--help > /dev/full");
 }
 
 TEST_F(HostileInput, StopIdsOutsideTheVocabularyAreRefused) {

@@ -51,7 +51,7 @@ TEST(BoundedJson, BracketsInsideStringsAreNotNesting) {
 
 TEST(BoundedJson, SizeLimitNamesTheSizes) {
     const std::string e = parse_error("[" + std::string(2u << 20, ' ') + "]");
-    EXPECT_NE(e.find("doc.json is 2.1 MB, more than the 1.0 MB allowed for a test document"), std::string::npos) << e;
+    EXPECT_NE(e.find("doc.json is 2097154 bytes, more than the 1048576 (1.0 MB) allowed for a test document"), std::string::npos) << e;
 }
 
 TEST(BoundedJson, DuplicateKeysAreRefusedByName) {
@@ -95,6 +95,17 @@ TEST(Excerpt, QuotesAreShortEscapedAndValidUtf8) {
     const std::string q = quote(std::string(100000, 'y'));
     EXPECT_LT(q.size(), 80u);
     EXPECT_NE(q.find("(100000 bytes)"), std::string::npos) << q;
+}
+
+TEST(Excerpt, OneLineEscapesControlsAndCutsLongMessages) {
+    EXPECT_EQ(one_line("a\nb\x1b[31m\x7f"), "a\\nb\\x1B[31m\\x7F");
+    EXPECT_EQ(one_line("x\xC2\x9By\xE2\x80\xAEz"), "x\\u{009B}y\\u{202E}z");  // C1 CSI, right-to-left override
+    EXPECT_EQ(one_line("it's \xE4\xB8\x96"), "it's \xE4\xB8\x96");                 // quotes and CJK stay
+    const std::string cut = one_line("start " + std::string(5000, 'x') + " end", 100);
+    EXPECT_LT(cut.size(), 140u);
+    EXPECT_EQ(cut.substr(0, 6), "start ");
+    EXPECT_EQ(cut.substr(cut.size() - 4), " end");
+    EXPECT_NE(cut.find("(5010 bytes in all)"), std::string::npos) << cut;
 }
 
 TEST(Excerpt, AnyJsonValueGivesAShortLine) {

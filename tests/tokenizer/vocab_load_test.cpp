@@ -102,6 +102,12 @@ TEST(VocabLoad, ConfigErrors) {
               std::string::npos);
     EXPECT_NE(error_of(byte_model(), R"({"added_tokens_decoder": {"abc": {"content": "x"}}})").find("'abc' is not a token id"),
               std::string::npos);
+    // Only the canonical spelling of an id: " 256", "+256" and "0256" would let two entries name one id.
+    for (const char* key : {" 256", "+256", "0256", "256 "})
+        EXPECT_NE(error_of(byte_model(), std::string(R"({"added_tokens_decoder": {")") + key + R"(": {"content": "x"}}})")
+                      .find("is not a token id"),
+                  std::string::npos)
+            << key;
     EXPECT_NE(error_of(byte_model(), R"({"added_tokens_decoder": {"256": {"content": "x"}, "257": {"content": "x"}}})")
                   .find("names both id 256 and id 257"),
               std::string::npos);
