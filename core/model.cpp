@@ -1,6 +1,7 @@
 #include "core/model.h"
 
 #include <algorithm>
+#include <set>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -94,7 +95,9 @@ Model::~Model() = default;
 void Model::check_checkpoint(const std::filesystem::path& dir) {
     // Every tensor the config implies must be present with the right shape and a supported dtype. Nothing is
     // allocated until all of them pass.
+    std::set<std::string> used;
     for_each_tensor(config_, weights_, [&](const TensorSpec& spec, Tensor& slot) {
+        used.insert(spec.name);
         const TensorRecord* r = checkpoint_->find(spec.name);
         if (!r)
             throw ModelFileError("model directory " + dir.string() + ": the checkpoint has no tensor '" + spec.name +
@@ -110,6 +113,8 @@ void Model::check_checkpoint(const std::filesystem::path& dir) {
         for (size_t i = 0; i < spec.shape.size(); ++i) slot.shape[i] = spec.shape[i];
     });
     if (config_.tie_word_embeddings) weights_.lm_head = weights_.embed;
+    for (const auto& [name, record] : checkpoint_->tensors())
+        if (!used.count(name)) unused_tensors_.push_back(name);
 }
 
 int32_t Model::placement_index(MemoryUse use) const {

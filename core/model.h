@@ -67,6 +67,9 @@ public:
     const ModelConfig& config() const { return config_; }
     const ModelOptions& options() const { return options_; }
     const MemoryPlan& plan() const { return plan_; }
+    // Tensors of the checkpoint that the config does not use (sorted): a config that does not match its weights, e.g.
+    // fewer layers than the checkpoint has. Loading goes on; the caller warns.
+    const std::vector<std::string>& unused_tensors() const { return unused_tensors_; }
     ops::Backend& backend() { return backend_; }
     StatePool& pool() { return pool_; }
     // Bytes of weights one decode token reads (all non-expert tensors, the router, top_k routed experts and the
@@ -103,6 +106,7 @@ private:
     ModelOptions options_;  // checked (throws) before anything is built from it
     MemoryPlan plan_;
     std::unique_ptr<Checkpoint> checkpoint_;
+    std::vector<std::string> unused_tensors_;
     ModelWeights weights_;
     StatePool pool_;
     // Everything allocated or imported, released in reverse order when the model goes away, including when its

@@ -128,6 +128,11 @@ Engine open_engine(const RunOptions& o, int32_t sequences) {
         throw std::runtime_error(err.what());
     }
     load_progress->finish();
+    if (const auto& unused = e.model->unused_tensors(); !unused.empty())
+        std::fprintf(stderr, "engine: warning: %zu tensor%s of the checkpoint %s not used by its config.json (first: %s); "
+                     "check that the config matches the weights\n",
+                     unused.size(), unused.size() == 1 ? "" : "s", unused.size() == 1 ? "is" : "are",
+                     input::quote(unused.front(), input::kNameBytes).c_str());
     if (!o.quiet) {
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         const ModelConfig& c = e.model->config();

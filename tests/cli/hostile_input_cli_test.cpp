@@ -131,6 +131,21 @@ TEST_F(HostileInput, EmptyValuesAndOutputsThatCannotWorkAreRefused) {
     expect_one_short_line(help, "could not write the output", "--help > /dev/full");
 }
 
+TEST_F(HostileInput, TensorsTheConfigDoesNotUseAreWarnedAbout) {
+    // The golden model's config cut to its first three (KDA) layers: layer 4's tensors are left over.
+    json c = json::parse(golden_config());
+    c["num_hidden_layers"] = 3;
+    c["linear_attn_config"]["full_attn_layers"] = json::array();
+    const std::string m = model_with_config(c.dump(2));
+    const ToolRun r = engine({"--model", m, "--prompt-ids", "1,2", "--max-tokens", "1"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.err.find("tensors of the checkpoint are not used by its config.json (first: 'model.layers.3."),
+              std::string::npos)
+        << r.err;
+    const ToolRun intact = engine({"--model", golden(), "--prompt-ids", "1,2", "--max-tokens", "1"});
+    EXPECT_EQ(intact.err.find("not used"), std::string::npos) << intact.err;
+}
+
 TEST_F(HostileInput, StopIdsOutsideTheVocabularyAreRefused) {
     expect_one_short_line(engine({"--model", golden(), "--prompt-ids", "1,2", "--max-tokens", "2", "--stop-ids", "5,99999"}),
                           "--stop-ids: token id 99999 (item 2) is outside the model's vocabulary", "--stop-ids 99999");
