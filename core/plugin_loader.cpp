@@ -1,5 +1,7 @@
 #include "core/plugin_loader.h"
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <set>
@@ -76,10 +78,18 @@ Opened open_checked(const fs::path& path, const std::string& name) {
     Opened o;
     boost::dll::fs::error_code ec;
     o.lib.load(boost::dll::fs::path(path.string()), boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, ec);
-    if (ec)
+    if (ec) {
+        // Boost reports only an errno; the dynamic loader's own sentence says which library or symbol is missing.
+        std::string reason = ec.message();
+        if (void* h = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL)) {
+            ::dlclose(h);
+        } else if (const char* why = ::dlerror()) {
+            reason = why;
+        }
         throw PluginError("plugin '" + name + "' at " + path.string() +
                           " cannot be loaded (corrupt, built for another system, or missing a library it needs: " +
-                          ec.message() + "); rebuild it or remove the file");
+                          reason + "); rebuild it or remove the file");
+    }
     for (const char* sym : {HALO_PLUGIN_ABI_SYMBOL, HALO_PLUGIN_PROBE_SYMBOL, HALO_PLUGIN_CREATE_SYMBOL})
         if (!o.lib.has(sym))
             throw PluginError("plugin '" + name + "' at " + path.string() + " does not export " + sym +

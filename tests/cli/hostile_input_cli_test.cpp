@@ -146,6 +146,15 @@ TEST_F(HostileInput, TensorsTheConfigDoesNotUseAreWarnedAbout) {
     EXPECT_EQ(intact.err.find("not used"), std::string::npos) << intact.err;
 }
 
+TEST_F(HostileInput, APluginThatCannotBeLoadedSaysWhy) {
+    const fs::path plugins = dir_ / "plugins";
+    fs::create_directories(plugins);
+    std::ofstream(plugins / "libhalo_broken.so") << "x";
+    expect_one_short_line(engine({"--plugin-dir", plugins.string(), "--backend", "broken", "--model", golden(),
+                                  "--prompt-ids", "1"}),
+                          "libhalo_broken.so: file too short", "a one-byte plugin");  // the dynamic loader's reason
+}
+
 TEST_F(HostileInput, StopIdsOutsideTheVocabularyAreRefused) {
     expect_one_short_line(engine({"--model", golden(), "--prompt-ids", "1,2", "--max-tokens", "2", "--stop-ids", "5,99999"}),
                           "--stop-ids: token id 99999 (item 2) is outside the model's vocabulary", "--stop-ids 99999");
