@@ -12,16 +12,19 @@
 namespace halo::tok {
 namespace {
 
-// Finds special-token strings in text: leftmost first, and the longest name at that position.
+// Finds special-token strings in text: leftmost first, and the longest name at that position. The names are kept
+// sorted; at each candidate position the range of names that share the text's next bytes narrows one byte at a time
+// (a binary search per byte), so a position costs O(matched prefix x log names) whatever the names' lengths are.
 class SpecialMatcher {
 public:
+    // `name` must outlive the matcher (it points into the tokenizer's config). Call sort() after the last add().
     void add(std::string_view name, TokenId id) {
         first_byte_[static_cast<unsigned char>(name[0])] = true;
         by_name_.emplace(name, id);
-        if (std::find(lengths_.begin(), lengths_.end(), name.size()) == lengths_.end()) {
-            lengths_.push_back(name.size());
-            std::sort(lengths_.rbegin(), lengths_.rend());
-        }
+        sorted_.push_back({name, id});
+    }
+    void sort() {
+        std::sort(sorted_.begin(), sorted_.end(), [](const Entry& a, const Entry& b) { return a.name < b.name; });
     }
 
     struct Match {
@@ -33,11 +36,7 @@ public:
     Match find(std::string_view text, size_t pos) const {
         for (; pos < text.size(); ++pos) {
             if (!first_byte_[static_cast<unsigned char>(text[pos])]) continue;
-            for (size_t len : lengths_) {
-                if (len > text.size() - pos) continue;
-                auto it = by_name_.find(text.substr(pos, len));
-                if (it != by_name_.end()) return {pos, len, it->second};
-            }
+            if (const Match m = longest_at(text, pos); m.begin != std::string_view::npos) return m;
         }
         return {};
     }
@@ -49,8 +48,30 @@ public:
     }
 
 private:
+    struct Entry {
+        std::string_view name;
+        TokenId id;
+    };
+
+    // The longest name that text[pos..] starts with.
+    Match longest_at(std::string_view text, size_t pos) const {
+        Match best;
+        size_t lo = 0, hi = sorted_.size();  // names sharing text[pos, pos + d)
+        for (size_t d = 0; pos + d < text.size() && lo < hi; ++d) {
+            if (sorted_[lo].name.size() == d) ++lo;  // the name equal to the prefix sorts first; it is shorter
+            const unsigned char c = static_cast<unsigned char>(text[pos + d]);
+            const auto byte_at = [d](const Entry& e) { return static_cast<unsigned char>(e.name[d]); };
+            lo = size_t(std::partition_point(sorted_.begin() + long(lo), sorted_.begin() + long(hi),
+                                             [&](const Entry& e) { return byte_at(e) < c; }) - sorted_.begin());
+            hi = size_t(std::partition_point(sorted_.begin() + long(lo), sorted_.begin() + long(hi),
+                                             [&](const Entry& e) { return byte_at(e) == c; }) - sorted_.begin());
+            if (lo < hi && sorted_[lo].name.size() == d + 1) best = {pos, d + 1, sorted_[lo].id};
+        }
+        return best;
+    }
+
     std::array<bool, 256> first_byte_{};
-    std::vector<size_t> lengths_;  // distinct name lengths, longest first
+    std::vector<Entry> sorted_;  // by name (bytewise)
     std::unordered_map<std::string_view, TokenId> by_name_;
 };
 
@@ -79,6 +100,7 @@ Tokenizer Tokenizer::from_text(std::string_view tiktoken_model, std::string_view
     const TokenId num_base = TokenId(d->base.size());
     for (size_t k = 0; k < d->config.specials.size(); ++k)
         d->specials.add(d->config.specials[k].name, num_base + TokenId(k));
+    d->specials.sort();
     auto id_of = [&](std::string_view name) { return d->specials.lookup(name).value_or(-1); };
     SpecialIds& s = d->ids;
     s.bos = id_of("[BOS]");

@@ -170,6 +170,11 @@ TokenizerConfig parse_tokenizer_config(std::string_view json_text, int num_base,
                 t.special = special->get<bool>();
             }
             if (t.name.empty()) throw TokenizerError(source + ": added_tokens_decoder entry " + input::quote(key) + " has empty content");
+            // Real names are under 32 bytes; the bound keeps special-token matching within a constant per byte.
+            if (t.name.size() > kMaxSpecialNameBytes)
+                throw TokenizerError(source + ": added_tokens_decoder entry " + input::quote(key) + " has a content of " +
+                                     std::to_string(t.name.size()) + " bytes, more than the " +
+                                     std::to_string(kMaxSpecialNameBytes) + " a special token may have");
             named.emplace_back(id, std::move(t));
             last_id = std::max(last_id, id);
         }

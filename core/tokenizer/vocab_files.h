@@ -49,6 +49,8 @@ TokenizerConfig parse_tokenizer_config(std::string_view json_text, int num_base,
 
 // Largest tokenizer file read (tiktoken.model of the real models: ~3 MB; tokenizer_config.json: ~40 KB).
 constexpr uint64_t kMaxTokenizerFileBytes = 256u << 20;
+// Longest special-token name (the real ones are under 32 bytes).
+constexpr size_t kMaxSpecialNameBytes = 256;
 
 // Reads a whole file; throws TokenizerError naming `what` ("tokenizer file") and the path when it cannot, when the
 // path is a directory, FIFO or device (refused before opening, so a FIFO does not block), or when it is larger than

@@ -102,6 +102,9 @@ TEST(VocabLoad, ConfigErrors) {
               std::string::npos);
     EXPECT_NE(error_of(byte_model(), R"({"added_tokens_decoder": {"abc": {"content": "x"}}})").find("'abc' is not a token id"),
               std::string::npos);
+    EXPECT_NE(error_of(byte_model(), R"({"added_tokens_decoder": {"256": {"content": ")" + std::string(300, 'a') + R"("}}})")
+                  .find("has a content of 300 bytes, more than the 256"),
+              std::string::npos);
     // Only the canonical spelling of an id: " 256", "+256" and "0256" would let two entries name one id.
     for (const char* key : {" 256", "+256", "0256", "256 "})
         EXPECT_NE(error_of(byte_model(), std::string(R"({"added_tokens_decoder": {")") + key + R"(": {"content": "x"}}})")
@@ -115,6 +118,17 @@ TEST(VocabLoad, ConfigErrors) {
     const Tokenizer t = Tokenizer::from_text(byte_model(), R"({"added_tokens_decoder": {"600": {"content": "<x>"}}})");
     EXPECT_EQ(t.vocab_size(), 601);
     EXPECT_EQ(t.encode("a<x>", true), (std::vector<TokenId>{'a', 600}));
+}
+
+// Special tokens in text (allow_special): the leftmost match wins, and at one position the longest name, also when
+// names are prefixes of each other, share prefixes with the text, or start with bytes above 0x7F.
+TEST(VocabLoad, SpecialTokensMatchLeftmostLongest) {
+    const Tokenizer t = Tokenizer::from_text(byte_model(), R"({"added_tokens_decoder": {
+        "256": {"content": "ab"}, "257": {"content": "abc"}, "258": {"content": "abcd"}, "259": {"content": "b"},
+        "260": {"content": "\u00e9x"}, "261": {"content": "\u00e9"}}})");
+    const auto ids = t.encode("xabcabcdab bab\xC3\xA9x\xC3\xA9y", /*allow_special=*/true);
+    const std::vector<TokenId> want = {'x', 257, 258, 256, ' ', 259, 256, 260, 261, 'y'};
+    EXPECT_EQ(ids, want);
 }
 
 TEST(VocabLoad, WrongTypedConfigFieldsAreNamed) {
