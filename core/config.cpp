@@ -1,7 +1,6 @@
 #include "core/config.h"
 
 #include <algorithm>
-#include <fstream>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -203,16 +202,11 @@ ModelConfig parse_model_config(const json& doc, const std::string& source) {
 ModelConfig load_model_config(const std::filesystem::path& model_dir) {
     const auto path = model_dir / "config.json";
     if (const std::string why = why_not_a_file(path); !why.empty()) throw ConfigError(path.string() + " " + why);
-    std::ifstream in(path);
-    if (!in) {
-        if (!std::filesystem::exists(model_dir))
-            throw ConfigError("model directory " + model_dir.string() + " does not exist");
-        throw ConfigError("model directory " + model_dir.string() + " has no readable config.json");
-    }
-    in.close();
+    if (!std::filesystem::exists(model_dir)) throw ConfigError("model directory " + model_dir.string() + " does not exist");
+    if (!std::filesystem::exists(path)) throw ConfigError("model directory " + model_dir.string() + " has no config.json");
     try {
         return parse_model_config(input::read_json_file(path, input::kConfigJson), path.string());
-    } catch (const input::JsonInputError& e) {
+    } catch (const input::InputError& e) {
         throw ConfigError(e.what());
     }
 }

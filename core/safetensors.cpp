@@ -8,8 +8,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <set>
 #include <tuple>
 
@@ -224,14 +222,12 @@ std::unique_ptr<Checkpoint> Checkpoint::open(const std::filesystem::path& dir) {
     if (fs::exists(index_path)) {
         const std::string why = why_not_a_file(index_path);
         if (!why.empty()) fail(index_path.string(), why);
-        std::ifstream in(index_path, std::ios::binary);
-        if (!in) fail(index_path.string(), std::string("cannot be opened: ") + std::strerror(errno));
-        std::error_code ec;
-        if (const uintmax_t n = fs::file_size(index_path, ec); !ec && n > input::kIndexJson.max_bytes)
-            fail(index_path.string(), "is " + input::byte_size_text(n) + ", more than the " +
-                                          input::byte_size_text(input::kIndexJson.max_bytes) +
-                                          " allowed for a safetensors index; check that it is the right file");
-        const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+        std::string text;
+        try {
+            text = input::read_bounded_file(index_path, input::kIndexJson.max_bytes, input::kIndexJson.what_is_it);
+        } catch (const input::InputError& e) {
+            throw ModelFileError(e.what());
+        }
         SafetensorsIndex index = parse_safetensors_index(text, index_path.string());
         weight_map = std::move(index.weight_map);
         shard_names = std::move(index.shards);

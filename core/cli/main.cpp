@@ -36,11 +36,7 @@ int main(int argc, char** argv) {
     auto generate = halo::cli::add_generate_options(app);
     try {
         app.parse(argc, argv);
-    } catch (const CLI::CallForHelp& e) {
-        return printed(app.exit(e));
-    } catch (const CLI::CallForAllHelp& e) {
-        return printed(app.exit(e));
-    } catch (const CLI::CallForVersion& e) {
+    } catch (const CLI::Success& e) {  // --help, --help-all, --version
         return printed(app.exit(e));
     } catch (const CLI::ParseError& e) {
         // A usage error: one sentence with the engine's prefix, where to find help, and exit status 1.

@@ -17,7 +17,7 @@
 #include <string_view>
 
 #include "core/cli/command.h"
-#include "core/input/bounded_json.h"
+#include "core/input/read_file.h"
 #include "core/input/excerpt.h"
 #include "core/input/token_ids.h"
 #include "core/tokenizer/tokenizer.h"
@@ -158,9 +158,8 @@ int run_detokenize(const DetokenizeOptions& o) {
     try {
         const tok::Tokenizer tokenizer = tok::Tokenizer::load(o.model_dir);
         const std::vector<tok::TokenId> ids = input::parse_token_id_array(read_stdin(), tokenizer.vocab_size(), "stdin");
-        const std::string text = tokenizer.decode(ids, /*skip_special=*/!o.show_special);
         StdoutWriter writer;
-        writer.buffer() = text;  // decode gives the whole text at once
+        writer.buffer() = tokenizer.decode(ids, /*skip_special=*/!o.show_special);  // the whole text at once
         return writer.finish() ? 0
                                : fail(std::string("detokenize: could not write to stdout: ") + std::strerror(errno));
     } catch (const std::exception& e) {

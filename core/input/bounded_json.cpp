@@ -1,10 +1,5 @@
 #include "core/input/bounded_json.h"
 
-#include <cerrno>
-#include <cstring>
-#include <algorithm>
-#include <fstream>
-#include <iterator>
 #include <unordered_set>
 #include <vector>
 
@@ -46,9 +41,7 @@ std::string syntax_reason(const char* what) {
 template <class Json>
 Json parse_under_limits(std::string_view text, const JsonLimits& limits, const std::string& source) {
     if (text.size() > limits.max_bytes)
-        throw JsonInputError(source + " is " + std::to_string(text.size()) + " bytes, more than the " +
-                             std::to_string(limits.max_bytes) + " (" + byte_size_text(limits.max_bytes) +
-                             ") allowed for " + limits.what_is_it + "; check that it is the right file");
+        throw JsonInputError(too_large(source, text.size(), limits.max_bytes, limits.what_is_it));
     size_t where = 0;
     if (json_depth(text, limits.max_depth, &where) > limits.max_depth)
         throw JsonInputError(source + " nests JSON more than " + std::to_string(limits.max_depth) +
@@ -136,20 +129,6 @@ int json_depth(std::string_view text, int stop_above, size_t* where) {
     return deepest;
 }
 
-std::string byte_size_text(uint64_t bytes) {
-    char buf[48];
-    if (bytes >= 1000ull * 1000 * 1000) {
-        std::snprintf(buf, sizeof buf, "%.1f GB", double(bytes) / 1e9);
-    } else if (bytes >= 1000ull * 1000) {
-        std::snprintf(buf, sizeof buf, "%.1f MB", double(bytes) / 1e6);
-    } else if (bytes >= 10000) {
-        std::snprintf(buf, sizeof buf, "%.0f KB", double(bytes) / 1e3);
-    } else {
-        std::snprintf(buf, sizeof buf, "%llu bytes", static_cast<unsigned long long>(bytes));
-    }
-    return buf;
-}
-
 nlohmann::json parse_json(std::string_view text, const JsonLimits& limits, const std::string& source) {
     return parse_under_limits<nlohmann::json>(text, limits, source);
 }
@@ -159,29 +138,7 @@ nlohmann::ordered_json parse_ordered_json(std::string_view text, const JsonLimit
 }
 
 nlohmann::json read_json_file(const std::filesystem::path& path, const JsonLimits& limits) {
-    const std::string source = path.string();
-    std::error_code ec;
-    const uintmax_t size = std::filesystem::file_size(path, ec);
-    if (!ec && size > limits.max_bytes)
-        throw JsonInputError(source + " is " + std::to_string(size) + " bytes, more than the " +
-                             std::to_string(limits.max_bytes) + " (" + byte_size_text(limits.max_bytes) +
-                             ") allowed for " + limits.what_is_it + "; check that it is the right file");
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw JsonInputError(source + " cannot be opened: " + std::strerror(errno));
-    std::string text;
-    text.resize(limits.max_bytes < 65536 ? limits.max_bytes + 1 : 65536);
-    size_t used = 0;
-    while (in) {  // read at most max_bytes + 1, whatever the file claims to be
-        if (used == text.size()) {
-            if (text.size() > limits.max_bytes) break;
-            text.resize(std::min<size_t>(text.size() * 2, limits.max_bytes + 1));
-        }
-        in.read(text.data() + used, std::streamsize(text.size() - used));
-        used += size_t(in.gcount());
-    }
-    if (in.bad()) throw JsonInputError(source + " cannot be read: " + std::strerror(errno));
-    text.resize(used);
-    return parse_json(text, limits, source);
+    return parse_json(read_bounded_file(path, limits.max_bytes, limits.what_is_it), limits, path.string());
 }
 
 }  // namespace halo::input

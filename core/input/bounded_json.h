@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/input/read_file.h"
+
 namespace halo::input {
 
 struct JsonLimits {
@@ -30,9 +32,9 @@ constexpr JsonLimits kRequestBody{64u << 20, 64, "a request body"};  // chat mes
 constexpr JsonLimits kToolCallArguments{16u << 20, 64, "a tool call's arguments"};  // as the model generates them
 
 // A JSON input refused by the limits or the grammar. The message is a full sentence naming the source.
-class JsonInputError : public std::runtime_error {
+class JsonInputError : public InputError {
 public:
-    using std::runtime_error::runtime_error;
+    using InputError::InputError;
 };
 
 // Parses `text` (named `source` in messages, e.g. a path or "stdin") under `limits`. Throws JsonInputError on:
@@ -42,15 +44,12 @@ public:
 nlohmann::json parse_json(std::string_view text, const JsonLimits& limits, const std::string& source);
 nlohmann::ordered_json parse_ordered_json(std::string_view text, const JsonLimits& limits, const std::string& source);
 
-// Reads a whole file (refusing it by size before reading) and parses it as above; the source is the path.
-// Throws JsonInputError also when the file cannot be read.
+// Reads a whole file (read_bounded_file) and parses it as above; the source is the path. Throws InputError when the
+// file is too large or unreadable, JsonInputError when its JSON is refused.
 nlohmann::json read_json_file(const std::filesystem::path& path, const JsonLimits& limits);
 
 // Nesting depth of the JSON text at its deepest point, scanning strings correctly; stops early and returns a value
 // above `stop_above` as soon as it is exceeded, with *where set to the byte offset. For the pre-parse check.
 int json_depth(std::string_view text, int stop_above, size_t* where = nullptr);
-
-// "12.5 MB", "300 KB", "17 bytes".
-std::string byte_size_text(uint64_t bytes);
 
 }  // namespace halo::input

@@ -1,39 +1,14 @@
 #include "core/input/excerpt.h"
 
-#include <cmath>
 #include <cstdint>
 #include <cstdio>
 
 #include <nlohmann/json.hpp>
 
+#include "core/input/utf8.h"
+
 namespace halo::input {
 namespace {
-
-// Length of the well-formed UTF-8 sequence starting at s[i] (2..4), or 0 when it is ill-formed or cut off.
-size_t utf8_sequence_length(std::string_view s, size_t i) {
-    const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-    const unsigned char c = b(i);
-    size_t n = 0;
-    unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;  // no surrogates
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else {
-        return 0;
-    }
-    if (i + n > s.size()) return 0;
-    if (b(i + 1) < lo || b(i + 1) > hi) return 0;
-    for (size_t k = 2; k < n; ++k)
-        if (b(i + k) < 0x80 || b(i + k) > 0xBF) return 0;
-    return n;
-}
 
 // Code point of the well-formed UTF-8 sequence of `n` bytes at s[i].
 uint32_t code_point(std::string_view s, size_t i, size_t n) {
@@ -126,14 +101,6 @@ void write_excerpt(const Json& v, std::string& out, size_t budget, int depth) {
     case nlohmann::json::value_t::binary:
         out += "<binary>";
         return;
-    case nlohmann::json::value_t::number_float: {
-        const double d = v.template get<double>();
-        if (!std::isfinite(d)) {
-            out += "null";
-            return;
-        }
-        break;
-    }
     default:
         break;
     }

@@ -2,9 +2,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <unordered_map>
 
 #include <nlohmann/json.hpp>
@@ -56,16 +53,11 @@ bool decode_base64(std::string_view in, std::string& out) {
 std::string read_file_bytes(const std::string& path, const char* what) {
     if (const std::string why = why_not_a_file(path); !why.empty())
         throw TokenizerError(std::string(what) + " " + path + " " + why);
-    std::error_code ec;
-    if (const uintmax_t size = std::filesystem::file_size(path, ec); !ec && size > kMaxTokenizerFileBytes)
-        throw TokenizerError(std::string(what) + " " + path + " is " + input::byte_size_text(size) + ", more than the " +
-                             input::byte_size_text(kMaxTokenizerFileBytes) +
-                             " a tokenizer file may be (a real tiktoken.model is about 3 MB); check that it is the right file");
-    std::ifstream f(path, std::ios::binary);
-    if (!f) throw TokenizerError("cannot open " + std::string(what) + " " + path + "; check that it exists and is readable");
-    std::string data{std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-    if (f.bad()) throw TokenizerError("cannot read " + std::string(what) + " " + path);
-    return data;
+    try {
+        return input::read_bounded_file(path, kMaxTokenizerFileBytes, "a tokenizer file");
+    } catch (const input::InputError& e) {
+        throw TokenizerError(std::string(what) + " " + e.what());
+    }
 }
 
 std::vector<std::string> parse_tiktoken_model(std::string_view text, const std::string& source) {

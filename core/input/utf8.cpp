@@ -1,6 +1,6 @@
-#include "core/tokenizer/utf8.h"
+#include "core/input/utf8.h"
 
-namespace halo::tok {
+namespace halo::input {
 namespace {
 
 constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
@@ -98,6 +98,11 @@ std::string utf8_replacing(std::string_view bytes) {
     return out;
 }
 
+size_t utf8_sequence_length(std::string_view bytes, size_t i) {
+    const SeqCheck c = check_sequence(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), i);
+    return c.complete ? c.len : 0;
+}
+
 size_t utf8_incomplete_tail(std::string_view bytes) {
     const auto* s = reinterpret_cast<const uint8_t*>(bytes.data());
     const size_t n = bytes.size();
@@ -128,4 +133,4 @@ void append_utf8(std::string& out, uint32_t cp) {
     }
 }
 
-}  // namespace halo::tok
+}  // namespace halo::input
