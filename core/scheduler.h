@@ -91,6 +91,7 @@ struct GenerationEvent {
     std::string error;          // set when finish_reason == error
     std::string stop_string;    // the stop string that ended the request, if one did
     int64_t prompt_tokens = 0;  // the request's counts so far
+    int64_t prompt_done = 0;    // prompt tokens read so far (prefill progress)
     int64_t completion_tokens = 0;
 };
 
@@ -151,6 +152,9 @@ struct SchedulerStats {
 struct SchedulerOptions {
     int32_t max_queue = 64;    // requests waiting beyond the running ones; more -> Overloaded
     int32_t step_tokens = 0;   // tokens per step (decode + prefill chunks); 0 = the model's max_step_rows
+    // Prompt tokens per step while other sequences are decoding (a smaller chunk keeps their inter-token latency
+    // low while a long prompt is read); 0 = a quarter of the step, at least one KDA chunk.
+    int32_t prefill_tokens_while_decoding = 0;
     int32_t retry_after_s = 1; // advice given with Overloaded
 };
 
@@ -184,6 +188,7 @@ private:
     void run_step();
     void finish(Active& a, FinishReason reason, std::string error = {});
     void emit(Active& a, int32_t id);
+    void release(Active& a);  // returns the slot and pages
 
     Model& model_;
     const tok::Tokenizer* tokenizer_;
@@ -191,6 +196,7 @@ private:
     int64_t context_;
     int32_t step_tokens_;
     int32_t align_;
+    int32_t prefill_cap_;
 
     mutable std::mutex mu_;
     std::condition_variable wake_;
@@ -205,6 +211,12 @@ private:
 
     std::vector<std::unique_ptr<Active>> active_;  // engine thread only
     int32_t pages_booked_ = 0;                     // engine thread only (copied into stats_)
+    std::atomic<bool> cancel_all_{false};          // drain() ran out of time, or shutdown: cancel everything
+    std::vector<float> logits_;                    // engine thread: the step's logits
+    // What the current step did, added to stats_ under mu_ after it.
+    uint64_t step_prompt_tokens_ = 0, step_generated_tokens_ = 0;
+    std::vector<double> step_ttft_, step_itl_;
+    std::array<uint64_t, 4> step_finished_{};
     std::thread thread_;
 };
 

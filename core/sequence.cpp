@@ -2,7 +2,8 @@
 
 namespace halo {
 
-StatePool::StatePool(int32_t slots, int32_t pages, int32_t page_size) : page_size_(page_size) {
+StatePool::StatePool(int32_t slots, int32_t pages, int32_t page_size)
+    : page_size_(page_size), total_slots_(slots), total_pages_(pages) {
     for (int32_t s = slots - 1; s >= 0; --s) free_slots_.push_back(s);
     for (int32_t p = pages - 1; p >= 0; --p) free_pages_.push_back(p);
 }

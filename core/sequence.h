@@ -33,6 +33,8 @@ public:
     StatePool(int32_t slots, int32_t pages, int32_t page_size);
 
     int32_t page_size() const { return page_size_; }
+    int32_t total_slots() const { return total_slots_; }
+    int32_t total_pages() const { return total_pages_; }
     int32_t free_slots() const { return int32_t(free_slots_.size()); }
     int32_t free_pages() const { return int32_t(free_pages_.size()); }
 
@@ -45,7 +47,7 @@ public:
     void detach(Sequence& seq);
 
 private:
-    int32_t page_size_;
+    int32_t page_size_, total_slots_, total_pages_;
     std::vector<int32_t> free_slots_, free_pages_;
 };
 

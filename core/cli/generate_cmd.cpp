@@ -14,8 +14,8 @@
 #include "core/cli/common.h"
 #include "core/cli/progress.h"
 #include "core/sampler.h"
+#include "core/scheduler.h"
 #include "core/tokenizer/chat.h"
-#include "core/tokenizer/stream_decoder.h"
 #include "core/tokenizer/tool_calls.h"
 
 namespace halo::cli {
@@ -46,9 +46,8 @@ int run_generate(GenerateOptions& o, CLI::App& app) {
     if (given("--system") && o.system.empty())
         throw std::runtime_error("--system is empty; leave it out to use the chat template's default system prompt");
     // Check the sampling options before anything is loaded.
-    std::optional<Sampler> sampler;
     try {
-        sampler.emplace(o.sampling);
+        Sampler check(o.sampling);
     } catch (const std::invalid_argument& err) {
         throw std::runtime_error(std::string("sampling options (--temperature, --top-k, --top-p): ") + err.what());
     }
@@ -95,49 +94,54 @@ int run_generate(GenerateOptions& o, CLI::App& app) {
                     std::to_string(o.max_tokens));
 
     Engine e = open_engine(o.run);
-    Model& m = *e.model;
-    Sequence seq;
-    m.begin_sequence(seq);
+    // The same engine loop the server runs: one request, streamed.
+    Scheduler scheduler(*e.model, tokenizer ? &*tokenizer : nullptr);
+    GenerationRequest request;
+    request.prompt = prompt;
+    request.max_tokens = o.max_tokens;
+    request.sampling = o.sampling;
+    request.stop_ids = stops;
+    request.skip_special = !o.show_special;
     const auto t0 = std::chrono::steady_clock::now();
-    std::vector<float> logits;
+    std::shared_ptr<GenerationStream> stream;
+    try {
+        stream = scheduler.submit(std::move(request));
+    } catch (const RequestError& err) {
+        throw std::runtime_error(err.what());
+    }
+    auto t1 = t0;
+    std::vector<int32_t> out;
+    std::string text;  // the reply without the stop token (text modes only)
+    const bool print_text = tokenizer && !o.json;
+    GenerationEvent ev;
     {
         Progress progress("prefill", !o.run.quiet && prompt.size() > size_t(o.run.chunk));
-        logits = m.prefill(seq, prompt, false, [&](int64_t done, int64_t total) {
-            progress.update(uint64_t(done), uint64_t(total), std::to_string(done) + "/" + std::to_string(total) + " tokens");
-        });
-    }
-    const auto t1 = std::chrono::steady_clock::now();
-    std::vector<int32_t> out;
-    const int64_t vocab = m.config().vocab_size;
-    std::optional<tok::StreamDecoder> stream;
-    if (tokenizer && !o.json) stream.emplace(*tokenizer, /*skip_special=*/!o.show_special);
-    while (int32_t(out.size()) < o.max_tokens) {
-        const int32_t id = sampler->sample(logits.data(), vocab);
-        out.push_back(id);
-        if (stream && std::find(stops.begin(), stops.end(), id) == stops.end()) {
-            const std::string piece = id < tokenizer->vocab_size() ? stream->push(id) : std::string();
-            std::fwrite(piece.data(), 1, piece.size(), stdout);
-            std::fflush(stdout);
+        while (stream->next(ev)) {
+            if (out.empty() && ev.ids.empty() && !ev.finished) {
+                progress.update(uint64_t(ev.prompt_done), uint64_t(ev.prompt_tokens),
+                                std::to_string(ev.prompt_done) + "/" + std::to_string(ev.prompt_tokens) + " tokens");
+                continue;
+            }
+            if (out.empty()) {
+                progress.finish();
+                t1 = std::chrono::steady_clock::now();
+            }
+            out.insert(out.end(), ev.ids.begin(), ev.ids.end());
+            text += ev.text;
+            if (print_text && !ev.text.empty()) {
+                std::fwrite(ev.text.data(), 1, ev.text.size(), stdout);
+                std::fflush(stdout);
+            }
+            if (ev.finished) break;
         }
-        if (std::find(stops.begin(), stops.end(), id) != stops.end() || int32_t(out.size()) == o.max_tokens) break;
-        logits.clear();
-        StepItem item{&seq, std::span<const int32_t>(&out.back(), 1), LogitRows::last};
-        m.step(std::span<const StepItem>(&item, 1), logits);
     }
+    if (ev.finish_reason == FinishReason::error) throw std::runtime_error(ev.error);
+    if (out.empty()) t1 = std::chrono::steady_clock::now();
     const auto t2 = std::chrono::steady_clock::now();
-    m.end_sequence(seq);
 
     const double prefill_s = std::chrono::duration<double>(t1 - t0).count();
     const double decode_s = std::chrono::duration<double>(t2 - t1).count();
     const int64_t decoded = std::max<int64_t>(0, int64_t(out.size()) - 1);  // the first id came from prefill
-    // The reply without the stop token, as text (text modes only).
-    std::string text;
-    if (tokenizer) {
-        std::vector<int32_t> body = out;
-        if (!body.empty() && std::find(stops.begin(), stops.end(), body.back()) != stops.end()) body.pop_back();
-        std::erase_if(body, [&](int32_t id) { return id >= tokenizer->vocab_size(); });
-        text = tokenizer->decode(body, /*skip_special=*/!o.show_special);
-    }
     if (o.json) {
         nlohmann::json j;
         j["ids"] = out;
@@ -157,9 +161,8 @@ int run_generate(GenerateOptions& o, CLI::App& app) {
                         {"prefill_tok_s", prefill_s > 0 ? double(prompt.size()) / prefill_s : 0.0},
                         {"decode_tok_s", decode_s > 0 ? double(decoded) / decode_s : 0.0}};
         std::printf("%s\n", j.dump().c_str());
-    } else if (stream) {
-        const std::string rest = stream->finish();
-        std::printf("%s\n", rest.c_str());
+    } else if (print_text) {
+        std::printf("\n");
     } else {
         std::string line;
         for (size_t i = 0; i < out.size(); ++i) line += (i ? "," : "") + std::to_string(out[i]);
