@@ -123,6 +123,8 @@ int run_generate(GenerateOptions& o, CLI::App& app) {
                 continue;
             }
             if (out.empty()) {
+                const int64_t n = int64_t(prompt.size());
+                progress.update(uint64_t(n), uint64_t(n), std::to_string(n) + "/" + std::to_string(n) + " tokens");
                 progress.finish();
                 t1 = std::chrono::steady_clock::now();
             }

@@ -167,7 +167,9 @@ TEST_F(HostileInput, ProgressIsPlainLinesAndTheSummaryStartsItsOwnLine) {
     const ToolRun r = engine({"--model", golden(), "--prompt-ids", ids, "--max-tokens", "3", "--chunk", "8"});
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_EQ(r.err.find('\r'), std::string::npos) << r.err;
-    EXPECT_NE(r.err.find("engine: prefill 8/64 tokens\n"), std::string::npos) << r.err;
+    // The engine thread reads the prompt while the command prints, so a fast chunk's report may be merged into the
+    // next one; the reports that are printed are whole lines, and the last says the whole prompt was read.
+    EXPECT_NE(r.err.find("/64 tokens\nengine: prefill"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("engine: prefill 64/64 tokens\n"), std::string::npos) << r.err;
     // stdout and stderr into one pipe: the ids end their line before the summary.
     const ToolRun merged = engine({"--model", golden(), "--prompt-ids", "1,2,3", "--max-tokens", "3"}, "", true);
