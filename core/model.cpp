@@ -327,7 +327,7 @@ void Model::step(std::span<const StepItem> items, std::vector<float>& logits) {
         run.first_row = int32_t(ids.size());
         run.n_tokens = int32_t(it.tokens.size());
         run.slot = it.seq->slot;
-        run.pos = int32_t(it.seq->n_tokens);
+        run.pos = it.seq->n_tokens;
         run.pages = it.seq->pages.data();
         run.n_pages = int32_t(it.seq->pages.size());
         if (it.logits != LogitRows::none)

@@ -11,7 +11,7 @@ struct SeqRun {
     int32_t first_row = 0;          // first row of this run in the step's [rows, ...] activations
     int32_t n_tokens = 0;           // rows in this run (>= 1)
     int32_t slot = 0;               // KDA state / conv history slot of this sequence
-    int32_t pos = 0;                // tokens the sequence had consumed before this run (its cache length)
+    int64_t pos = 0;                // tokens the sequence had consumed before this run (its cache length)
     const int32_t* pages = nullptr; // MLA cache page table: page of token t is pages[t / page_size]
     int32_t n_pages = 0;            // entries in pages; must cover pos + n_tokens tokens
 };

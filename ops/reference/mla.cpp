@@ -28,7 +28,7 @@ void mla(const MlaParams& p, const SeqBatch& batch) {
     void* cache = p.cache.host();
 
     // Cache element index of value e of the token at absolute position pos of a run.
-    auto cache_index = [&](const SeqRun& run, int pos, int e) {
+    auto cache_index = [&](const SeqRun& run, int64_t pos, int e) {
         const int page = run.pages[pos / p.page_size];
         return (int64_t(page) * p.page_size + pos % p.page_size) * width + e;
     };
@@ -52,12 +52,12 @@ void mla(const MlaParams& p, const SeqBatch& batch) {
         }
 
         for (int i = 0; i < run.n_tokens; ++i) {
-            const int n_ctx = run.pos + i + 1;
+            const int64_t n_ctx = run.pos + i + 1;
             std::vector<double> x = row(p.x, run.first_row + i), q(size_t(H) * dq), o(size_t(H) * dv, 0.0);
             matvec(w.q_proj, x.data(), q.data());
             // Cached latents of positions 0..n_ctx-1 as doubles.
             std::vector<double> lat(size_t(n_ctx) * width);
-            for (int j = 0; j < n_ctx; ++j)
+            for (int64_t j = 0; j < n_ctx; ++j)
                 for (int e = 0; e < width; ++e)
                     lat[size_t(j) * width + e] = load_as_f32(cache, p.cache.dtype, size_t(cache_index(run, j, e)));
 
@@ -70,7 +70,7 @@ void mla(const MlaParams& p, const SeqBatch& batch) {
                     std::vector<double> q_abs(size_t(r), 0.0);
                     for (int d = 0; d < dn; ++d)
                         for (int e = 0; e < r; ++e) q_abs[size_t(e)] += kvb(h, d, e) * qn[d];
-                    for (int j = 0; j < n_ctx; ++j) {
+                    for (int64_t j = 0; j < n_ctx; ++j) {
                         const double* c = &lat[size_t(j) * width];
                         double acc = 0;
                         for (int e = 0; e < r; ++e) acc += q_abs[size_t(e)] * c[e];
@@ -78,7 +78,7 @@ void mla(const MlaParams& p, const SeqBatch& batch) {
                         score[size_t(j)] = acc * p.softmax_scale;
                     }
                 } else {
-                    for (int j = 0; j < n_ctx; ++j) {
+                    for (int64_t j = 0; j < n_ctx; ++j) {
                         const double* c = &lat[size_t(j) * width];
                         double acc = 0;
                         for (int d = 0; d < dn; ++d) {
@@ -98,7 +98,7 @@ void mla(const MlaParams& p, const SeqBatch& batch) {
 
                 if (absorbed) {
                     std::vector<double> ctx(size_t(r), 0.0);
-                    for (int j = 0; j < n_ctx; ++j)
+                    for (int64_t j = 0; j < n_ctx; ++j)
                         for (int e = 0; e < r; ++e) ctx[size_t(e)] += score[size_t(j)] * lat[size_t(j) * width + e];
                     for (int d = 0; d < dv; ++d) {
                         double acc = 0;
@@ -106,7 +106,7 @@ void mla(const MlaParams& p, const SeqBatch& batch) {
                         o[size_t(h) * dv + d] = acc;
                     }
                 } else {
-                    for (int j = 0; j < n_ctx; ++j) {
+                    for (int64_t j = 0; j < n_ctx; ++j) {
                         const double* c = &lat[size_t(j) * width];
                         for (int d = 0; d < dv; ++d) {
                             double vv = 0;

@@ -1,5 +1,7 @@
 #include "plugins/vulkan/context.h"
 
+#include <climits>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -102,12 +104,15 @@ BatchViews Context::upload_batch(const SeqBatch& batch) {
         if (r.first_row < 0 || r.n_tokens < 1 || r.first_row + r.n_tokens > batch.n_rows)
             throw Error("vulkan: run " + std::to_string(i) + " of the batch (rows " + std::to_string(r.first_row) + "+" +
                         std::to_string(r.n_tokens) + ") lies outside the step's " + std::to_string(batch.n_rows) + " rows");
+        if (r.pos < 0 || r.pos + r.n_tokens > INT32_MAX)
+            throw Error("vulkan: run " + std::to_string(i) + " reaches position " + std::to_string(r.pos + r.n_tokens) +
+                        "; the shaders index positions with 32 bits");
         glsl::RunDesc& d = runs[size_t(i)];
-        d = {r.first_row, r.n_tokens, r.slot, r.pos, int32_t(pages.size()), r.n_pages, 0, 0};
+        d = {r.first_row, r.n_tokens, r.slot, int32_t(r.pos), int32_t(pages.size()), r.n_pages, 0, 0};
         if (r.pages) pages.insert(pages.end(), r.pages, r.pages + r.n_pages);
         for (int32_t t = 0; t < r.n_tokens; ++t) row_run[size_t(r.first_row + t)] = i;
         v.max_tokens = std::max(v.max_tokens, r.n_tokens);
-        v.max_context = std::max(v.max_context, r.pos + r.n_tokens);
+        v.max_context = std::max(v.max_context, int32_t(r.pos + r.n_tokens));
     }
     if (pages.empty()) pages.push_back(0);
     // Reuse the previous upload when nothing changed and its frame is still the one being recorded.
