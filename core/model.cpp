@@ -303,11 +303,22 @@ void Model::begin_sequence(Sequence& seq) {
 }
 
 void Model::step(std::span<const StepItem> items, std::vector<float>& logits) {
+    submit_step(items);
+    collect_step(logits);
+}
+
+void Model::submit_step(std::span<const StepItem> items) {
+    if (step_pending_) throw std::logic_error("submit_step: the previous step was not collected");
     const ModelConfig& c = config_;
     const int64_t D = c.hidden_size, V = c.vocab_size;
     int64_t R = 0;
     for (const StepItem& it : items) R += int64_t(it.tokens.size());
-    if (R == 0) return;
+    if (R == 0) {
+        pending_logit_rows_.clear();
+        pending_group_ = 0;
+        step_pending_ = true;  // an empty step: nothing to read
+        return;
+    }
     if (R > options_.max_step_rows)
         throw std::runtime_error("a step of " + std::to_string(R) + " tokens exceeds the step size of " +
                                  std::to_string(options_.max_step_rows));
@@ -337,6 +348,7 @@ void Model::step(std::span<const StepItem> items, std::vector<float>& logits) {
         runs.push_back(run);
     }
     const SeqBatch batch{runs.data(), int32_t(runs.size()), int32_t(R)};
+    pending_rows_ = R;
     const Tensor x = scratch(off_x_, DType::f32, {R, D}), a = scratch(off_a_, DType::f32, {R, D}),
                  t = scratch(off_t_, DType::f32, {R, D});
 
@@ -408,25 +420,48 @@ void Model::step(std::span<const StepItem> items, std::vector<float>& logits) {
         backend_.add({x, t, x});
     }
 
-    // Logits for the requested rows, max_logit_rows at a time: gather, final norm, lm_head.
-    const int64_t Lmax = options_.max_logit_rows;
-    for (size_t g0 = 0; g0 < logit_rows.size(); g0 += size_t(Lmax)) {
-        const int64_t n = std::min<int64_t>(Lmax, int64_t(logit_rows.size() - g0));
-        const Tensor rows = scratch(off_rows_, DType::i32, {n});
-        const Tensor g = scratch(off_g_, DType::f32, {n, D});
-        const Tensor out = scratch(off_logits_, DType::f32, {n, V});
-        backend_.write(scratch_buffer_, off_rows_, logit_rows.data() + g0, uint64_t(n) * 4);
-        backend_.embedding({x, rows, g});
-        backend_.rms_norm({g, weights_.final_norm, g, float(c.rms_norm_eps)});
-        backend_.linear({g, weights_.lm_head, out});
+    for (const StepItem& it : items) it.seq->n_tokens += int64_t(it.tokens.size());
+    pending_logit_rows_ = std::move(logit_rows);
+    pending_group_ = 0;
+    step_pending_ = true;
+    record_logit_group();  // the first group of logit rows ends the step, which the backend may now run
+}
+
+// Gathers, normalises and projects the next max_logit_rows rows that need logits, and ends the step.
+void Model::record_logit_group() {
+    const ModelConfig& c = config_;
+    const int64_t D = c.hidden_size, V = c.vocab_size;
+    const size_t g0 = pending_group_;
+    if (g0 >= pending_logit_rows_.size()) {
         backend_.end_step();
+        return;
+    }
+    const int64_t n = std::min<int64_t>(options_.max_logit_rows, int64_t(pending_logit_rows_.size() - g0));
+    const Tensor rows = scratch(off_rows_, DType::i32, {n});
+    const Tensor g = scratch(off_g_, DType::f32, {n, D});
+    const Tensor out = scratch(off_logits_, DType::f32, {n, V});
+    backend_.write(scratch_buffer_, off_rows_, pending_logit_rows_.data() + g0, uint64_t(n) * 4);
+    backend_.embedding({scratch(off_x_, DType::f32, {int64_t(pending_rows_), D}), rows, g});
+    backend_.rms_norm({g, weights_.final_norm, g, float(c.rms_norm_eps)});
+    backend_.linear({g, weights_.lm_head, out});
+    backend_.end_step();
+}
+
+void Model::collect_step(std::vector<float>& logits) {
+    if (!step_pending_) throw std::logic_error("collect_step without submit_step");
+    step_pending_ = false;
+    const int64_t V = config_.vocab_size;
+    while (pending_group_ < pending_logit_rows_.size()) {
+        const int64_t n = std::min<int64_t>(options_.max_logit_rows, int64_t(pending_logit_rows_.size() - pending_group_));
         const size_t at = logits.size();
         logits.resize(at + size_t(n * V));
         backend_.read(scratch_buffer_, off_logits_, logits.data() + at, uint64_t(n * V) * 4);
-        if (g0 + size_t(Lmax) < logit_rows.size()) backend_.begin_step();
+        pending_group_ += size_t(n);
+        if (pending_group_ < pending_logit_rows_.size()) {
+            backend_.begin_step();
+            record_logit_group();
+        }
     }
-    if (logit_rows.empty()) backend_.end_step();
-    for (const StepItem& it : items) it.seq->n_tokens += int64_t(it.tokens.size());
 }
 
 std::vector<float> Model::prefill(Sequence& seq, std::span<const int32_t> tokens, bool all_logits,

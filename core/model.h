@@ -84,8 +84,14 @@ public:
     void end_sequence(Sequence& seq) { pool_.detach(seq); }
 
     // Runs the items as one step (their tokens must total at most max_step_rows) and appends the logits
-    // ([rows, vocab] F32: the rows each item asks for, in item order) to logits.
+    // ([rows, vocab] F32: the rows each item asks for, in item order) to logits. Same as submit_step + collect_step.
     void step(std::span<const StepItem> items, std::vector<float>& logits);
+    // The two halves of step(): submit_step records the step and hands it to the backend (which may run it
+    // asynchronously); the caller may prepare its next step meanwhile, then collect_step waits and appends the logits.
+    // Every submit_step must be followed by one collect_step before the next submit_step. The items' sequences count
+    // the step's tokens as consumed once submit_step returns.
+    void submit_step(std::span<const StepItem> items);
+    void collect_step(std::vector<float>& logits);
 
     // Feeds tokens to one sequence in chunks of max_step_rows; returns the logits of the last token, or all rows
     // when all_logits. on_chunk(done, total) is called after every chunk (progress).
@@ -100,6 +106,13 @@ private:
     void allocate_state();
     int32_t placement_index(ops::MemoryUse use) const;
     ops::Tensor scratch(uint64_t offset, ops::DType dtype, std::initializer_list<int64_t> dims) const;
+    void record_logit_group();
+
+    // The submitted, not yet collected step: rows that need logits, the next group of them to read, step rows.
+    bool step_pending_ = false;
+    std::vector<int32_t> pending_logit_rows_;
+    size_t pending_group_ = 0;
+    int64_t pending_rows_ = 0;
 
     ops::Backend& backend_;
     ModelConfig config_;

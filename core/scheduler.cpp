@@ -326,8 +326,25 @@ void Scheduler::run_step() {
     if (items.empty()) return;
 
     logits_.clear();
+    std::vector<bool> was_prompt(items.size());
+    for (size_t i = 0; i < items.size(); ++i) was_prompt[i] = owners[i]->reading_prompt();
     try {
-        model_.step(items, logits_);
+        model_.submit_step(items);
+        // While the backend runs the step: prompt bookkeeping and progress, which need no logits.
+        for (size_t i = 0; i < items.size(); ++i) {
+            Active& a = *owners[i];
+            if (!was_prompt[i]) continue;
+            a.fed += int64_t(items[i].tokens.size());
+            step_prompt_tokens_ += items[i].tokens.size();
+            if (!a.reading_prompt()) continue;
+            if (auto st = a.stream.lock()) {
+                GenerationEvent ev;
+                ev.prompt_tokens = int64_t(a.request.prompt.size());
+                ev.prompt_done = a.fed;
+                st->push(std::move(ev));
+            }
+        }
+        model_.collect_step(logits_);
     } catch (const std::exception& e) {
         // The step failed as a whole (a backend error): the requests in it cannot go on; the others can.
         const std::string why = input::one_line(e.what());
@@ -341,19 +358,8 @@ void Scheduler::run_step() {
     size_t row = 0;
     for (size_t i = 0; i < items.size(); ++i) {
         Active& a = *owners[i];
-        const bool was_prompt = a.reading_prompt();
-        if (was_prompt) {
-            a.fed += int64_t(items[i].tokens.size());
-            step_prompt_tokens_ += items[i].tokens.size();
-            if (a.reading_prompt()) {  // more prompt to come: progress only
-                if (auto s = a.stream.lock()) {
-                    GenerationEvent ev;
-                    ev.prompt_tokens = int64_t(a.request.prompt.size());
-                    ev.prompt_done = a.fed;
-                    s->push(std::move(ev));
-                }
-                continue;
-            }
+        if (was_prompt[i]) {
+            if (a.reading_prompt()) continue;  // more prompt to come: no logits yet
             if (a.request.max_tokens == 0) {
                 finish(a, FinishReason::length);
                 continue;
