@@ -1,0 +1,119 @@
+#include "server/metrics.h"
+
+#include <cstdio>
+
+namespace halo::server {
+
+namespace {
+
+// A label value escaped as the exposition format requires (\\, \", \n).
+std::string label(const std::string& v) {
+    std::string out;
+    for (char c : v) {
+        if (c == '\\' || c == '"') out += '\\';
+        if (c == '\n') {
+            out += "\\n";
+            continue;
+        }
+        out += c;
+    }
+    return out;
+}
+
+void header(std::string& out, const char* name, const char* type, const char* help) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+}
+
+void sample(std::string& out, const std::string& name, double value) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, " %.17g\n", value);
+    out += name + buf;
+}
+
+void histogram(std::string& out, const char* name, const char* help, const Histogram& h) {
+    header(out, name, "histogram", help);
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < Histogram::kBounds.size(); ++i) {
+        cumulative += h.counts[i];  // observe() counts each observation in its own bucket; Prometheus sums them
+        char le[32];
+        std::snprintf(le, sizeof le, "%g", Histogram::kBounds[i]);
+        sample(out, std::string(name) + "_bucket{le=\"" + le + "\"}", double(cumulative));
+    }
+    sample(out, std::string(name) + "_bucket{le=\"+Inf\"}", double(h.count));
+    sample(out, std::string(name) + "_sum", h.sum);
+    sample(out, std::string(name) + "_count", double(h.count));
+}
+
+}  // namespace
+
+std::string endpoint_label(const std::string& method, const std::string& path) {
+    static const char* const known[] = {"/v1/chat/completions", "/v1/completions", "/v1/messages", "/v1/models",
+                                        "/health",             "/metrics",        "/tokenize",    "/detokenize"};
+    for (const char* k : known)
+        if (path == k) return k;
+    if (path.rfind("/v1/models/", 0) == 0) return "/v1/models/{id}";
+    return "other";
+}
+
+void Metrics::count_request(const std::string& method, const std::string& path, int status) {
+    std::lock_guard lock(mu_);
+    ++requests_[{endpoint_label(method, path), status}];
+}
+
+std::string Metrics::render(const SchedulerStats* s, const std::vector<MemoryHeld>* memory,
+                            const std::string& model_name) const {
+    std::string out;
+    header(out, "halo_requests_total", "counter", "HTTP requests answered, by endpoint and status code.");
+    {
+        std::lock_guard lock(mu_);
+        for (const auto& [key, count] : requests_)
+            sample(out, "halo_requests_total{endpoint=\"" + label(key.first) + "\",status=\"" +
+                            std::to_string(key.second) + "\"}",
+                   double(count));
+    }
+    header(out, "halo_model_ready", "gauge", "1 when the model is loaded and requests are served.");
+    sample(out, "halo_model_ready{model=\"" + label(model_name) + "\"}", s ? 1 : 0);
+    if (!s) return out;
+
+    header(out, "halo_prompt_tokens_total", "counter", "Prompt tokens read.");
+    sample(out, "halo_prompt_tokens_total", double(s->prompt_tokens));
+    header(out, "halo_generated_tokens_total", "counter", "Tokens generated.");
+    sample(out, "halo_generated_tokens_total", double(s->generated_tokens));
+    header(out, "halo_engine_steps_total", "counter", "Forward steps run by the engine.");
+    sample(out, "halo_engine_steps_total", double(s->steps));
+    header(out, "halo_requests_finished_total", "counter", "Generation requests finished, by reason.");
+    for (int r = 0; r < 4; ++r)
+        sample(out, std::string("halo_requests_finished_total{reason=\"") + finish_reason_name(FinishReason(r)) + "\"}",
+               double(s->finished[size_t(r)]));
+    histogram(out, "halo_time_to_first_token_seconds", "Time from submission to the first generated token.",
+              s->time_to_first_token);
+    histogram(out, "halo_inter_token_latency_seconds", "Time between consecutive tokens of one request.",
+              s->inter_token_latency);
+    header(out, "halo_queue_depth", "gauge", "Requests waiting to be admitted.");
+    sample(out, "halo_queue_depth", s->queued);
+    header(out, "halo_running_sequences", "gauge", "Requests admitted (prefilling or decoding).");
+    sample(out, "halo_running_sequences", s->running);
+    header(out, "halo_kda_slots_used", "gauge", "KDA state slots in use.");
+    sample(out, "halo_kda_slots_used", s->slots_used);
+    header(out, "halo_kda_slots_total", "gauge", "KDA state slots (sequences that can run at once).");
+    sample(out, "halo_kda_slots_total", s->slots_total);
+    header(out, "halo_mla_pages_used", "gauge", "MLA cache pages holding tokens.");
+    sample(out, "halo_mla_pages_used", s->pages_used);
+    header(out, "halo_mla_pages_booked", "gauge", "MLA cache pages promised to running requests.");
+    sample(out, "halo_mla_pages_booked", s->pages_booked);
+    header(out, "halo_mla_pages_total", "gauge", "MLA cache pages.");
+    sample(out, "halo_mla_pages_total", s->pages_total);
+    header(out, "halo_mla_page_tokens", "gauge", "Tokens per MLA cache page.");
+    sample(out, "halo_mla_page_tokens", s->page_size);
+    header(out, "halo_accepting_requests", "gauge", "1 while new requests are accepted (0 once draining).");
+    sample(out, "halo_accepting_requests", s->accepting ? 1 : 0);
+    if (memory) {
+        header(out, "halo_memory_bytes", "gauge", "Bytes held, by memory use and placement.");
+        for (const MemoryHeld& m : *memory)
+            sample(out, "halo_memory_bytes{use=\"" + label(m.use) + "\",placement=\"" + label(m.placement) + "\"}",
+                   double(m.bytes));
+    }
+    return out;
+}
+
+}  // namespace halo::server

@@ -1,0 +1,149 @@
+// engine serve: the HTTP API (server/server.h) on a model. Listens before loading (GET /health says "loading"
+// meanwhile), serves until SIGINT or SIGTERM, then drains: new requests get 503, running ones get --drain-timeout
+// seconds to finish, and the process exits 0.
+#include <pthread.h>
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <future>
+#include <memory>
+#include <thread>
+
+#include "core/cli/command.h"
+#include "core/cli/common.h"
+#include "core/input/excerpt.h"
+#include "core/scheduler.h"
+#include "core/tokenizer/tokenizer.h"
+#include "server/server.h"
+
+namespace halo::cli {
+
+namespace {
+
+struct ServeOptions {
+    RunOptions run;
+    std::string host = "127.0.0.1";
+    int port = 8080;
+    int32_t parallel = 4;
+    int32_t queue = 64;
+    double drain_timeout_s = 30;
+    std::string model_name;
+};
+
+std::string base_name(const std::string& dir) {
+    std::filesystem::path p(dir);
+    while (!p.empty() && p.filename().empty()) p = p.parent_path();  // "models/demo/" -> "models/demo"
+    const std::string name = p.filename().string();
+    return name.empty() || name == "." || name == ".." ? "model" : name;
+}
+
+// Waits for SIGINT or SIGTERM (blocked in every thread) on its own thread. Before `ready` a signal ends the process
+// at once: loading cannot be interrupted, and nothing is served yet.
+struct SignalWaiter {
+    sigset_t set;
+    std::atomic<bool> ready{false};
+    std::promise<int> signal;
+
+    SignalWaiter() {
+        sigemptyset(&set);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGTERM);
+        pthread_sigmask(SIG_BLOCK, &set, nullptr);  // before any thread starts, so that all inherit it
+    }
+};
+
+void start_waiting(const std::shared_ptr<SignalWaiter>& w) {
+    std::thread([w] {
+        int sig = 0;
+        if (sigwait(&w->set, &sig) != 0) return;
+        if (!w->ready.load()) {
+            std::fprintf(stderr, "engine: %s while loading the model; stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+            std::fflush(stderr);
+            std::_Exit(0);
+        }
+        w->signal.set_value(sig);
+    }).detach();  // it may outlive run() when loading fails; it holds its own state
+}
+
+int run_serve(ServeOptions& o) {
+    auto waiter = std::make_shared<SignalWaiter>();
+    const std::string dir = model_dir_of(o.run);
+    server::ServerOptions so;
+    so.host = o.host;
+    so.port = o.port;
+    so.model_name = o.model_name.empty() ? base_name(dir) : o.model_name;
+    so.worker_threads = o.parallel + o.queue + 8;  // every running and queued request may hold a thread
+    server::Server server(so);
+    server.bind();
+    std::fprintf(stderr, "engine: listening on %s\n", server.url().c_str());
+    std::fflush(stderr);
+    server.start();
+    start_waiting(waiter);
+
+    if (!o.run.quiet)
+        std::fprintf(stderr, "engine: loading %s (%d sequences x %lld tokens)\n", dir.c_str(), o.parallel,
+                     (long long)o.run.context);
+    Engine engine = open_engine(o.run, o.parallel);
+    std::unique_ptr<tok::Tokenizer> tokenizer;
+    try {
+        tokenizer = std::make_unique<tok::Tokenizer>(tok::Tokenizer::load(dir));
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "engine: warning: no tokenizer (%s); only token-id prompts on /v1/completions will work\n",
+                     input::one_line(e.what(), 300).c_str());
+    }
+    SchedulerOptions sched_options;
+    sched_options.max_queue = o.queue;
+    Scheduler scheduler(*engine.model, tokenizer.get(), sched_options);
+    server.set_ready(*engine.model, scheduler, tokenizer.get());
+    waiter->ready.store(true);
+    std::fprintf(stderr, "engine: ready: model %s, %d sequences x %lld tokens\n", so.model_name.c_str(), o.parallel,
+                 (long long)scheduler.context_tokens());
+    std::fflush(stderr);
+
+    const int sig = waiter->signal.get_future().get();
+    std::fprintf(stderr, "engine: %s: draining (new requests get 503; running ones have %g s to finish)\n",
+                 sig == SIGINT ? "SIGINT" : "SIGTERM", o.drain_timeout_s);
+    std::fflush(stderr);
+    server.begin_shutdown();
+    const int cancelled = scheduler.drain(std::chrono::milliseconds(int64_t(o.drain_timeout_s * 1000)));
+    server.stop();
+    std::fprintf(stderr, "engine: stopped%s\n",
+                 cancelled ? (" (" + std::to_string(cancelled) + " requests cancelled)").c_str() : "");
+    return 0;
+}
+
+}  // namespace
+
+Command add_serve_command(CLI::App& app) {
+    auto o = std::make_shared<ServeOptions>();
+    CLI::App* serve = app.add_subcommand(
+        "serve",
+        "Serve the model over HTTP: OpenAI /v1/chat/completions, /v1/completions, /v1/models; Anthropic /v1/messages; "
+        "/tokenize, /detokenize, /health, /metrics. Stops on SIGINT/SIGTERM after draining.");
+    add_run_options(*serve, o->run);
+    serve->add_option("--host", o->host, "Address to listen on (loopback by default; 0.0.0.0 for every interface)")
+        ->check(kNonEmpty)
+        ->capture_default_str();
+    serve->add_option("--port", o->port, "TCP port (0 picks a free one; the 'listening on' line says which)")
+        ->check(CLI::Range(0, 65535))
+        ->capture_default_str();
+    serve->add_option("--parallel", o->parallel, "Requests generated at once (sequences, i.e. KDA state slots)")
+        ->check(CLI::Range(1, 4096))
+        ->capture_default_str();
+    serve->add_option("--queue", o->queue, "Requests that may wait for a free sequence; more get 503")
+        ->check(CLI::Range(0, 100000))
+        ->capture_default_str();
+    serve->add_option("--drain-timeout", o->drain_timeout_s,
+                      "Seconds running requests get to finish after SIGINT/SIGTERM before they are cancelled")
+        ->check(CLI::Range(0.0, 86400.0))
+        ->capture_default_str();
+    serve->add_option("--model-name", o->model_name,
+                      "Model id that /v1/models lists and requests may name (default: the model directory's name)")
+        ->check(kNonEmpty);
+    return Command{serve, [o] { return run_serve(*o); }};
+}
+
+}  // namespace halo::cli
