@@ -110,8 +110,10 @@ int run_serve(ServeOptions& o) {
     server.begin_shutdown();
     const int cancelled = scheduler.drain(std::chrono::milliseconds(int64_t(o.drain_timeout_s * 1000)));
     server.stop();
-    std::fprintf(stderr, "engine: stopped%s\n",
-                 cancelled ? (" (" + std::to_string(cancelled) + " requests cancelled)").c_str() : "");
+    if (cancelled > 0)
+        std::fprintf(stderr, "engine: stopped (%d request%s cancelled)\n", cancelled, cancelled == 1 ? "" : "s");
+    else
+        std::fprintf(stderr, "engine: stopped\n");
     return 0;
 }
 

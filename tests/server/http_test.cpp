@@ -444,3 +444,35 @@ TEST(HttpLifecycle, LoadingAndDrainingAnswer503) {
 
 }  // namespace
 }  // namespace halo::server
+
+namespace halo::server {
+namespace {
+
+TEST(HttpLifecycle, DrainCancelsWhatRunsPastTheGraceAndRefusesNewRequests) {
+    Served s;  // its own model and scheduler: drain() ends the scheduler's service for good
+    std::unique_ptr<httplib::Result> streamed;
+    std::thread client([&] {
+        httplib::Client c("127.0.0.1", s.server->port());
+        c.set_read_timeout(60, 0);
+        streamed = std::make_unique<httplib::Result>(c.Post("/v1/completions", R"({"prompt": "Hi", "max_tokens": 4000, "ignore_eos": true, "stream": true})",
+                          "application/json"));
+    });
+    const auto end = std::chrono::steady_clock::now() + 30s;
+    while (s.scheduler->stats().running == 0 && std::chrono::steady_clock::now() < end) std::this_thread::sleep_for(5ms);
+    ASSERT_EQ(s.scheduler->stats().running, 1);
+    s.server->begin_shutdown();
+    httplib::Client c("127.0.0.1", s.server->port());
+    expect_openai_error(c.Post("/v1/completions", R"({"prompt": "Hi"})", "application/json"), 503, "?", "shutting_down");
+    EXPECT_EQ(s.scheduler->drain(100ms), 1);
+    client.join();
+    ASSERT_TRUE(streamed && *streamed);
+    EXPECT_EQ((*streamed)->status, 200);
+    const auto events = sse_payloads((*streamed)->body);
+    ASSERT_GE(events.size(), 2u);
+    EXPECT_EQ(events.back(), "[DONE]");
+    EXPECT_EQ(Json::parse(events[events.size() - 2])["error"]["code"], "cancelled");
+    s.server->stop();
+}
+
+}  // namespace
+}  // namespace halo::server
