@@ -14,6 +14,8 @@ using namespace std::chrono_literals;
 
 constexpr auto kPoll = 50ms;            // how often a stream checks that its client is still there
 constexpr auto kKeepAlive = 5s;         // an SSE comment after this long without output (a queued or long prompt)
+constexpr auto kDirectWait = 2000ms;    // a whole-body answer that takes longer goes out chunked (see below)
+constexpr auto kWholeKeepAlive = 1s;    // while it waits, a space this often shows whether the client is there
 
 // The error for a request that ended without finishing normally.
 ApiError ended_badly(const GenerationEvent& last) {
@@ -61,6 +63,43 @@ bool pump(StreamState& st, httplib::DataSink& sink) {
     return ok;
 }
 
+// A request answered as one body: what has arrived so far.
+struct WholeState {
+    std::shared_ptr<GenerationStream> stream;
+    std::unique_ptr<ResponseWriter> writer;
+    bool anthropic = false;
+    std::string text;
+    GenerationEvent last;
+    bool finished = false;
+    std::chrono::steady_clock::time_point last_write = std::chrono::steady_clock::now();
+
+    // Collects events for up to `limit`; true once the request has finished.
+    bool collect(std::chrono::milliseconds limit) {
+        const auto end = std::chrono::steady_clock::now() + limit;
+        while (!finished) {
+            const auto now = std::chrono::steady_clock::now();
+            if (now >= end) return false;
+            GenerationEvent ev;
+            if (!stream->next(ev, std::chrono::duration_cast<std::chrono::milliseconds>(end - now))) continue;
+            text += ev.text;
+            if (ev.finished) {
+                last = std::move(ev);
+                finished = true;
+            }
+        }
+        return true;
+    }
+    bool succeeded() const {
+        return last.finish_reason == FinishReason::stop || last.finish_reason == FinishReason::length;
+    }
+    // The response body (or, once the status is sent, the error body).
+    std::string body() {
+        if (succeeded()) return writer->body(text, last);
+        const ApiError e = ended_badly(last);
+        return anthropic ? anthropic_error_body(e) : openai_error_body(e);
+    }
+};
+
 }  // namespace
 
 void Server::Impl::handle_generation(Api api, const httplib::Request& req, httplib::Response& res) {
@@ -79,21 +118,42 @@ void Server::Impl::handle_generation(Api api, const httplib::Request& req, httpl
     }
 
     if (!request.stream) {
-        std::string text;
-        GenerationEvent last;
-        while (true) {
-            GenerationEvent ev;
-            if (!stream->next(ev, 1s)) continue;
-            text += ev.text;
-            if (ev.finished) {
-                last = std::move(ev);
-                break;
-            }
+        auto wait = std::make_shared<WholeState>();
+        wait->stream = std::move(stream);
+        wait->writer = std::move(writer);
+        wait->anthropic = api == Api::messages;
+        if (wait->collect(kDirectWait)) {
+            if (!wait->succeeded()) throw ended_badly(wait->last);
+            res.status = 200;
+            res.set_content(wait->body(), "application/json");
+            return;
         }
-        if (last.finish_reason != FinishReason::stop && last.finish_reason != FinishReason::length)
-            throw ended_badly(last);
+        // A long request: the answer goes out chunked from here, so that waiting can notice a client that has gone
+        // (writing a space, which JSON allows before a value, fails). The status is 200 from now on; a request
+        // that ends badly gets the error body.
         res.status = 200;
-        res.set_content(writer->body(text, last), "application/json");
+        res.set_chunked_content_provider(
+            "application/json",
+            [wait](size_t, httplib::DataSink& sink) {
+                try {
+                    if (!sink.is_writable()) return false;
+                    if (wait->collect(kPoll)) {
+                        const std::string body = wait->body();
+                        const bool ok = sink.write(body.data(), body.size());
+                        sink.done();
+                        return ok;
+                    }
+                    if (std::chrono::steady_clock::now() - wait->last_write < kWholeKeepAlive) return true;
+                    wait->last_write = std::chrono::steady_clock::now();
+                    if (sink.write(" ", 1)) return true;
+                } catch (...) {
+                }
+                wait->stream->cancel();
+                return false;
+            },
+            [wait](bool success) {
+                if (!success) wait->stream->cancel();
+            });
         return;
     }
 

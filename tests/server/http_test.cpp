@@ -39,11 +39,11 @@ struct Served {
     std::unique_ptr<Scheduler> scheduler;
     std::unique_ptr<Server> server;
 
-    Served() {
+    explicit Served(int64_t context = kContext) {
         backend = test::load_plugin("cpu", 2);
         ModelOptions mo;
         mo.max_sequences = kSequences;
-        mo.max_context = kContext;
+        mo.max_context = context;
         mo.max_step_rows = 256;
         model = std::make_unique<Model>(backend->backend(), HALO_DEMO_DIR, mo);
         tokenizer = std::make_unique<tok::Tokenizer>(tok::Tokenizer::load(HALO_DEMO_DIR));
@@ -366,8 +366,10 @@ TEST_F(Http, OverloadGets503WithRetryAfter) {
     EXPECT_TRUE(wait_idle());
 }
 
-// Sends a streaming request on a raw socket, reads until the first event arrives, then closes the connection.
-void disconnect_mid_stream(int port, const std::string& body) {
+// Sends a request on a raw socket, reads until `until` arrives (nothing when empty: waits `linger` instead), then
+// closes the connection.
+void send_and_hang_up(int port, const std::string& path, const std::string& body, const std::string& until,
+                      std::chrono::milliseconds linger = 0ms) {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     ASSERT_GE(fd, 0);
     sockaddr_in addr{};
@@ -375,23 +377,24 @@ void disconnect_mid_stream(int port, const std::string& body) {
     addr.sin_port = htons(uint16_t(port));
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    const std::string request = "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    const std::string request = "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                                 "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
     ASSERT_EQ(::send(fd, request.data(), request.size(), MSG_NOSIGNAL), ssize_t(request.size()));
     std::string got;
     char buf[4096];
-    while (got.find("data: ") == std::string::npos) {
+    while (!until.empty() && got.find(until) == std::string::npos) {
         const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-        ASSERT_GT(n, 0) << "the connection ended before the first event";
+        ASSERT_GT(n, 0) << "the connection ended before " << until;
         got.append(buf, size_t(n));
     }
-    EXPECT_NE(got.find("200"), std::string::npos);
+    std::this_thread::sleep_for(linger);
     ::close(fd);
 }
 
 TEST_F(Http, ClientDisconnectingMidStreamFreesItsSequence) {
     ASSERT_TRUE(wait_idle());
-    disconnect_mid_stream(served_->server->port(), "{" + kHi + R"(, "max_tokens": 4000, "ignore_eos": true, "stream": true})");
+    send_and_hang_up(served_->server->port(), "/v1/chat/completions",
+                     "{" + kHi + R"(, "max_tokens": 4000, "ignore_eos": true, "stream": true})", "data: ");
     EXPECT_TRUE(wait_idle()) << "the request of a client that went away still runs";
     auto m = client().Get("/metrics");
     ASSERT_TRUE(m);
@@ -447,6 +450,18 @@ TEST(HttpLifecycle, LoadingAndDrainingAnswer503) {
 
 namespace halo::server {
 namespace {
+
+TEST(HttpLifecycle, ClientDisconnectingFromALongNonStreamingRequestFreesItsSequence) {
+    Served s(32768);  // a request long enough (seconds) to outlast the direct wait
+    send_and_hang_up(s.server->port(), "/v1/completions",
+                     R"({"prompt": "Hi", "max_tokens": 32000, "ignore_eos": true})", "", 300ms);
+    const auto end = std::chrono::steady_clock::now() + 60s;
+    while (s.scheduler->stats().finished[size_t(FinishReason::cancelled)] == 0 && std::chrono::steady_clock::now() < end)
+        std::this_thread::sleep_for(20ms);
+    const SchedulerStats stats = s.scheduler->stats();
+    EXPECT_EQ(stats.finished[size_t(FinishReason::cancelled)], 1u);
+    EXPECT_EQ(stats.finished[size_t(FinishReason::length)], 0u) << "the request ran to its end";
+}
 
 TEST(HttpLifecycle, DrainCancelsWhatRunsPastTheGraceAndRefusesNewRequests) {
     Served s;  // its own model and scheduler: drain() ends the scheduler's service for good
