@@ -10,6 +10,7 @@ public:
     explicit ForwardingBackend(ops::Backend& inner) : inner_(inner) {}
 
     const ops::DeviceInfo& device() const override { return inner_.device(); }
+    uint64_t internal_bytes() const override { return inner_.internal_bytes(); }
     ops::Buffer* allocate(ops::MemoryUse u, int32_t p, uint64_t b) override { return inner_.allocate(u, p, b); }
     ops::Buffer* import_host(ops::MemoryUse u, int32_t p, void* d, uint64_t b) override { return inner_.import_host(u, p, d, b); }
     void release(ops::Buffer* b) override { inner_.release(b); }

@@ -49,6 +49,7 @@ std::string MemoryPlan::describe(const DeviceInfo& device) const {
         s += std::string(u ? ", " : "") + memory_use_name(MemoryUse(u)) + " " + gb(bytes[u]) + " (" + p.name +
              (u == 0 && weights_zero_copy ? ", in place" : "") + ")";
     }
+    if (plugin_bytes) s += ", plugin temporaries " + gb(plugin_bytes);
     return s;
 }
 
@@ -88,6 +89,20 @@ Model::Model(Backend& backend, const std::filesystem::path& dir, const ModelOpti
     plan_memory();
     place_weights();
     allocate_state();
+    if (options_.warm_up) warm_up();
+}
+
+void Model::warm_up() {
+    // The largest step the engine will run: max_step_rows rows of one sequence, logits for as many rows as one
+    // group holds. Its state slot is cleared by the next begin_sequence; its cache pages are written before read.
+    Sequence seq;
+    begin_sequence(seq);
+    const std::vector<int32_t> ids(size_t(options_.max_step_rows), 0);
+    std::vector<float> logits;
+    StepItem item{&seq, ids, options_.max_step_rows <= options_.max_logit_rows ? LogitRows::all : LogitRows::last};
+    step(std::span<const StepItem>(&item, 1), logits);
+    end_sequence(seq);
+    plan_.plugin_bytes = backend_.internal_bytes();
 }
 
 Model::~Model() = default;

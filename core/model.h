@@ -32,6 +32,10 @@ struct ModelOptions {
     ops::KdaForm kda_form = ops::KdaForm::automatic;
     ops::MlaForm mla_form = ops::MlaForm::automatic;
     int32_t kda_chunk = 64;
+    // Runs one step of max_step_rows rows after loading so the plugin sizes its own temporaries (arenas,
+    // workspaces, staging) now: they are counted in the plan, and a step that cannot get them fails at load, not
+    // when a request runs. The server sets it.
+    bool warm_up = false;
     // Called as weights are copied into backend memory (bytes done, bytes total); not called for weights used in
     // place. May be empty.
     std::function<void(uint64_t, uint64_t)> on_load_progress;
@@ -42,6 +46,7 @@ struct MemoryPlan {
     uint64_t bytes[ops::kMemoryUseCount] = {};
     int32_t placement[ops::kMemoryUseCount] = {};
     bool weights_zero_copy = false;  // weights used in place from the mapped files
+    uint64_t plugin_bytes = 0;       // the plugin's own temporaries after the warm-up step (0 without one)
     std::string describe(const ops::DeviceInfo& device) const;
 };
 
@@ -104,6 +109,7 @@ private:
     void check_plan_fits() const;
     void place_weights();
     void allocate_state();
+    void warm_up();
     int32_t placement_index(ops::MemoryUse use) const;
     ops::Tensor scratch(uint64_t offset, ops::DType dtype, std::initializer_list<int64_t> dims) const;
     void record_logit_group();

@@ -22,7 +22,7 @@
 namespace halo::ops {
 
 // Bumped whenever anything in ops/ that crosses the plugin boundary changes (structs, virtual methods).
-constexpr uint32_t kAbiVersion = 2;  // 2: SeqRun::pos is 64-bit
+constexpr uint32_t kAbiVersion = 2;  // 2: SeqRun::pos is 64-bit; Backend::internal_bytes
 
 #if defined(__GNUC__)
 #define HALO_VISIBLE __attribute__((visibility("default")))
@@ -90,6 +90,9 @@ public:
     virtual void zero(Buffer* dst, uint64_t offset, uint64_t bytes) = 0;
     // Copies between two buffers of this backend (ordered with the ops around it).
     virtual void copy(Buffer* dst, uint64_t dst_offset, const Buffer* src, uint64_t src_offset, uint64_t bytes) = 0;
+    // Bytes the plugin holds for itself now, beyond the buffers allocated through allocate(): op temporaries,
+    // upload and readback staging, packing scratch. They grow to the largest step run so far.
+    virtual uint64_t internal_bytes() const { return 0; }
 
     // ---- execution ------------------------------------------------------------------------------------------
     // Ops between begin_step and end_step form one forward step; a GPU plugin records them and submits once at

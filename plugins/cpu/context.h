@@ -18,6 +18,7 @@ class Arena {
 public:
     float* floats(int64_t n);  // 64-byte aligned, uninitialised
     void reset();
+    uint64_t bytes() const { return uint64_t(total_) * 4; }
     ~Arena();
 
 private:

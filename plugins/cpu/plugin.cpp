@@ -104,6 +104,11 @@ public:
     }
 
     const DeviceInfo& device() const override { return info_; }
+    uint64_t internal_bytes() const override {
+        uint64_t pack = 0;
+        for (const auto& p : ctx_.pack) pack += p.capacity() * sizeof(float);
+        return ctx_.arena.bytes() + pack;
+    }
 
     Buffer* allocate(MemoryUse use, int32_t placement, uint64_t bytes) override {
         check_placement(placement);

@@ -64,6 +64,8 @@ const DeviceInfo& VulkanBackend::device() const {
     return info_;
 }
 
+uint64_t VulkanBackend::internal_bytes() const { return memory_->internal_bytes(); }
+
 // ---- memory --------------------------------------------------------------------------------------------------
 
 Buffer* VulkanBackend::allocate(MemoryUse use, int32_t placement, uint64_t bytes) {

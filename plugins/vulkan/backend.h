@@ -18,6 +18,7 @@ public:
     ~VulkanBackend() override;
 
     const ops::DeviceInfo& device() const override;
+    uint64_t internal_bytes() const override;
 
     ops::Buffer* allocate(ops::MemoryUse use, int32_t placement, uint64_t bytes) override;
     ops::Buffer* import_host(ops::MemoryUse use, int32_t placement, void* data, uint64_t bytes) override;

@@ -145,7 +145,7 @@ TEST_F(EngineCli, LogitsMatchTheGoldenInBothWeightings) {
 }
 
 TEST_F(EngineCli, HelpAndBackends) {
-    for (const std::vector<std::string> args : {std::vector<std::string>{"--help"}, {"logits", "--help"},
+    for (const std::vector<std::string>& args : {std::vector<std::string>{"--help"}, {"logits", "--help"},
                                                 {"bench", "--help"}, {"backends", "--help"}, {"tokenize", "--help"}}) {
         const Outcome r = engine(args);
         EXPECT_EQ(r.code, 0) << args[0];

@@ -245,5 +245,25 @@ TEST_F(SchedulerTest, DrainCancelsWhatOutlivesTheGrace) {
     expect_idle(s);
 }
 
+TEST_F(SchedulerTest, WarmUpCountsThePluginsTemporariesInThePlan) {
+    backend_ = load_plugin("cpu");
+    ModelOptions o;
+    o.max_sequences = 4;
+    o.max_context = 512;
+    o.max_step_rows = 256;
+    o.warm_up = true;
+    Model m(backend_->backend(), HALO_DEMO_DIR, o);
+    const uint64_t after_warm_up = backend_->backend().internal_bytes();
+    EXPECT_GT(m.plan().plugin_bytes, 0u);
+    EXPECT_EQ(m.plan().plugin_bytes, after_warm_up);
+    EXPECT_NE(m.plan().describe(backend_->backend().device()).find("plugin temporaries"), std::string::npos);
+    // Full steps, prompt and batched decode, need nothing more than the warm-up step took.
+    Scheduler s(m, nullptr);
+    std::vector<std::shared_ptr<GenerationStream>> streams;
+    for (int i = 0; i < 4; ++i) streams.push_back(s.submit(request(std::vector<int32_t>(size_t(200 + i), 7), 8)));
+    for (auto& st : streams) EXPECT_EQ(collect(*st).ids.size(), 8u);
+    EXPECT_LE(backend_->backend().internal_bytes(), after_warm_up);
+}
+
 }  // namespace
 }  // namespace halo::test

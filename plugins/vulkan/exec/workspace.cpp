@@ -24,6 +24,7 @@ void Workspace::begin(uint64_t bytes, const char* what) {
         buffer_ = nullptr;
     }
     buffer_ = memory_.allocate(ops::MemoryUse::scratch, placement_, size);
+    memory_.mark_internal(buffer_);
 }
 
 View Workspace::take(uint64_t bytes) {

@@ -336,6 +336,7 @@ VulkanBuffer* Memory::import_host(ops::MemoryUse use, int32_t placement, void* d
 
 void Memory::release(VulkanBuffer* b) {
     if (!b) return;
+    if (b->internal) internal_bytes_ -= b->bytes;
     VkDevice dev = device_.handle();
     for (Piece& p : b->pieces) {
         if (p.buffer) vkDestroyBuffer(dev, p.buffer, nullptr);
@@ -352,7 +353,15 @@ VulkanBuffer* Memory::allocate_staging(uint64_t bytes, bool readback) {
     b->kind = PlacementKind::host_visible;
     b->pieces.push_back(make_piece(type, 0, align_up(std::max<uint64_t>(bytes, 1), 256), true, readback ? "readback" : "uploads"));
     b->host = b->pieces[0].mapped;
+    b->internal = true;
+    internal_bytes_ += b->bytes;
     return b.release();
+}
+
+void Memory::mark_internal(VulkanBuffer* b) {
+    if (!b || b->internal) return;
+    b->internal = true;
+    internal_bytes_ += b->bytes;
 }
 
 }  // namespace halo::vk

@@ -19,6 +19,7 @@
 // A tensor must lie inside one piece to be bound to a shader (View resolution throws a sentence otherwise).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -48,6 +49,7 @@ struct VulkanBuffer : ops::Buffer {
     uint64_t own_host_bytes = 0;
     bool duplicated = false;    // split weights: pieces overlap in separate memory; every copy must be written
     uint32_t pow2_shift = 0;    // split cache: every piece but the last is 1 << pow2_shift bytes (0: not so split)
+    bool internal = false;      // staging or op temporaries: counted by Memory::internal_bytes()
 
     // The piece holding bytes [offset, offset + bytes) whole, or null when they cross a piece boundary.
     const Piece* piece_for(uint64_t offset, uint64_t bytes) const;
@@ -81,8 +83,13 @@ public:
 
     // An internal host-visible buffer (uploads, readback) of one piece, mapped. Not counted as a placement.
     VulkanBuffer* allocate_staging(uint64_t bytes, bool readback);
+    // Counts a buffer as the plugin's own (op temporaries): internal_bytes() includes it until it is released.
+    void mark_internal(VulkanBuffer* b);
+    // Bytes of staging and internal buffers held now.
+    uint64_t internal_bytes() const { return internal_bytes_.load(); }
 
 private:
+    std::atomic<uint64_t> internal_bytes_{0};
     Piece make_piece(uint32_t type_index, uint64_t begin, uint64_t size, bool map, const char* what);
     bool import_piece(void* host, uint64_t begin, uint64_t size, Piece& out);
     void check_placement(int32_t placement) const;
