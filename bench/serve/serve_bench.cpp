@@ -8,7 +8,8 @@
 // admitted; the per-token gaps of the running streams during its prefill are compared with the idle ones (p99
 // ratio; chunked prefill should keep it within 2x).
 //
-// A table (markdown) on stdout, or with --json one JSON object on stdout and the table on stderr.
+// A table (markdown) on stdout, or with --json one JSON object on stdout and the table on stderr; --json-out FILE
+// writes the JSON there as well.
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -39,6 +40,8 @@ struct LevelResult {
     Summary ttft_ms, tpot_ms, itl_ms, e2e_ms;
     std::vector<std::string> errors;  // the first few
     int short_outputs = 0;            // completed with fewer tokens than asked (the server stopped early)
+    int64_t chunks = 0;               // chunks carrying tokens (fewer than output_tokens: several tokens per chunk)
+    int untimed = 0;                  // completed without any chunk before the final one (no text was streamed)
 };
 
 LevelResult run_level(const BenchOptions& o, int concurrency, const std::vector<std::vector<int32_t>>& prompts) {
@@ -69,9 +72,14 @@ LevelResult run_level(const BenchOptions& o, int concurrency, const std::vector<
         const int64_t out = r.completion_tokens > 0 ? r.completion_tokens : int64_t(r.chunk_times_s.size());
         lr.input_tokens += r.prompt_tokens;
         lr.output_tokens += out;
+        lr.chunks += int64_t(r.chunk_times_s.size());
         if (out < o.output_len) ++lr.short_outputs;
-        ttft.push_back(r.ttft_s * 1e3);
         e2e.push_back(r.latency_s * 1e3);
+        if (r.chunk_times_s.empty()) {  // no token arrived before the end: no TTFT, TPOT or ITL to time
+            ++lr.untimed;
+            continue;
+        }
+        ttft.push_back(r.ttft_s * 1e3);
         if (out > 1) tpot.push_back((r.latency_s - r.ttft_s) / double(out - 1) * 1e3);
         for (size_t k = 1; k < r.chunk_times_s.size(); ++k) itl.push_back((r.chunk_times_s[k] - r.chunk_times_s[k - 1]) * 1e3);
     }
@@ -99,6 +107,8 @@ nlohmann::json level_json(const LevelResult& r) {
             {"itl_ms", to_json(r.itl_ms)},
             {"e2e_latency_ms", to_json(r.e2e_ms)},
             {"short_outputs", r.short_outputs},
+            {"token_chunks", r.chunks},
+            {"untimed", r.untimed},
             {"errors", r.errors}};
 }
 
@@ -117,6 +127,14 @@ void print_table(std::FILE* f, const BenchOptions& o, const std::vector<LevelRes
     }
     for (const LevelResult& r : levels) {
         for (const std::string& e : r.errors) std::fprintf(f, "concurrency %d: failed request: %s\n", r.concurrency, e.c_str());
+        if (r.completed && double(r.chunks) < 0.9 * double(r.output_tokens))
+            std::fprintf(f, "concurrency %d: %lld chunks for %lld tokens: the server sent several tokens per chunk, "
+                            "or none for tokens without text, so ITL covers several tokens and TTFT may come late\n",
+                         r.concurrency, (long long)r.chunks, (long long)r.output_tokens);
+        if (r.untimed)
+            std::fprintf(f, "concurrency %d: %d requests streamed no token before the end (a model without a tokenizer "
+                            "gives no text): TTFT, TPOT and ITL leave them out\n",
+                         r.concurrency, r.untimed);
         if (r.short_outputs)
             std::fprintf(f, "concurrency %d: %d requests returned fewer than %d tokens (does the server honour ignore_eos?)\n",
                          r.concurrency, r.short_outputs, o.output_len);
@@ -144,6 +162,7 @@ int main(int argc, char** argv) {
     BenchOptions o;
     std::vector<int> concurrency = {1, 4, 16};
     bool json = false, interference_only = false;
+    std::string json_out;
     uint64_t seed = 1;
     int warmup = 2;
     app.add_option("--url", o.url, "The server, e.g. http://127.0.0.1:8080")->required();
@@ -170,6 +189,7 @@ int main(int argc, char** argv) {
         ->check(CLI::PositiveNumber)->capture_default_str();
     app.add_flag("--interference-only", interference_only, "Skip the concurrency levels");
     app.add_flag("--json", json, "Print one JSON object on stdout (the table goes to stderr)");
+    app.add_option("--json-out", json_out, "Also write the JSON object to this file");
     CLI11_PARSE(app, argc, argv);
     for (int c : concurrency)
         if (c < 1) {
@@ -212,6 +232,11 @@ int main(int argc, char** argv) {
             failed = failed || !ir.ok;
         }
         if (json) std::printf("%s\n", out.dump().c_str());
+        if (!json_out.empty()) {
+            std::FILE* f = std::fopen(json_out.c_str(), "w");
+            if (!f || std::fprintf(f, "%s\n", out.dump(2).c_str()) < 0 || std::fclose(f) != 0)
+                throw std::runtime_error("cannot write " + json_out);
+        }
         return failed ? 1 : 0;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "serve_bench: %s\n", e.what());

@@ -59,13 +59,16 @@ private:
         }
         if (!j.contains("choices") || !j["choices"].is_array()) return fail("a stream event without choices: " + data.substr(0, 200));
         for (const auto& c : j["choices"]) {
-            std::string text;
-            if (c.contains("text") && c["text"].is_string()) text = c["text"].get<std::string>();
+            // A token arrived: text, or (completions) a chunk that is not the final one, whose text may be empty
+            // because its bytes complete no character yet or the token has no text.
+            const bool final_chunk = c.contains("finish_reason") && c["finish_reason"].is_string();
+            bool token = false;
+            if (c.contains("text") && c["text"].is_string()) token = !c["text"].get<std::string>().empty() || !final_chunk;
             if (c.contains("delta") && c["delta"].contains("content") && c["delta"]["content"].is_string())
-                text = c["delta"]["content"].get<std::string>();
-            if (c.contains("finish_reason") && c["finish_reason"].is_string())
-                r_.finish_reason = c["finish_reason"].get<std::string>();
-            if (text.empty()) continue;
+                token = !c["delta"]["content"].get<std::string>().empty();
+            if (c.contains("delta") && c["delta"].contains("tool_calls")) token = true;
+            if (final_chunk) r_.finish_reason = c["finish_reason"].get<std::string>();
+            if (!token) continue;
             if (r_.chunk_times_s.empty()) r_.ttft_s = t;
             r_.chunk_times_s.push_back(t);
             if (on_chunk_ && !on_chunk_(t)) {

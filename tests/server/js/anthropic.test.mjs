@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 
-import { tokenize, waitIdle } from './lib/http.mjs';
+import { cancelledCount, tokenize, waitIdle } from './lib/http.mjs';
 import { startServer } from './lib/server.mjs';
 
 const MESSAGES = [{ role: 'user', content: 'Write a short story about a lighthouse keeper.' }];
@@ -185,6 +185,7 @@ describe('anthropic messages', () => {
   });
 
   test('an aborted stream frees its sequence', async () => {
+    const cancelledBefore = await cancelledCount(server);
     const stream = await client.messages.create({ model: 'demo', max_tokens: 500, messages: MESSAGES, temperature: 0,
                                                  ignore_eos: true, stream: true });
     let deltas = 0;
@@ -194,5 +195,6 @@ describe('anthropic messages', () => {
     }
     assert.ok(deltas >= 3 && deltas < 100, `${deltas} text deltas after the abort`);
     await waitIdle(server);
+    assert.equal(await cancelledCount(server), cancelledBefore + 1, 'the aborted stream was not cancelled');
   });
 });

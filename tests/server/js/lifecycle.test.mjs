@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 
 import OpenAI from 'openai';
 
-import { waitIdle } from './lib/http.mjs';
+import { cancelledCount, waitIdle } from './lib/http.mjs';
 import { startServer } from './lib/server.mjs';
 
 describe('lifecycle', () => {
@@ -16,17 +16,20 @@ describe('lifecycle', () => {
       assert.equal(health.status, 200);
       const client = new OpenAI({ baseURL: server.baseURL, apiKey: 'unused', maxRetries: 0, timeout: 60000 });
       for (const kind of ['chat', 'completion']) {
+        const cancelledBefore = await cancelledCount(server);
+        // 3000 tokens take several seconds on the demo model: going idle sooner means the abort cancelled it.
         const stream = kind === 'chat'
           ? await client.chat.completions.create({ model: 'demo', messages: [{ role: 'user', content: 'Go on' }],
-                                                   max_tokens: 1000, temperature: 0, ignore_eos: true, stream: true })
-          : await client.completions.create({ model: 'demo', prompt: 'Go on', max_tokens: 1000, temperature: 0,
+                                                   max_tokens: 3000, temperature: 0, ignore_eos: true, stream: true })
+          : await client.completions.create({ model: 'demo', prompt: 'Go on', max_tokens: 3000, temperature: 0,
                                               ignore_eos: true, stream: true });
         let chunks = 0;
         for await (const chunk of stream) {  // ends quietly after abort()
           if (++chunks === 4) stream.controller.abort();
         }
         assert.ok(chunks >= 4 && chunks < 200, `${chunks} chunks after the abort`);
-        await waitIdle(server);
+        await waitIdle(server, { timeoutMs: 2000 });
+        assert.equal(await cancelledCount(server), cancelledBefore + 1, `the aborted ${kind} stream was not cancelled`);
       }
       const r = await client.completions.create({ model: 'demo', prompt: 'Still there?', max_tokens: 3,
                                                   temperature: 0, ignore_eos: true });

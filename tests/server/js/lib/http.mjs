@@ -29,19 +29,28 @@ export async function detokenize(server, tokens) {
   return r.json.prompt;
 }
 
-// GET /metrics -> Map of sample name (labels dropped, values of one name summed) -> number.
+// GET /metrics -> samples: Map of sample name (labels dropped, values of one name summed) -> number; labelled: Map
+// of the sample as written (name{labels}) -> number.
 export async function metrics(server) {
   const res = await fetch(`${server.url}/metrics`);
   const text = await res.text();
   assert.equal(res.status, 200, `GET /metrics -> ${res.status} ${text}`);
   const samples = new Map();
+  const labelled = new Map();
   for (const line of text.split('\n')) {
     if (!line || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
+    // name{label="value",...} value: label values are quoted and may hold braces and escaped quotes.
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[^"}]|"(?:[^"\\]|\\.)*")*\})?\s+(\S+)$/.exec(line);
     assert.ok(m, `GET /metrics: a line that is not a Prometheus sample: ${JSON.stringify(line)}`);
     samples.set(m[1], (samples.get(m[1]) ?? 0) + Number(m[3]));
+    labelled.set(m[1] + (m[2] ?? ''), Number(m[3]));
   }
-  return { samples, text };
+  return { samples, labelled, text };
+}
+
+// Requests the engine finished as cancelled so far (a client that went away).
+export async function cancelledCount(server) {
+  return (await metrics(server)).labelled.get('halo_requests_finished_total{reason="cancelled"}') ?? 0;
 }
 
 // The gauges that must read 0 once every request has finished or been cancelled.

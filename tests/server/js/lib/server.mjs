@@ -77,8 +77,10 @@ export async function startServer(args = [], { readyTimeoutMs = 60000 } = {}) {
     // SIGTERM: the server drains and must exit with status 0 within `timeoutMs`.
     async stop({ timeoutMs = 30000 } = {}) {
       if (!exitInfo) child.kill('SIGTERM');
-      const timer = sleep(timeoutMs).then(() => null);
-      const info = await Promise.race([exited, timer]);
+      let timer;
+      const timeout = new Promise((resolve) => { timer = setTimeout(() => resolve(null), timeoutMs); });
+      const info = await Promise.race([exited, timeout]);
+      clearTimeout(timer);
       if (!info) {
         child.kill('SIGKILL');
         throw new Error(`engine serve did not exit within ${timeoutMs} ms of SIGTERM: ${describe()}`);
