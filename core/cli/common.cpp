@@ -89,6 +89,7 @@ Engine open_engine(const RunOptions& o, int32_t sequences) {
     for (int u = 0; u < ops::kMemoryUseCount; ++u) mo.placement[u] = o.placement[u];
     mo.max_step_rows = int32_t(std::min<int64_t>(o.chunk, o.context));  // no scratch for rows a step never holds
     mo.max_sequences = sequences;
+    mo.warm_up = o.warm_up;
     mo.max_context = o.context;
     mo.page_size = int32_t(std::min<int64_t>(256, o.context));
     mo.cache_dtype = parse_cache_dtype(o.cache_dtype);

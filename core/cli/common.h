@@ -29,6 +29,7 @@ struct RunOptions {
     bool quiet = false;
     bool check = false;       // re-run every op on the reference and stop at the first that diverges
     bool validation = false;  // driver validation layers (Vulkan: VK_LAYER_KHRONOS_validation)
+    bool warm_up = false;     // size the plugin's temporaries with one full step at load (ModelOptions::warm_up)
 };
 
 void add_run_options(CLI::App& app, RunOptions& o);
