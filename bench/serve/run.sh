@@ -8,9 +8,12 @@
 #   HALO_BUILD_DIR [build]             where engine, kimi_gen and serve_bench are (scripts/build.sh --target engine
 #                                      halo_cpu kimi_gen serve_bench)
 #   HALO_BENCH_PRESET [bench]          kimi_gen preset (bench: 3.3 GB, real widths; tiny or demo for a quick run)
-#   HALO_BENCH_MODEL [$HALO_BUILD_DIR/models/serve-$HALO_BENCH_PRESET]   model directory (generated when absent)
-#   HALO_BENCH_VOCAB_FROM []           passed to kimi_gen --vocab-from (e.g. build/models/demo): a tokenizer, so the
-#                                      server streams text; the vocabulary is then the tokenizer's size
+#   HALO_BENCH_VOCAB_FROM []           passed to kimi_gen --vocab-from (e.g. build/models/demo): gives the model a
+#                                      tokenizer, and the vocabulary becomes the tokenizer's size (4256 for the demo's,
+#                                      163840 in the bench preset). Without a tokenizer the server streams no text,
+#                                      so only throughput and end-to-end latency can be measured, not TTFT/TPOT/ITL
+#   HALO_BENCH_MODEL [$HALO_BUILD_DIR/models/serve-$HALO_BENCH_PRESET[-vocab-NAME]]  model directory (generated
+#                                      when absent)
 #   HALO_BENCH_REQUESTS [16] HALO_BENCH_INPUT_LEN [256] HALO_BENCH_OUTPUT_LEN [32] HALO_BENCH_CONCURRENCY [1,4,16]
 #   HALO_BENCH_PARALLEL [16] HALO_BENCH_CONTEXT [10240] HALO_BENCH_THREADS [all cores]
 #   HALO_BENCH_INTERFERENCE_PROMPT [8192] (0 skips it) HALO_BENCH_INTERFERENCE_STREAMS [4]
@@ -19,7 +22,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${HALO_BUILD_DIR:-build}
 preset=${HALO_BENCH_PRESET:-bench}
-model=${HALO_BENCH_MODEL:-$build/models/serve-$preset}
+vocab_from=${HALO_BENCH_VOCAB_FROM:-}
+model=${HALO_BENCH_MODEL:-$build/models/serve-$preset${vocab_from:+-vocab-$(basename "$vocab_from")}}
 out_dir=${OUT_DIR:-$build/serve-bench}
 parallel=${HALO_BENCH_PARALLEL:-16}
 context=${HALO_BENCH_CONTEXT:-10240}
@@ -34,7 +38,7 @@ mkdir -p "$out_dir"
 
 if [ ! -f "$model/config.json" ]; then
   gen=("$build/bin/kimi_gen" --preset "$preset" --out "$model")
-  [ -n "${HALO_BENCH_VOCAB_FROM:-}" ] && gen+=(--vocab-from "$HALO_BENCH_VOCAB_FROM")
+  [ -n "$vocab_from" ] && gen+=(--vocab-from "$vocab_from")
   echo "run.sh: generating the $preset model in $model"
   "${gen[@]}"
 fi

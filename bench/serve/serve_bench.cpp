@@ -112,6 +112,18 @@ nlohmann::json level_json(const LevelResult& r) {
             {"errors", r.errors}};
 }
 
+// "mean | median | p99" in the given format, or "- | - | -" when nothing was timed.
+std::string cells(const Summary& s, const char* format) {
+    if (s.n == 0) return "- | - | -";
+    std::string out;
+    for (double v : {s.mean, s.median, s.p99}) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, format, v);
+        out += (out.empty() ? "" : " | ") + std::string(buf);
+    }
+    return out;
+}
+
 void print_table(std::FILE* f, const BenchOptions& o, const std::vector<LevelResult>& levels) {
     std::fprintf(f, "serve_bench: %s model %s, %d requests per level, input %d tokens, output %d tokens (ignore_eos)\n\n",
                  o.url.c_str(), o.model.c_str(), o.requests, o.input_len, o.output_len);
@@ -120,14 +132,14 @@ void print_table(std::FILE* f, const BenchOptions& o, const std::vector<LevelRes
     std::fprintf(f, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (const LevelResult& r : levels) {
         const double d = r.duration_s > 0 ? r.duration_s : 1;
-        std::fprintf(f, "| %d | %d | %d | %.2f | %.3f | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f |\n",
-                     r.concurrency, r.completed, r.failed, r.duration_s, r.completed / d, double(r.input_tokens) / d,
-                     double(r.output_tokens) / d, r.ttft_ms.mean, r.ttft_ms.median, r.ttft_ms.p99, r.tpot_ms.mean,
-                     r.tpot_ms.median, r.tpot_ms.p99, r.itl_ms.mean, r.itl_ms.median, r.itl_ms.p99, r.e2e_ms.median);
+        std::fprintf(f, "| %d | %d | %d | %.2f | %.3f | %.1f | %.1f | %s | %s | %s | %.1f |\n", r.concurrency, r.completed,
+                     r.failed, r.duration_s, r.completed / d, double(r.input_tokens) / d, double(r.output_tokens) / d,
+                     cells(r.ttft_ms, "%.1f").c_str(), cells(r.tpot_ms, "%.2f").c_str(), cells(r.itl_ms, "%.2f").c_str(),
+                     r.e2e_ms.median);
     }
     for (const LevelResult& r : levels) {
         for (const std::string& e : r.errors) std::fprintf(f, "concurrency %d: failed request: %s\n", r.concurrency, e.c_str());
-        if (r.completed && double(r.chunks) < 0.9 * double(r.output_tokens))
+        if (r.completed > r.untimed && double(r.chunks) < 0.9 * double(r.output_tokens))
             std::fprintf(f, "concurrency %d: %lld chunks for %lld tokens: the server sent several tokens per chunk, "
                             "or none for tokens without text, so ITL covers several tokens and TTFT may come late\n",
                          r.concurrency, (long long)r.chunks, (long long)r.output_tokens);
