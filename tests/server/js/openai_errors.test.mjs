@@ -86,6 +86,15 @@ describe('openai errors', () => {
     }
   });
 
+  test('a body over 64 MiB is 413, an APIError in the SDK', async () => {
+    const err = await rejects(client.completions.create({ model: 'demo', prompt: 'a'.repeat(65 << 20), max_tokens: 1 }),
+                              OpenAI.APIError, 413);
+    assert.ok(!(err instanceof OpenAI.BadRequestError));
+    // The server still answers afterwards.
+    const r = await client.completions.create({ model: 'demo', prompt: [1], max_tokens: 1 });
+    assert.equal(r.usage.completion_tokens, 1);
+  });
+
   test('an unknown path is 404', async () => {
     const r = await postJson(`${server.url}/v1/nothing-here`, {});
     assert.equal(r.status, 404);
