@@ -123,7 +123,8 @@ private:
     bool has_pending_ = false, delivered_final_ = false;
 };
 
-// Latency histogram with fixed bucket bounds (seconds), Prometheus style: counts[i] = observations <= bounds[i];
+// Latency histogram with fixed bucket bounds (seconds): counts[i] = observations in (bounds[i-1], bounds[i]] (not
+// cumulative; Prometheus buckets are the running sums);
 // the last count is +Inf.
 struct Histogram {
     static constexpr std::array<double, 14> kBounds = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,

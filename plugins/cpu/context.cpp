@@ -37,9 +37,23 @@ Arena::~Arena() {
     for (Block& b : blocks_) std::free(b.data);
 }
 
-CpuContext::CpuContext(int threads) : k(best_kernels()), pool(threads) {
+namespace {
+
+bool batch_invariant_from_env() {
+    const char* env = std::getenv("HALO_CPU_BATCH_INVARIANT");
+    const std::string v = env ? env : "";
+    if (v.empty() || v == "1") return true;
+    if (v == "0") return false;
+    throw std::runtime_error("HALO_CPU_BATCH_INVARIANT=" + (v.size() > 40 ? v.substr(0, 40) + "..." : v) +
+                             " is not 0 or 1; set 1 (the default: a sequence computes the same bits alone or batched) "
+                             "or 0 (faster prefill, results depend on the batch in the last bits)");
+}
+
+}  // namespace
+
+CpuContext::CpuContext(int threads) : k(best_kernels()), pool(threads), batch_invariant(batch_invariant_from_env()) {
     pack.resize(static_cast<size_t>(pool.size()));
-    for (auto& p : pack) p.resize(size_t(kPackFloats) + 16);
+    for (auto& p : pack) p.resize(size_t(kPackBufferFloats) + 16);
 }
 
 Matrix CpuContext::as_matrix(const ops::Tensor& w) {
@@ -76,7 +90,7 @@ void CpuContext::matmul(int64_t M, const float* x, int64_t ldx, const Matrix& w,
         const int64_t n0 = ci * per * unit, n1 = std::min(N, n0 + per * unit);
         const int64_t m0 = mi * row_block, m1 = std::min(M, m0 + row_block);
         float* pk = pack_buffer(thread);
-        k.matmul(m1 - m0, x + m0 * ldx, ldx, w, n0, n1, y + m0 * ldy, ldy, acc, pk);
+        (batch_invariant ? k.matmul_rows : k.matmul)(m1 - m0, x + m0 * ldx, ldx, w, n0, n1, y + m0 * ldy, ldy, acc, pk);
     });
 }
 

@@ -37,6 +37,9 @@ struct CpuContext {
     ThreadPool pool;
     std::vector<std::vector<float>> pack;  // per thread, kPackFloats each (use pack_buffer)
     Arena arena;
+    // Projections sum each row in one fixed order whatever the number of rows (Kernels::matmul_rows), so a
+    // sequence's tokens come out the same alone or batched; HALO_CPU_BATCH_INVARIANT=0 turns it off (faster prefill).
+    bool batch_invariant = true;
 
     // The calling pool thread's 64-byte aligned kPackFloats scratch for Kernels::matmul.
     float* pack_buffer(int thread) {

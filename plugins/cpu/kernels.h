@@ -21,12 +21,21 @@ struct Matrix {
 
 // Floats of per-thread scratch that matmul may use (one packed panel of W).
 constexpr int64_t kPackFloats = 32 * 256;
+// Floats of the same scratch that matmul_rows may use (four weight rows as f32, K up to 16,384).
+constexpr int64_t kRowPackFloats = 4 * 16384;
+constexpr int64_t kPackBufferFloats = kPackFloats > kRowPackFloats ? kPackFloats : kRowPackFloats;
 
 struct Kernels {
     const char* isa;  // "avx512", "generic"
     // y[m, n] (+)= sum_k x[m, k] * W[n, k] for m in [0, M), n in [n0, n1). pack: kPackFloats floats of scratch.
     void (*matmul)(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0, int64_t n1, float* y,
                    int64_t ldy, bool accumulate, float* pack);
+    // matmul where each y[m, n] is summed in one fixed order whatever M is (16 lanes over k, then across the lanes:
+    // the few-row form's order), so a row's result does not depend on the other rows in the call. The model's
+    // projections use it: a sequence then computes the same bits alone or batched. W row-major only (not kn).
+    // pack: kPackBufferFloats floats of scratch.
+    void (*matmul_rows)(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0, int64_t n1, float* y,
+                        int64_t ldy, bool accumulate, float* pack);
     float (*dot)(const float* a, const float* b, int64_t n);
     void (*axpy)(float a, const float* x, float* y, int64_t n);  // y += a * x
     void (*scale)(float* y, float a, int64_t n);                 // y *= a

@@ -227,6 +227,46 @@ void matmul(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0,
         for (int64_t m = 0; m < M; ++m) std::fill(y + m * ldy + n0, y + m * ldy + n1, 0.0f);
 }
 
+void matmul_rows(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0, int64_t n1, float* y,
+                 int64_t ldy, bool acc, float* pack) {
+    if (M <= 0 || n1 <= n0) return;
+    if (M <= kMatvecRows || w.kn) {  // kn: no row-invariant form; its callers pass one sequence's rows
+        matmul(M, x, ldx, w, n0, n1, y, ldy, acc, pack);
+        return;
+    }
+    // Blocks of x rows that stay in L2 while the weight rows pass; the four weight rows of a group are converted to
+    // f32 once per block when they fit the scratch (exact, so the sums are those of the few-row form).
+    constexpr int64_t kRowBlock = 64;
+    const int64_t K = w.cols;
+    const bool convert = w.dtype != DType::f32 && 4 * K <= kRowPackFloats;
+    const DType dt = convert ? DType::f32 : w.dtype;
+    const size_t row_bytes = size_t(w.ld) * ops::dtype_size(w.dtype);
+    const char* base = static_cast<const char*>(w.data);
+    for (int64_t mb = 0; mb < M; mb += kRowBlock) {
+        const int64_t mn = std::min(kRowBlock, M - mb);
+        for (int64_t n = n0; n < n1; n += 4) {
+            const int nr = int(std::min<int64_t>(4, n1 - n));
+            const char* rows[4] = {};
+            for (int r = 0; r < nr; ++r) {
+                rows[r] = base + size_t(n + r) * row_bytes;
+                if (convert) {
+                    to_f32(rows[r], w.dtype, pack + r * K, K);
+                    rows[r] = reinterpret_cast<const char*>(pack + r * K);
+                }
+            }
+            for (int64_t m0 = 0; m0 < mn; m0 += 4) {
+                const int mr = int(std::min<int64_t>(4, mn - m0));
+                const float* xm = x + (mb + m0) * ldx;
+                float* ym = y + (mb + m0) * ldy + n;
+                if (nr == 4)
+                    tile_rows<4>(mr, xm, ldx, rows, dt, K, ym, ldy, acc);
+                else
+                    for (int r = 0; r < nr; ++r) tile_rows<1>(mr, xm, ldx, rows + r, dt, K, ym + r, ldy, acc);
+            }
+        }
+    }
+}
+
 float dot(const float* a, const float* b, int64_t n) {
     int64_t i = 0;
     float s = 0;

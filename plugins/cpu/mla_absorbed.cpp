@@ -51,16 +51,18 @@ void mla_absorbed(CpuContext& c, const MlaParams& p, const MlaDims& d, const std
         int64_t page0, page1;  // pages this task reads
         float* part;           // [rows][r + 2] partial (acc, max, sum) when split, else null
     };
+    // A group's context is split into spans of a fixed number of pages, so how a row's softmax is summed depends
+    // on its own sequence only, never on what else is in the batch: a sequence decodes to the same bits alone or
+    // batched. Spans of >= 512 positions keep a split worth its combine.
     const int64_t tokens_per_group = std::max<int64_t>(1, 256 / H);
-    int64_t groups = 0;
-    for (const SeqRun* run : runs) groups += (run->n_tokens + tokens_per_group - 1) / tokens_per_group;
+    const int64_t pages_per_split = std::max<int64_t>(1, (512 + ps - 1) / ps);
     std::vector<Task> tasks;
     for (size_t ri = 0; ri < runs.size(); ++ri) {
         const SeqRun& run = *runs[ri];
         for (int64_t t0 = 0; t0 < run.n_tokens; t0 += tokens_per_group) {
             const int64_t t1 = std::min<int64_t>(run.n_tokens, t0 + tokens_per_group);
             const int64_t pages = (run.pos + t1 + ps - 1) / ps;
-            const int64_t splits = std::clamp<int64_t>((threads * 2 + groups - 1) / groups, 1, pages);
+            const int64_t splits = std::max<int64_t>(1, (pages + pages_per_split - 1) / pages_per_split);
             for (int64_t sp = 0; sp < splits; ++sp)
                 tasks.push_back({ri, t0, t1, pages * sp / splits, pages * (sp + 1) / splits,
                                  splits > 1 ? c.arena.floats((t1 - t0) * H * (r + 2)) : nullptr});

@@ -146,10 +146,11 @@ void moe(CpuContext& c, const MoeParams& p) {
             const Item& it = items[size_t(ii)];
             const Slot& s = slots[size_t(it.slot)];
             float* pk = c.pack_buffer(thread);
+            const auto matmul = c.batch_invariant ? k.matmul_rows : k.matmul;  // rows of any sequence of the step
             if (it.proj == 2)
-                k.matmul(s.n, s.h, s.inter, CpuContext::as_matrix(*s.down), it.n0, it.n1, s.y, D, false, pk);
+                matmul(s.n, s.h, s.inter, CpuContext::as_matrix(*s.down), it.n0, it.n1, s.y, D, false, pk);
             else
-                k.matmul(s.n, s.xs, D, CpuContext::as_matrix(it.proj == 0 ? *s.gate : *s.up), it.n0, it.n1,
+                matmul(s.n, s.xs, D, CpuContext::as_matrix(it.proj == 0 ? *s.gate : *s.up), it.n0, it.n1,
                          it.proj == 0 ? s.h : s.u, s.inter, false, pk);
         });
     };

@@ -245,6 +245,58 @@ TEST_F(SchedulerTest, DrainCancelsWhatOutlivesTheGrace) {
     expect_idle(s);
 }
 
+// The bits behind BatchedOutputEqualsAloneOutput: a sequence's decode logits are exactly the same alone and in a
+// step with 15 other sequences' decode tokens and another sequence's 100-token prompt chunk (the CPU plugin sums
+// each projection row and each attention split in an order that does not depend on the rest of the step).
+TEST_F(SchedulerTest, DecodeLogitsDoNotDependOnTheBatch) {
+    open(17, 1024, 512);
+    Model& m = *model_;
+    const int64_t V = m.config().vocab_size;
+    std::vector<std::vector<int32_t>> prompts;
+    for (int i = 0; i < 16; ++i) prompts.push_back(random_prompt(size_t(20 + 53 * i), uint32_t(i)));
+    const int kSteps = 4;
+    auto decode_ids = [](int t) { return int32_t(100 + 7 * t); };
+    std::vector<std::vector<float>> alone(16);  // [sequence][step * V]
+    for (int i = 0; i < 16; ++i) {
+        Sequence s;
+        m.begin_sequence(s);
+        m.prefill(s, prompts[size_t(i)], false);
+        for (int t = 0; t < kSteps; ++t) {
+            const int32_t id = decode_ids(t);
+            StepItem it{&s, std::span<const int32_t>(&id, 1), LogitRows::last};
+            m.step(std::span<const StepItem>(&it, 1), alone[size_t(i)]);
+        }
+        m.end_sequence(s);
+    }
+    std::vector<Sequence> seqs(16);
+    for (int i = 0; i < 16; ++i) {
+        m.begin_sequence(seqs[size_t(i)]);
+        m.prefill(seqs[size_t(i)], prompts[size_t(i)], false);
+    }
+    Sequence other;
+    m.begin_sequence(other);
+    const std::vector<int32_t> chunk = random_prompt(100, 99);
+    for (int t = 0; t < kSteps; ++t) {
+        const int32_t id = decode_ids(t);
+        std::vector<StepItem> items;
+        for (int i = 0; i < 16; ++i) {
+            items.push_back({&seqs[size_t(i)], std::span<const int32_t>(&id, 1), LogitRows::last});
+            if (i == 7) items.push_back({&other, chunk, LogitRows::none});
+        }
+        std::vector<float> logits;
+        m.step(items, logits);
+        ASSERT_EQ(logits.size(), size_t(16 * V));
+        for (int i = 0; i < 16; ++i) {
+            SCOPED_TRACE("sequence " + std::to_string(i) + ", step " + std::to_string(t));
+            const float* a = alone[size_t(i)].data() + t * V;
+            const float* b = logits.data() + i * V;
+            int64_t differ = 0;
+            for (int64_t v = 0; v < V; ++v) differ += a[v] != b[v];
+            EXPECT_EQ(differ, 0);
+        }
+    }
+}
+
 TEST_F(SchedulerTest, WarmUpCountsThePluginsTemporariesInThePlan) {
     backend_ = load_plugin("cpu");
     ModelOptions o;
