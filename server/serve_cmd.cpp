@@ -86,6 +86,9 @@ int run_serve(ServeOptions& o) {
     if (!o.run.quiet)
         std::fprintf(stderr, "engine: loading %s (%d sequences x %lld tokens)\n", dir.c_str(), o.parallel,
                      (long long)o.run.context);
+    // One full step at load sizes the plugin's own temporaries, so the plan counts them and admission never
+    // promises memory a step then fails to get.
+    o.run.warm_up = true;
     Engine engine = open_engine(o.run, o.parallel);
     std::unique_ptr<tok::Tokenizer> tokenizer;
     try {

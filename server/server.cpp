@@ -235,6 +235,8 @@ void Server::set_ready(Model& model, Scheduler& scheduler, const tok::Tokenizer*
         if (u == int(ops::MemoryUse::weights) && plan.weights_zero_copy) placement += " (in place)";
         s.memory.push_back({ops::memory_use_name(ops::MemoryUse(u)), placement, plan.bytes[u]});
     }
+    // The plugin's own temporaries (arenas, workspaces, staging), as sized by the warm-up step at load.
+    if (plan.plugin_bytes) s.memory.push_back({"plugin", "plugin", plan.plugin_bytes});
     s.phase.store(Phase::ready, std::memory_order_release);
 }
 
