@@ -1,8 +1,8 @@
-// 16 concurrent streaming clients with different prompt lengths on fewer slots than clients (some wait in the
+// 16 concurrent streaming clients with different prompt lengths, on 16 slots and then on fewer (some wait in the
 // queue), some aborting midway: every finished output equals the same request's greedy output run alone, and the
 // server ends idle (queue, running, KDA slots and MLA pages all 0).
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
 import OpenAI from 'openai';
 
@@ -55,56 +55,72 @@ async function runStream(client, req, abortAfter) {
   return { text, finishReason, usage };
 }
 
+// Runs every request at once on `server`; the non-aborted ones must equal `alone`. Returns nothing; asserts.
+async function runTogether(server, requests, alone, slots) {
+  const client = new OpenAI({ baseURL: server.baseURL, apiKey: 'unused', maxRetries: 0, timeout: 120000 });
+  const cancelledBefore = await cancelledCount(server);
+  // Watch the queue while they run: with more clients than slots some must wait.
+  let maxQueued = 0;
+  let maxRunning = 0;
+  let watching = true;
+  const watcher = (async () => {
+    while (watching) {
+      const { samples } = await metrics(server);
+      maxQueued = Math.max(maxQueued, samples.get('halo_queue_depth'));
+      maxRunning = Math.max(maxRunning, samples.get('halo_running_sequences'));
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  })();
+  const together = await Promise.all(requests.map((req, i) => runStream(client, req, ABORT_AFTER.get(i) ?? 0)));
+  watching = false;
+  await watcher;
+
+  for (const [i, r] of together.entries()) {
+    if (ABORT_AFTER.has(i)) continue;
+    assert.equal(r.finishReason, 'length', `client ${i}`);
+    assert.equal(r.usage.prompt_tokens, alone[i].usage.prompt_tokens, `client ${i}`);
+    assert.equal(r.usage.completion_tokens, MAX_TOKENS, `client ${i}`);
+    assert.equal(r.text, alone[i].text, `client ${i} (${requests[i].kind}, ${LENGTHS[i]} prompt tokens) on ${slots} ` +
+                                        'slots differs from its output run alone');
+  }
+  assert.ok(maxRunning <= slots, `${maxRunning} sequences ran at once on ${slots} slots`);
+  if (slots < requests.length) assert.ok(maxQueued > 0, 'no request was ever seen waiting in the queue');
+  else assert.ok(maxRunning > 1, 'the requests never ran side by side');
+
+  const idle = await waitIdle(server);
+  assert.equal(idle.get('halo_kda_slots_total'), slots);
+  // An abort may come after the stream's last token: then the request finished normally before it was noticed.
+  const cancelled = (await cancelledCount(server)) - cancelledBefore;
+  assert.ok(cancelled >= 1 && cancelled <= ABORT_AFTER.size, `${cancelled} requests were cancelled`);
+}
+
 describe('concurrent streams', () => {
-  let server;
-  let client;
-  before(async () => {
-    server = await startServer(['--parallel', String(SLOTS), '--context', '2048']);
-    client = new OpenAI({ baseURL: server.baseURL, apiKey: 'unused', maxRetries: 0, timeout: 120000 });
-  });
-  after(async () => { await server?.stop(); });
+  const requests = Array.from({ length: CLIENTS }, (_, i) => requestFor(i));
+  let alone = null;
 
-  test(`${CLIENTS} clients on ${SLOTS} slots match their outputs run alone`, async () => {
-    const requests = Array.from({ length: CLIENTS }, (_, i) => requestFor(i));
-    const alone = [];
-    for (const req of requests) alone.push(await runStream(client, req, 0));
-    for (const [i, r] of alone.entries()) {
-      assert.equal(r.finishReason, 'length', `client ${i} alone`);
-      assert.equal(r.usage.completion_tokens, MAX_TOKENS, `client ${i} alone`);
-    }
-
-    const cancelledBefore = await cancelledCount(server);
-    // Watch the queue while they run: with more clients than slots some must wait.
-    let maxQueued = 0;
-    let maxRunning = 0;
-    let watching = true;
-    const watcher = (async () => {
-      while (watching) {
-        const { samples } = await metrics(server);
-        maxQueued = Math.max(maxQueued, samples.get('halo_queue_depth'));
-        maxRunning = Math.max(maxRunning, samples.get('halo_running_sequences'));
-        await new Promise((resolve) => setTimeout(resolve, 10));
+  test(`${CLIENTS} clients on ${CLIENTS} slots match their outputs run alone`, async () => {
+    const server = await startServer(['--parallel', String(CLIENTS), '--context', '2048']);
+    try {
+      const client = new OpenAI({ baseURL: server.baseURL, apiKey: 'unused', maxRetries: 0, timeout: 120000 });
+      alone = [];
+      for (const req of requests) alone.push(await runStream(client, req, 0));  // one at a time
+      for (const [i, r] of alone.entries()) {
+        assert.equal(r.finishReason, 'length', `client ${i} alone`);
+        assert.equal(r.usage.completion_tokens, MAX_TOKENS, `client ${i} alone`);
       }
-    })();
-    const together = await Promise.all(requests.map((req, i) => runStream(client, req, ABORT_AFTER.get(i) ?? 0)));
-    watching = false;
-    await watcher;
-
-    for (const [i, r] of together.entries()) {
-      if (ABORT_AFTER.has(i)) continue;
-      assert.equal(r.finishReason, 'length', `client ${i}`);
-      assert.equal(r.usage.prompt_tokens, alone[i].usage.prompt_tokens, `client ${i}`);
-      assert.equal(r.usage.completion_tokens, MAX_TOKENS, `client ${i}`);
-      assert.equal(r.text, alone[i].text, `client ${i} (${requests[i].kind}, ${LENGTHS[i]} prompt tokens) ` +
-                                          'differs from its output run alone');
+      await runTogether(server, requests, alone, CLIENTS);
+    } finally {
+      await server.stop();
     }
-    assert.ok(maxRunning <= SLOTS, `${maxRunning} sequences ran at once on ${SLOTS} slots`);
-    assert.ok(maxQueued > 0, 'no request was ever seen waiting in the queue');
+  });
 
-    const idle = await waitIdle(server);
-    assert.equal(idle.get('halo_kda_slots_total'), SLOTS);
-    // An abort may come after the stream's last token: then the request finished normally before it was noticed.
-    const cancelled = (await cancelledCount(server)) - cancelledBefore;
-    assert.ok(cancelled >= 1 && cancelled <= ABORT_AFTER.size, `${cancelled} requests were cancelled`);
+  test(`${CLIENTS} clients on ${SLOTS} slots (some queue) match their outputs run alone`, async () => {
+    assert.ok(alone, 'the outputs alone come from the previous test');
+    const server = await startServer(['--parallel', String(SLOTS), '--context', '2048']);
+    try {
+      await runTogether(server, requests, alone, SLOTS);
+    } finally {
+      await server.stop();
+    }
   });
 });
