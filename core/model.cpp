@@ -410,7 +410,7 @@ void Model::submit_step(std::span<const StepItem> items) {
         backend_.add({x, t, x});
         backend_.rms_norm({x, L.post_norm, a, float(c.rms_norm_eps)});
         if (c.ffn[size_t(i)] == FfnKind::dense) {
-            backend_.mlp({a, L.mlp.gate, L.mlp.up, L.mlp.down, t});
+            backend_.mlp({a, L.mlp.gate, L.mlp.up, L.mlp.down, t, &batch});
         } else {
             MoeParams p;
             p.x = a;
@@ -430,6 +430,7 @@ void Model::submit_step(std::span<const StepItem> items) {
             p.shared_gate = L.moe.shared.gate;
             p.shared_up = L.moe.shared.up;
             p.shared_down = L.moe.shared.down;
+            p.batch = &batch;
             backend_.moe(p);
         }
         backend_.add({x, t, x});

@@ -3,6 +3,7 @@
 // Activations are F32 [rows, width]; weights may be F32, F16 or BF16. "out" may alias an input where noted.
 #pragma once
 
+#include "ops/batch.h"
 #include "ops/tensor.h"
 
 namespace halo::ops {
@@ -44,6 +45,9 @@ struct MlpParams {
     Tensor up;
     Tensor down;
     Tensor out;
+    // The step's runs when the rows are a forward step's (optional): a plugin may treat the rows of one-token runs
+    // (decode) and of prompt chunks differently, e.g. to give each row the same result whatever else is in the step.
+    const SeqBatch* batch = nullptr;
 };
 
 }  // namespace halo::ops

@@ -3,6 +3,7 @@
 // The exact math is in ops/reference/moe.cpp.
 #pragma once
 
+#include "ops/batch.h"
 #include "ops/tensor.h"
 
 namespace halo::ops {
@@ -31,6 +32,7 @@ struct MoeParams {
     Tensor shared_gate, shared_up, shared_down;  // optional shared expert [Is, D], [Is, D], [D, Is], added unscaled
     Tensor topk_ids;      // optional output [rows, top_k] I32: chosen experts, best selection score first
     Tensor topk_weights;  // optional output [rows, top_k] F32: their final weights (after renorm and scale)
+    const SeqBatch* batch = nullptr;  // the step's runs, when the rows are a forward step's (see MlpParams::batch)
 };
 
 }  // namespace halo::ops

@@ -74,6 +74,28 @@ Matrix CpuContext::row_block(const ops::Tensor& w, int64_t first, int64_t count)
 }
 
 void CpuContext::matmul(int64_t M, const float* x, int64_t ldx, const Matrix& w, float* y, int64_t ldy, bool acc) {
+    matmul_with(default_matmul(), M, x, ldx, w, y, ldy, acc);
+}
+
+void CpuContext::matmul(const ops::SeqBatch* batch, int64_t M, const float* x, int64_t ldx, const Matrix& w, float* y,
+                        int64_t ldy, bool acc) {
+    if (!batch_invariant || !batch || batch->n_rows != M || batch->n_runs <= 0) {
+        matmul(M, x, ldx, w, y, ldy, acc);
+        return;
+    }
+    // Runs tile the rows in order: one call per stretch of runs of the same kind.
+    for (int32_t i = 0; i < batch->n_runs;) {
+        const bool decode = batch->runs[i].n_tokens == 1;
+        int32_t j = i + 1;
+        while (j < batch->n_runs && (batch->runs[j].n_tokens == 1) == decode) ++j;
+        const int64_t r0 = batch->runs[i].first_row, r1 = batch->runs[j - 1].first_row + batch->runs[j - 1].n_tokens;
+        matmul_with(decode ? k.matmul_rows : k.matmul_packed, r1 - r0, x + r0 * ldx, ldx, w, y + r0 * ldy, ldy, acc);
+        i = j;
+    }
+}
+
+void CpuContext::matmul_with(MatmulKernel kernel, int64_t M, const float* x, int64_t ldx, const Matrix& w, float* y,
+                             int64_t ldy, bool acc) {
     const int64_t N = w.rows;
     if (M <= 0 || N <= 0) return;
     const int threads = pool.size();
@@ -90,7 +112,7 @@ void CpuContext::matmul(int64_t M, const float* x, int64_t ldx, const Matrix& w,
         const int64_t n0 = ci * per * unit, n1 = std::min(N, n0 + per * unit);
         const int64_t m0 = mi * row_block, m1 = std::min(M, m0 + row_block);
         float* pk = pack_buffer(thread);
-        (batch_invariant ? k.matmul_rows : k.matmul)(m1 - m0, x + m0 * ldx, ldx, w, n0, n1, y + m0 * ldy, ldy, acc, pk);
+        kernel(m1 - m0, x + m0 * ldx, ldx, w, n0, n1, y + m0 * ldy, ldy, acc, pk);
     });
 }
 

@@ -47,8 +47,24 @@ struct CpuContext {
         return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63));
     }
 
-    // y[M, N] (+)= x[M, K] W^T, parallel over output columns (and rows when M is large).
+    using MatmulKernel = decltype(Kernels::matmul);
+    // y[M, N] (+)= x[M, K] W^T, parallel over output columns (and rows when M is large). Rows of unknown origin:
+    // with batch_invariant every row is summed in the few-row order.
     void matmul(int64_t M, const float* x, int64_t ldx, const Matrix& w, float* y, int64_t ldy, bool accumulate = false);
+    // The same for a forward step's rows (batch may be null). With batch_invariant, rows of one-token runs (decode)
+    // are summed in the few-row order and prompt rows by packed panels: each row's result depends on its own run's
+    // kind only, never on what else is in the step, and prompts keep the packed kernels' speed.
+    void matmul(const ops::SeqBatch* batch, int64_t M, const float* x, int64_t ldx, const Matrix& w, float* y,
+                int64_t ldy, bool accumulate = false);
+    void matmul(const ops::SeqBatch* batch, int64_t M, const float* x, int64_t ldx, const ops::Tensor& w, float* y,
+                int64_t ldy, bool accumulate = false) {
+        matmul(batch, M, x, ldx, as_matrix(w), y, ldy, accumulate);
+    }
+    // matmul with a chosen kernel.
+    void matmul_with(MatmulKernel kernel, int64_t M, const float* x, int64_t ldx, const Matrix& w, float* y, int64_t ldy,
+                     bool accumulate);
+    // The kernel for rows of unknown origin.
+    MatmulKernel default_matmul() const { return batch_invariant ? k.matmul_rows : k.matmul; }
     void matmul(int64_t M, const float* x, int64_t ldx, const ops::Tensor& w, float* y, int64_t ldy,
                 bool accumulate = false) {
         matmul(M, x, ldx, as_matrix(w), y, ldy, accumulate);

@@ -56,12 +56,12 @@ void mlp(CpuContext& c, const MlpParams& p) {
     float* g = c.arena.floats(rows * inter);
     float* u = c.arena.floats(rows * inter);
     const float* x = p.x.host_as<float>();
-    c.matmul(rows, x, width, p.gate, g, inter);
-    c.matmul(rows, x, width, p.up, u, inter);
+    c.matmul(p.batch, rows, x, width, p.gate, g, inter);
+    c.matmul(p.batch, rows, x, width, p.up, u, inter);
     c.pool.run(rows, [&](int64_t r, int) {
         for (int64_t i = 0; i < inter; ++i) g[r * inter + i] = silu(g[r * inter + i]) * u[r * inter + i];
     });
-    c.matmul(rows, g, inter, p.down, p.out.host_as<float>(), p.out.cols());
+    c.matmul(p.batch, rows, g, inter, p.down, p.out.host_as<float>(), p.out.cols());
 }
 
 }  // namespace halo::cpu

@@ -124,14 +124,14 @@ void kda(CpuContext& c, const KdaParams& p, const SeqBatch& batch) {
     float* workspace = c.arena.floats(threads * ws_floats);
 
     const float* x = p.x.host_as<float>();
-    c.matmul(T, x, hidden, w.q_proj, qkv, 3 * D);
-    c.matmul(T, x, hidden, w.k_proj, qkv + D, 3 * D);
-    c.matmul(T, x, hidden, w.v_proj, qkv + 2 * D, 3 * D);
-    c.matmul(T, x, hidden, w.f_a, low, Rf);
-    c.matmul(T, low, Rf, w.f_b, gate, D);
-    c.matmul(T, x, hidden, w.g_a, low, Rg);
-    c.matmul(T, low, Rg, w.g_b, ogate, D);
-    c.matmul(T, x, hidden, w.b_proj, beta, H);
+    c.matmul(&batch, T, x, hidden, w.q_proj, qkv, 3 * D);
+    c.matmul(&batch, T, x, hidden, w.k_proj, qkv + D, 3 * D);
+    c.matmul(&batch, T, x, hidden, w.v_proj, qkv + 2 * D, 3 * D);
+    c.matmul(&batch, T, x, hidden, w.f_a, low, Rf);
+    c.matmul(&batch, T, low, Rf, w.f_b, gate, D);
+    c.matmul(&batch, T, x, hidden, w.g_a, low, Rg);
+    c.matmul(&batch, T, low, Rg, w.g_b, ogate, D);
+    c.matmul(&batch, T, x, hidden, w.b_proj, beta, H);
     k.to_f32(w.q_conv.host(), w.q_conv.dtype, conv_w, D * W);
     k.to_f32(w.k_conv.host(), w.k_conv.dtype, conv_w + D * W, D * W);
     k.to_f32(w.v_conv.host(), w.v_conv.dtype, conv_w + 2 * D * W, D * W);
@@ -233,7 +233,7 @@ void kda(CpuContext& c, const KdaParams& p, const SeqBatch& batch) {
             for (int64_t d = 0; d < K; ++d) oh[d] = oh[d] * inv * o_norm[d] * sigmoid(gg[d]);
         }
     });
-    c.matmul(T, o, D, w.o_proj, p.out.host_as<float>(), p.out.cols());
+    c.matmul(&batch, T, o, D, w.o_proj, p.out.host_as<float>(), p.out.cols());
 }
 
 }  // namespace halo::cpu

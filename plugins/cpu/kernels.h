@@ -36,6 +36,10 @@ struct Kernels {
     // pack: kPackBufferFloats floats of scratch.
     void (*matmul_rows)(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0, int64_t n1, float* y,
                         int64_t ldy, bool accumulate, float* pack);
+    // matmul always by packed panels, whatever M is: each y[m, n] is summed in the panel order (lanes over n, k in
+    // order) for any M. Prompt rows use it under batch invariance. W in either layout. pack: kPackFloats floats.
+    void (*matmul_packed)(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0, int64_t n1, float* y,
+                          int64_t ldy, bool accumulate, float* pack);
     float (*dot)(const float* a, const float* b, int64_t n);
     void (*axpy)(float a, const float* x, float* y, int64_t n);  // y += a * x
     void (*scale)(float* y, float a, int64_t n);                 // y *= a

@@ -10,7 +10,7 @@
 namespace halo::cpu {
 
 const Kernels& generic_kernels() {
-    static const Kernels k = {"generic",       generic::matmul,  generic::matmul_rows, generic::dot,    generic::axpy,       generic::scale,
+    static const Kernels k = {"generic",       generic::matmul,  generic::matmul_rows, generic::matmul_packed, generic::dot,    generic::axpy,       generic::scale,
                               generic::mul,    generic::exp_vec, generic::to_f32, generic::sum_squares,
                               generic::delta_step,   generic::pair_dots};
     return k;

@@ -204,13 +204,9 @@ void micro_any(int mr, const float* a, int64_t lda, const float* p, int64_t kb, 
     }
 }
 
-void matmul(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0, int64_t n1, float* y, int64_t ldy,
-            bool acc, float* pack) {
+void matmul_packed(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0, int64_t n1, float* y,
+                   int64_t ldy, bool acc, float* pack) {
     if (M <= 0 || n1 <= n0) return;
-    if (!w.kn && M <= kMatvecRows) {
-        matvec(M, x, ldx, w, n0, n1, y, ldy, acc);
-        return;
-    }
     // k blocks outermost, so the [M, kKb] slice of x stays in L2 while every panel of W passes by it.
     const int64_t K = w.cols;
     for (int64_t k0 = 0; k0 < K; k0 += kKb) {
@@ -225,6 +221,15 @@ void matmul(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0,
     }
     if (K == 0 && !acc)
         for (int64_t m = 0; m < M; ++m) std::fill(y + m * ldy + n0, y + m * ldy + n1, 0.0f);
+}
+
+void matmul(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0, int64_t n1, float* y, int64_t ldy,
+            bool acc, float* pack) {
+    if (M <= 0 || n1 <= n0) return;
+    if (!w.kn && M <= kMatvecRows)
+        matvec(M, x, ldx, w, n0, n1, y, ldy, acc);
+    else
+        matmul_packed(M, x, ldx, w, n0, n1, y, ldy, acc, pack);
 }
 
 void matmul_rows(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0, int64_t n1, float* y,

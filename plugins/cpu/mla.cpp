@@ -38,8 +38,8 @@ void mla(CpuContext& c, const MlaParams& p, const SeqBatch& batch) {
     float* norm_w = c.arena.floats(d.r);
 
     const float* x = p.x.host_as<float>();
-    c.matmul(T, x, hidden, w.q_proj, q, d.H * d.dq);
-    c.matmul(T, x, hidden, w.kv_a, ckv, d.width);
+    c.matmul(&batch, T, x, hidden, w.q_proj, q, d.H * d.dq);
+    c.matmul(&batch, T, x, hidden, w.kv_a, ckv, d.width);
     k.to_f32(w.kv_a_norm.host(), w.kv_a_norm.dtype, norm_w, d.r);
 
     // Normalise the latents and append them to each sequence's cache.
@@ -68,7 +68,7 @@ void mla(CpuContext& c, const MlaParams& p, const SeqBatch& batch) {
             absorbed.push_back(&run);
     }
     if (!absorbed.empty()) mla_absorbed(c, p, d, absorbed, q, o);
-    c.matmul(T, o, d.H * d.dv, w.o_proj, p.out.host_as<float>(), p.out.cols());
+    c.matmul(&batch, T, o, d.H * d.dv, w.o_proj, p.out.host_as<float>(), p.out.cols());
 }
 
 }  // namespace halo::cpu

@@ -53,7 +53,7 @@ void moe(CpuContext& c, const MoeParams& p) {
     float* logits = c.arena.floats(T * E);
     float* bias = c.arena.floats(E);
     const float* x = p.x.host_as<float>();
-    c.matmul(T, x, D, p.router, logits, E);
+    c.matmul(p.batch, T, x, D, p.router, logits, E);
     if (p.router_bias.present())
         k.to_f32(p.router_bias.host(), p.router_bias.dtype, bias, E);
     else
@@ -84,23 +84,38 @@ void moe(CpuContext& c, const MoeParams& p) {
             for (int i = 0; i < top_k; ++i) p.topk_weights.host_as<float>()[t * top_k + i] = wt[i];
     });
 
-    // Rows per expert slot, gathered contiguously.
+    // Which rows are decode rows (one-token runs of the step): under batch invariance they go through each expert
+    // in the few-row order and prompt rows by packed panels (see CpuContext::matmul), so they are gathered apart.
+    std::vector<uint8_t> decode_row;
+    if (c.batch_invariant && p.batch && p.batch->n_rows == T) {
+        decode_row.assign(size_t(T), 0);
+        for (int32_t i = 0; i < p.batch->n_runs; ++i)
+            if (p.batch->runs[i].n_tokens == 1) decode_row[size_t(p.batch->runs[i].first_row)] = 1;
+    }
+    // Rows per expert slot, gathered contiguously: decode rows first, then prompt rows, each in row order.
     std::vector<std::vector<int64_t>> rows(static_cast<size_t>(n_slots));
     std::vector<std::vector<float>> row_w(static_cast<size_t>(n_slots));
-    for (int64_t t = 0; t < T; ++t)
-        for (int i = 0; i < top_k; ++i) {
-            rows[size_t(chosen[size_t(t * top_k + i)])].push_back(t);
-            row_w[size_t(chosen[size_t(t * top_k + i)])].push_back(weights[size_t(t * top_k + i)]);
+    std::vector<int64_t> n_decode(static_cast<size_t>(n_slots), 0);
+    for (int pass = decode_row.empty() ? 1 : 0; pass < 2; ++pass)
+        for (int64_t t = 0; t < T; ++t) {
+            if (!decode_row.empty() && decode_row[size_t(t)] != (pass == 0 ? 1 : 0)) continue;
+            for (int i = 0; i < top_k; ++i) {
+                const size_t e = size_t(chosen[size_t(t * top_k + i)]);
+                rows[e].push_back(t);
+                row_w[e].push_back(weights[size_t(t * top_k + i)]);
+                if (pass == 0) ++n_decode[e];
+            }
+            if (has_shared) {
+                rows[size_t(E)].push_back(t);
+                row_w[size_t(E)].push_back(1.0f);
+                if (pass == 0) ++n_decode[size_t(E)];
+            }
         }
-    if (has_shared) {
-        rows[size_t(E)].resize(static_cast<size_t>(T));
-        std::iota(rows[size_t(E)].begin(), rows[size_t(E)].end(), 0);
-        row_w[size_t(E)].assign(size_t(T), 1.0f);
-    }
     struct Slot {
         int id;
         const Tensor *gate, *up, *down;
         int64_t n, inter;
+        int64_t n_decode;  // the first n_decode rows are decode rows (0 when rows are not told apart)
         float *xs, *h, *u, *y;
     };
     std::vector<Slot> slots;
@@ -112,6 +127,7 @@ void moe(CpuContext& c, const MoeParams& p) {
         s.up = e == E ? &p.shared_up : &p.w3[e];
         s.down = e == E ? &p.shared_down : &p.w2[e];
         s.n = int64_t(rows[size_t(e)].size());
+        s.n_decode = n_decode[size_t(e)];
         s.inter = s.gate->rows();
         s.xs = c.arena.floats(s.n * D);
         s.h = c.arena.floats(s.n * s.inter);
@@ -146,12 +162,22 @@ void moe(CpuContext& c, const MoeParams& p) {
             const Item& it = items[size_t(ii)];
             const Slot& s = slots[size_t(it.slot)];
             float* pk = c.pack_buffer(thread);
-            const auto matmul = c.batch_invariant ? k.matmul_rows : k.matmul;  // rows of any sequence of the step
-            if (it.proj == 2)
-                matmul(s.n, s.h, s.inter, CpuContext::as_matrix(*s.down), it.n0, it.n1, s.y, D, false, pk);
-            else
-                matmul(s.n, s.xs, D, CpuContext::as_matrix(it.proj == 0 ? *s.gate : *s.up), it.n0, it.n1,
-                         it.proj == 0 ? s.h : s.u, s.inter, false, pk);
+            // Decode rows and prompt rows by their own kernels when told apart, else one call for all.
+            auto run = [&](CpuContext::MatmulKernel kernel, int64_t r0, int64_t r1) {
+                if (r1 <= r0) return;
+                if (it.proj == 2)
+                    kernel(r1 - r0, s.h + r0 * s.inter, s.inter, CpuContext::as_matrix(*s.down), it.n0, it.n1,
+                           s.y + r0 * D, D, false, pk);
+                else
+                    kernel(r1 - r0, s.xs + r0 * D, D, CpuContext::as_matrix(it.proj == 0 ? *s.gate : *s.up), it.n0,
+                           it.n1, (it.proj == 0 ? s.h : s.u) + r0 * s.inter, s.inter, false, pk);
+            };
+            if (decode_row.empty()) {
+                run(c.default_matmul(), 0, s.n);
+            } else {
+                run(k.matmul_rows, 0, s.n_decode);
+                run(k.matmul_packed, s.n_decode, s.n);
+            }
         });
     };
     run_items(make_items(false));
