@@ -310,12 +310,12 @@ void Scheduler::run_step() {
             --budget;
             ++decoding;
         }
-    int32_t prefill_budget = decoding > 0 ? std::min(budget, prefill_cap_) : budget;
+    int32_t prefill_budget = decoding > 0 ? std::min(budget, prefill_tokens_beside_decode()) : budget;
     for (auto& a : active_) {
         if (!a->reading_prompt() || prefill_budget <= 0) continue;
         const int64_t left = int64_t(a->request.prompt.size()) - a->fed;
         int64_t take = std::min<int64_t>(left, prefill_budget);
-        if (take < left) take = take / align_ * align_;  // a chunk that is not the prompt's last ends on the grid
+        if (take < left && take >= align_) take = take / align_ * align_;  // a chunk that is not the prompt's last ends on the grid
         if (take == 0) continue;
         const bool last = take == left;
         items.push_back({&a->seq, std::span<const int32_t>(a->request.prompt.data() + a->fed, size_t(take)),
@@ -325,6 +325,10 @@ void Scheduler::run_step() {
     }
     if (items.empty()) return;
 
+    int64_t prompt_rows = 0;
+    for (size_t i = 0; i < items.size(); ++i)
+        if (owners[i]->reading_prompt()) prompt_rows += int64_t(items[i].tokens.size());
+    const Clock::time_point step_start = Clock::now();
     logits_.clear();
     std::vector<bool> was_prompt(items.size());
     for (size_t i = 0; i < items.size(); ++i) was_prompt[i] = owners[i]->reading_prompt();
@@ -345,6 +349,7 @@ void Scheduler::run_step() {
             }
         }
         model_.collect_step(logits_);
+        learn_step_time(seconds_between(step_start, Clock::now()), decoding, prompt_rows);
     } catch (const std::exception& e) {
         // The step failed as a whole (a backend error): the requests in it cannot go on; the others can.
         const std::string why = input::one_line(e.what());
@@ -377,6 +382,28 @@ void Scheduler::run_step() {
         emit(a, id);
     }
     std::erase_if(active_, [](const std::unique_ptr<Active>& a) { return a->done; });
+}
+
+// Moving averages of what steps cost, for sizing prompt chunks beside running streams.
+void Scheduler::learn_step_time(double seconds, int32_t decoding, int64_t prompt_rows) {
+    constexpr double kWeight = 0.2;  // of the newest step
+    auto mix = [&](double& avg, double v) { avg = avg < 0 ? v : avg + kWeight * (v - avg); };
+    if (prompt_rows == 0) {
+        if (decoding > 0) mix(decode_step_s_, seconds);
+    } else if (decoding == 0) {
+        mix(prefill_token_s_, seconds / double(prompt_rows));
+    } else if (decode_step_s_ >= 0) {
+        mix(prefill_token_s_, std::max(0.0, seconds - decode_step_s_) / double(prompt_rows));
+    }
+}
+
+// Prompt tokens the next step may take beside its decode tokens.
+int32_t Scheduler::prefill_tokens_beside_decode() const {
+    if (options_.decode_slowdown <= 1 || decode_step_s_ < 0 || prefill_token_s_ <= 0) return prefill_cap_;
+    const double room = (options_.decode_slowdown - 1) * decode_step_s_ / prefill_token_s_;
+    int32_t n = int32_t(std::clamp(room, 1.0, double(prefill_cap_)));
+    if (n >= align_) n = n / align_ * align_;
+    return n;
 }
 
 // A token was sampled for `a`: send it (and the text it completes), then decide whether the request goes on.

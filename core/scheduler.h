@@ -153,9 +153,13 @@ struct SchedulerStats {
 struct SchedulerOptions {
     int32_t max_queue = 64;    // requests waiting beyond the running ones; more -> Overloaded
     int32_t step_tokens = 0;   // tokens per step (decode + prefill chunks); 0 = the model's max_step_rows
-    // Prompt tokens per step while other sequences are decoding (a smaller chunk keeps their inter-token latency
-    // low while a long prompt is read); 0 = a quarter of the step, at least one KDA chunk.
+    // Prompt tokens per step at most while other sequences are decoding; 0 = a quarter of the step, at least one
+    // KDA chunk.
     int32_t prefill_tokens_while_decoding = 0;
+    // While sequences decode, prompt chunks are sized from measured step times so that a step takes at most about
+    // this many times a decode-only step: the running streams' inter-token latency stays within it while a long
+    // prompt is read (which then takes longer). <= 1 turns the timing off (chunks of prefill_tokens_while_decoding).
+    double decode_slowdown = 1.5;
     int32_t retry_after_s = 1; // advice given with Overloaded
 };
 
@@ -190,6 +194,7 @@ private:
     void finish(Active& a, FinishReason reason, std::string error = {});
     void emit(Active& a, int32_t id);
     void release(Active& a);  // returns the slot and pages
+    void learn_step_time(double seconds, int32_t decoding, int64_t prompt_rows);
 
     Model& model_;
     const tok::Tokenizer* tokenizer_;
@@ -198,6 +203,9 @@ private:
     int32_t step_tokens_;
     int32_t align_;
     int32_t prefill_cap_;
+    // Engine thread: measured seconds of a decode-only step and of one prompt token beside decodes (< 0: unknown).
+    double decode_step_s_ = -1, prefill_token_s_ = -1;
+    int32_t prefill_tokens_beside_decode() const;
 
     mutable std::mutex mu_;
     std::condition_variable wake_;
