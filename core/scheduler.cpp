@@ -310,18 +310,25 @@ void Scheduler::run_step() {
             --budget;
             ++decoding;
         }
-    int32_t prefill_budget = decoding > 0 ? std::min(budget, prefill_tokens_beside_decode()) : budget;
+    // Prompt tokens beside decode tokens: a long prompt gets what keeps the step within decode_slowdown of a
+    // decode-only one; a short prompt (one chunk at most) is read whole, within a chunk per step for all of them,
+    // so new requests join the running ones quickly (throughput) and only long prompts are spread out.
+    int32_t long_budget = decoding > 0 ? std::min(budget, prefill_tokens_beside_decode()) : budget;
+    int32_t short_budget = decoding > 0 ? std::min(budget, prefill_cap_) : budget;
     for (auto& a : active_) {
-        if (!a->reading_prompt() || prefill_budget <= 0) continue;
+        if (!a->reading_prompt() || budget <= 0) continue;
+        const bool short_prompt = int64_t(a->request.prompt.size()) <= prefill_cap_;
+        int32_t& allowed = short_prompt ? short_budget : long_budget;
         const int64_t left = int64_t(a->request.prompt.size()) - a->fed;
-        int64_t take = std::min<int64_t>(left, prefill_budget);
+        int64_t take = std::min<int64_t>({left, allowed, budget});
         if (take < left && take >= align_) take = take / align_ * align_;  // a chunk that is not the prompt's last ends on the grid
-        if (take == 0) continue;
+        if (take <= 0) continue;
         const bool last = take == left;
         items.push_back({&a->seq, std::span<const int32_t>(a->request.prompt.data() + a->fed, size_t(take)),
                          last ? LogitRows::last : LogitRows::none});
         owners.push_back(a.get());
-        prefill_budget -= int32_t(take);
+        allowed -= int32_t(take);
+        budget -= int32_t(take);
     }
     if (items.empty()) return;
 

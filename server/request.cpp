@@ -164,13 +164,19 @@ bool read_include_usage(const Json& body, bool stream) {
     return fields::get_bool(*o, "include_usage", false) && stream;
 }
 
-ApiRequest parse_chat(const Json& body, const ServingInfo& info) {
+// What every OpenAI generation request starts with: the model, n, stream and stream_options.
+ApiRequest begin_openai_request(const Json& body, const ServingInfo& info, Api api) {
     ApiRequest r;
-    r.api = Api::chat;
+    r.api = api;
     check_model(body, info);
     check_n(body);
     r.stream = fields::get_bool(body, "stream", false);
     r.include_usage = read_include_usage(body, r.stream);
+    return r;
+}
+
+ApiRequest parse_chat(const Json& body, const ServingInfo& info) {
+    ApiRequest r = begin_openai_request(body, info, Api::chat);
     const Json* messages = fields::find(body, "messages");
     if (!messages) throw bad_field("messages", "messages is required: an array of {\"role\", \"content\"} objects");
     const Json* tools = fields::find(body, "tools");
@@ -184,12 +190,7 @@ ApiRequest parse_chat(const Json& body, const ServingInfo& info) {
 }
 
 ApiRequest parse_completion(const Json& body, const ServingInfo& info) {
-    ApiRequest r;
-    r.api = Api::completions;
-    check_model(body, info);
-    check_n(body);
-    r.stream = fields::get_bool(body, "stream", false);
-    r.include_usage = read_include_usage(body, r.stream);
+    ApiRequest r = begin_openai_request(body, info, Api::completions);
     const Json* prompt = fields::find(body, "prompt");
     if (!prompt) throw bad_field("prompt", "prompt is required: a string, or an array of token ids");
     const Json* p = prompt;

@@ -31,6 +31,7 @@ struct ServeOptions {
     int32_t queue = 64;
     double drain_timeout_s = 30;
     std::string model_name;
+    double decode_slowdown = SchedulerOptions{}.decode_slowdown;
 };
 
 std::string base_name(const std::string& dir) {
@@ -99,6 +100,7 @@ int run_serve(ServeOptions& o) {
     }
     SchedulerOptions sched_options;
     sched_options.max_queue = o.queue;
+    sched_options.decode_slowdown = o.decode_slowdown;
     Scheduler scheduler(*engine.model, tokenizer.get(), sched_options);
     server.set_ready(*engine.model, scheduler, tokenizer.get());
     waiter->ready.store(true);
@@ -144,6 +146,12 @@ Command add_serve_command(CLI::App& app) {
     serve->add_option("--drain-timeout", o->drain_timeout_s,
                       "Seconds running requests get to finish after SIGINT/SIGTERM before they are cancelled")
         ->check(CLI::Range(0.0, 86400.0))
+        ->capture_default_str();
+    serve->add_option("--decode-slowdown", o->decode_slowdown,
+                      "While streams decode, prompt chunks are sized so a step takes about this many times a "
+                      "decode-only step (their inter-token latency); lower favours running streams, higher new "
+                      "prompts; 1 or less: fixed chunks of a quarter of --chunk")
+        ->check(CLI::Range(0.0, 1000.0))
         ->capture_default_str();
     serve->add_option("--model-name", o->model_name,
                       "Model id that /v1/models lists and requests may name (default: the model directory's name)")
