@@ -391,23 +391,30 @@ void Scheduler::run_step() {
     std::erase_if(active_, [](const std::unique_ptr<Active>& a) { return a->done; });
 }
 
-// Moving averages of what steps cost, for sizing prompt chunks beside running streams.
+// Moving averages of what steps cost, for sizing prompt chunks beside running streams. The cost of the decode part
+// grows as the running sequences' contexts grow; run_step makes every 8th step of a long prompt decode-only so that
+// it stays measured.
 void Scheduler::learn_step_time(double seconds, int32_t decoding, int64_t prompt_rows) {
     constexpr double kWeight = 0.2;  // of the newest step
     auto mix = [&](double& avg, double v) { avg = avg < 0 ? v : avg + kWeight * (v - avg); };
     if (prompt_rows == 0) {
         if (decoding > 0) mix(decode_step_s_, seconds);
-    } else if (decoding == 0) {
-        mix(prefill_token_s_, seconds / double(prompt_rows));
-    } else if (decode_step_s_ >= 0) {
-        mix(prefill_token_s_, std::max(0.0, seconds - decode_step_s_) / double(prompt_rows));
+        steps_since_decode_only_ = 0;
+        return;
     }
+    if (decoding > 0 && decode_step_s_ < 0) return;  // nothing to compare with yet
+    // Averages of the added time and of the rows, so that a step with a few rows does not weigh like a long one.
+    mix(extra_s_, std::max(0.0, seconds - (decoding > 0 ? decode_step_s_ : 0.0)));
+    mix(extra_rows_, double(prompt_rows));
+    if (decoding > 0) ++steps_since_decode_only_;
 }
 
-// Prompt tokens the next step may take beside its decode tokens.
+// Prompt tokens of long prompts the next step may take beside its decode tokens.
 int32_t Scheduler::prefill_tokens_beside_decode() const {
-    if (options_.decode_slowdown <= 1 || decode_step_s_ < 0 || prefill_token_s_ <= 0) return prefill_cap_;
-    const double room = (options_.decode_slowdown - 1) * decode_step_s_ / prefill_token_s_;
+    if (options_.decode_slowdown <= 1 || decode_step_s_ < 0 || extra_s_ <= 0 || extra_rows_ <= 0) return prefill_cap_;
+    if (steps_since_decode_only_ >= 8) return 0;  // a decode-only step, to measure it again
+    const double per_token = extra_s_ / extra_rows_;
+    const double room = (options_.decode_slowdown - 1) * decode_step_s_ / per_token;
     int32_t n = int32_t(std::clamp(room, 1.0, double(prefill_cap_)));
     if (n >= align_) n = n / align_ * align_;
     return n;

@@ -203,8 +203,10 @@ private:
     int32_t step_tokens_;
     int32_t align_;
     int32_t prefill_cap_;
-    // Engine thread: measured seconds of a decode-only step and of one prompt token beside decodes (< 0: unknown).
-    double decode_step_s_ = -1, prefill_token_s_ = -1;
+    // Engine thread: moving averages of a decode-only step's seconds, and of the seconds and prompt rows that prompt
+    // chunks add to a step beside decodes (< 0: unknown); steps since the last decode-only one.
+    double decode_step_s_ = -1, extra_s_ = -1, extra_rows_ = -1;
+    int32_t steps_since_decode_only_ = 0;
     int32_t prefill_tokens_beside_decode() const;
 
     mutable std::mutex mu_;

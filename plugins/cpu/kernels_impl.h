@@ -235,12 +235,17 @@ void matmul(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0,
 void matmul_rows(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0, int64_t n1, float* y,
                  int64_t ldy, bool acc, float* pack) {
     if (M <= 0 || n1 <= n0) return;
-    if (M <= kMatvecRows || w.kn) {  // kn: no row-invariant form; its callers pass one sequence's rows
+    if (w.kn) {  // no row-invariant form; its callers pass one sequence's rows
         matmul(M, x, ldx, w, n0, n1, y, ldy, acc, pack);
         return;
     }
+    if (M <= 4) {  // one group of rows: convert as we go
+        matvec(M, x, ldx, w, n0, n1, y, ldy, acc);
+        return;
+    }
     // Blocks of x rows that stay in L2 while the weight rows pass; the four weight rows of a group are converted to
-    // f32 once per block when they fit the scratch (exact, so the sums are those of the few-row form).
+    // f32 once per block when they fit the scratch (exact, so the sums are those of the few-row form), instead of
+    // once per group of four x rows.
     constexpr int64_t kRowBlock = 64;
     const int64_t K = w.cols;
     const bool convert = w.dtype != DType::f32 && 4 * K <= kRowPackFloats;
