@@ -404,13 +404,16 @@ void Scheduler::learn_step_time(double seconds, int32_t decoding, int64_t prompt
     }
     if (decoding > 0 && decode_step_s_ < 0) return;  // nothing to compare with yet
     // Averages of the added time and of the rows, so that a step with a few rows does not weigh like a long one.
-    mix(extra_s_, std::max(0.0, seconds - (decoding > 0 ? decode_step_s_ : 0.0)));
+    // Not clipped at 0: the decode part's noise must average out, not push the estimate up (which would shrink the
+    // chunks, and so the signal, further).
+    mix(extra_s_, seconds - (decoding > 0 ? decode_step_s_ : 0.0));
     mix(extra_rows_, double(prompt_rows));
     if (decoding > 0) ++steps_since_decode_only_;
 }
 
 // Prompt tokens of long prompts the next step may take beside its decode tokens.
 int32_t Scheduler::prefill_tokens_beside_decode() const {
+    // Unknown, or too small to tell from the noise: a full chunk, whose time then says more.
     if (options_.decode_slowdown <= 1 || decode_step_s_ < 0 || extra_s_ <= 0 || extra_rows_ <= 0) return prefill_cap_;
     if (steps_since_decode_only_ >= 8) return 0;  // a decode-only step, to measure it again
     const double per_token = extra_s_ / extra_rows_;
