@@ -314,6 +314,7 @@ void Scheduler::run_step() {
     // decode-only one; a short prompt (one chunk at most) is read whole, within a chunk per step for all of them,
     // so new requests join the running ones quickly (throughput) and only long prompts are spread out.
     int32_t long_budget = decoding > 0 ? std::min(budget, prefill_tokens_beside_decode()) : budget;
+    int64_t long_rows = 0;
     int32_t short_budget = decoding > 0 ? std::min(budget, prefill_cap_) : budget;
     for (auto& a : active_) {
         if (!a->reading_prompt() || budget <= 0) continue;
@@ -329,6 +330,7 @@ void Scheduler::run_step() {
         owners.push_back(a.get());
         allowed -= int32_t(take);
         budget -= int32_t(take);
+        if (!short_prompt) long_rows += take;
     }
     if (items.empty()) return;
 
@@ -356,7 +358,7 @@ void Scheduler::run_step() {
             }
         }
         model_.collect_step(logits_);
-        learn_step_time(seconds_between(step_start, Clock::now()), decoding, prompt_rows);
+        learn_step_time(seconds_between(step_start, Clock::now()), decoding, prompt_rows, long_rows);
     } catch (const std::exception& e) {
         // The step failed as a whole (a backend error): the requests in it cannot go on; the others can.
         const std::string why = input::one_line(e.what());
@@ -391,36 +393,31 @@ void Scheduler::run_step() {
     std::erase_if(active_, [](const std::unique_ptr<Active>& a) { return a->done; });
 }
 
-// Moving averages of what steps cost, for sizing prompt chunks beside running streams. The cost of the decode part
-// grows as the running sequences' contexts grow; run_step makes every 8th step of a long prompt decode-only so that
-// it stays measured.
-void Scheduler::learn_step_time(double seconds, int32_t decoding, int64_t prompt_rows) {
-    constexpr double kWeight = 0.2;  // of the newest step
-    auto mix = [&](double& avg, double v) { avg = avg < 0 ? v : avg + kWeight * (v - avg); };
+// Sizing long-prompt chunks beside running streams. A step's cost is not linear in its rows (kernels work on groups
+// of rows), so the chunk is steered by what steps cost: smaller by a quarter when a step with one came out slower
+// than decode_slowdown times a decode-only step, larger by a quarter when it was within and used its whole allowance.
+// Every 9th step of a long prompt is decode-only, so the comparison follows the running sequences' growing contexts.
+void Scheduler::learn_step_time(double seconds, int32_t decoding, int64_t prompt_rows, int64_t long_rows) {
+    constexpr double kWeight = 0.2;  // of the newest decode-only step
+    if (decoding == 0) return;
     if (prompt_rows == 0) {
-        if (decoding > 0) mix(decode_step_s_, seconds);
+        decode_step_s_ = decode_step_s_ < 0 ? seconds : decode_step_s_ + kWeight * (seconds - decode_step_s_);
         steps_since_decode_only_ = 0;
         return;
     }
-    if (decoding > 0 && decode_step_s_ < 0) return;  // nothing to compare with yet
-    // Averages of the added time and of the rows, so that a step with a few rows does not weigh like a long one.
-    // Not clipped at 0: the decode part's noise must average out, not push the estimate up (which would shrink the
-    // chunks, and so the signal, further).
-    mix(extra_s_, seconds - (decoding > 0 ? decode_step_s_ : 0.0));
-    mix(extra_rows_, double(prompt_rows));
-    if (decoding > 0) ++steps_since_decode_only_;
+    if (long_rows == 0 || long_rows != prompt_rows || decode_step_s_ < 0) return;  // short prompts: not steered
+    ++steps_since_decode_only_;
+    if (seconds > options_.decode_slowdown * decode_step_s_)
+        long_chunk_ = std::max(1, long_chunk_ * 3 / 4);
+    else if (long_rows >= long_chunk_)
+        long_chunk_ = std::min(prefill_cap_, long_chunk_ + std::max(1, long_chunk_ / 4));
 }
 
 // Prompt tokens of long prompts the next step may take beside its decode tokens.
 int32_t Scheduler::prefill_tokens_beside_decode() const {
-    // Unknown, or too small to tell from the noise: a full chunk, whose time then says more.
-    if (options_.decode_slowdown <= 1 || decode_step_s_ < 0 || extra_s_ <= 0 || extra_rows_ <= 0) return prefill_cap_;
-    if (steps_since_decode_only_ >= 8) return 0;  // a decode-only step, to measure it again
-    const double per_token = extra_s_ / extra_rows_;
-    const double room = (options_.decode_slowdown - 1) * decode_step_s_ / per_token;
-    int32_t n = int32_t(std::clamp(room, 1.0, double(prefill_cap_)));
-    if (n >= align_) n = n / align_ * align_;
-    return n;
+    if (options_.decode_slowdown <= 1) return prefill_cap_;
+    if (decode_step_s_ >= 0 && steps_since_decode_only_ >= 8) return 0;  // decode-only: measure it again
+    return std::min(long_chunk_, prefill_cap_);
 }
 
 // A token was sampled for `a`: send it (and the text it completes), then decide whether the request goes on.

@@ -194,7 +194,7 @@ private:
     void finish(Active& a, FinishReason reason, std::string error = {});
     void emit(Active& a, int32_t id);
     void release(Active& a);  // returns the slot and pages
-    void learn_step_time(double seconds, int32_t decoding, int64_t prompt_rows);
+    void learn_step_time(double seconds, int32_t decoding, int64_t prompt_rows, int64_t long_rows);
 
     Model& model_;
     const tok::Tokenizer* tokenizer_;
@@ -203,9 +203,10 @@ private:
     int32_t step_tokens_;
     int32_t align_;
     int32_t prefill_cap_;
-    // Engine thread: moving averages of a decode-only step's seconds, and of the seconds and prompt rows that prompt
-    // chunks add to a step beside decodes (< 0: unknown); steps since the last decode-only one.
-    double decode_step_s_ = -1, extra_s_ = -1, extra_rows_ = -1;
+    // Engine thread: moving average of a decode-only step's seconds (< 0: unknown); the long-prompt tokens a step
+    // may take beside decodes, steered by how much slower such steps turn out; steps since the last decode-only one.
+    double decode_step_s_ = -1;
+    int32_t long_chunk_ = 16;
     int32_t steps_since_decode_only_ = 0;
     int32_t prefill_tokens_beside_decode() const;
 
