@@ -85,9 +85,9 @@ void CpuContext::matmul(const ops::SeqBatch* batch, int64_t M, const float* x, i
     }
     // Runs tile the rows in order: one call per stretch of runs of the same kind.
     for (int32_t i = 0; i < batch->n_runs;) {
-        const bool decode = batch->runs[i].n_tokens == 1;
+        const bool decode = batch->runs[i].n_tokens <= kFewRowRun;
         int32_t j = i + 1;
-        while (j < batch->n_runs && (batch->runs[j].n_tokens == 1) == decode) ++j;
+        while (j < batch->n_runs && (batch->runs[j].n_tokens <= kFewRowRun) == decode) ++j;
         const int64_t r0 = batch->runs[i].first_row, r1 = batch->runs[j - 1].first_row + batch->runs[j - 1].n_tokens;
         matmul_with(decode ? k.matmul_rows : k.matmul_packed, r1 - r0, x + r0 * ldx, ldx, w, y + r0 * ldy, ldy, acc);
         i = j;

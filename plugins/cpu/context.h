@@ -30,6 +30,11 @@ private:
     int64_t total_ = 0;
 };
 
+// Runs of a step with at most this many tokens (decode tokens, short prompt chunks) take the few-row summation order
+// under batch invariance, longer runs the packed kernels: a row's result depends on its own run's length only. Short
+// chunks stay cheap (packing the weights for a few rows costs about a decode step).
+constexpr int32_t kFewRowRun = 32;
+
 struct CpuContext {
     explicit CpuContext(int threads);
 
@@ -51,9 +56,9 @@ struct CpuContext {
     // y[M, N] (+)= x[M, K] W^T, parallel over output columns (and rows when M is large). Rows of unknown origin:
     // with batch_invariant every row is summed in the few-row order.
     void matmul(int64_t M, const float* x, int64_t ldx, const Matrix& w, float* y, int64_t ldy, bool accumulate = false);
-    // The same for a forward step's rows (batch may be null). With batch_invariant, rows of one-token runs (decode)
-    // are summed in the few-row order and prompt rows by packed panels: each row's result depends on its own run's
-    // kind only, never on what else is in the step, and prompts keep the packed kernels' speed.
+    // The same for a forward step's rows (batch may be null). With batch_invariant, rows of runs of at most
+    // kFewRowRun tokens (decode) are summed in the few-row order and longer runs by packed panels: each row's result
+    // depends on its own run's length only, never on what else is in the step, and prompts keep the packed speed.
     void matmul(const ops::SeqBatch* batch, int64_t M, const float* x, int64_t ldx, const Matrix& w, float* y,
                 int64_t ldy, bool accumulate = false);
     void matmul(const ops::SeqBatch* batch, int64_t M, const float* x, int64_t ldx, const ops::Tensor& w, float* y,

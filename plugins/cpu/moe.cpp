@@ -84,13 +84,15 @@ void moe(CpuContext& c, const MoeParams& p) {
             for (int i = 0; i < top_k; ++i) p.topk_weights.host_as<float>()[t * top_k + i] = wt[i];
     });
 
-    // Which rows are decode rows (one-token runs of the step): under batch invariance they go through each expert
-    // in the few-row order and prompt rows by packed panels (see CpuContext::matmul), so they are gathered apart.
+    // Which rows belong to runs of at most kFewRowRun tokens (decode tokens, short prompt chunks): under batch
+    // invariance they go through each expert in the few-row order and the other rows by packed panels (see
+    // CpuContext::matmul), so they are gathered apart.
     std::vector<uint8_t> decode_row;
     if (c.batch_invariant && p.batch && p.batch->n_rows == T) {
         decode_row.assign(size_t(T), 0);
         for (int32_t i = 0; i < p.batch->n_runs; ++i)
-            if (p.batch->runs[i].n_tokens == 1) decode_row[size_t(p.batch->runs[i].first_row)] = 1;
+            if (p.batch->runs[i].n_tokens <= kFewRowRun)
+                std::fill_n(decode_row.begin() + p.batch->runs[i].first_row, p.batch->runs[i].n_tokens, uint8_t(1));
     }
     // Rows per expert slot, gathered contiguously: decode rows first, then prompt rows, each in row order.
     std::vector<std::vector<int64_t>> rows(static_cast<size_t>(n_slots));
