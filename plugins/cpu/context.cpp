@@ -46,7 +46,8 @@ bool batch_invariant_from_env() {
     if (v == "0") return false;
     throw std::runtime_error("HALO_CPU_BATCH_INVARIANT=" + (v.size() > 40 ? v.substr(0, 40) + "..." : v) +
                              " is not 0 or 1; set 1 (the default: a sequence computes the same bits alone or batched) "
-                             "or 0 (faster prefill, results depend on the batch in the last bits)");
+                             "or 0 (kernels chosen by the rows of each call: results depend on the batch in the last "
+                             "bits)");
 }
 
 }  // namespace

@@ -133,6 +133,18 @@ TEST(CpuPluginOptions, AnUnknownIsaIsAnErrorListingTheValidOnes) {
     EXPECT_TRUE(reported) << "`engine backends` shows why the CPU plugin cannot start";
 }
 
+TEST(CpuPluginOptions, ABatchInvarianceValueOtherThan0Or1IsAnError) {
+    ScopedEnv inv("HALO_CPU_BATCH_INVARIANT", "yes");
+    try {
+        cpu_backend(1);
+        FAIL() << "HALO_CPU_BATCH_INVARIANT=yes was ignored";
+    } catch (const PluginError& e) {
+        const std::string m = e.what();
+        for (const char* word : {"HALO_CPU_BATCH_INVARIANT=yes", "0 or 1"})
+            EXPECT_NE(m.find(word), std::string::npos) << "'" << m << "' lacks '" << word << "'";
+    }
+}
+
 TEST(CpuPluginOptions, GenericIsaIsHonoured) {
     ScopedEnv isa("HALO_CPU_ISA", "generic");
     auto b = cpu_backend(1);
