@@ -324,9 +324,10 @@ void Scheduler::run_step() {
         int64_t take = std::min<int64_t>({left, allowed, budget});
         if (take < left && take >= align_) take = take / align_ * align_;  // a chunk that is not the prompt's last ends on the grid
         if (take <= 0) continue;
-        const bool last = take == left;
+        // The prompt's last token gives the first sampled one (none when max_tokens is 0).
+        const bool sample = take == left && a->request.max_tokens > 0;
         items.push_back({&a->seq, std::span<const int32_t>(a->request.prompt.data() + a->fed, size_t(take)),
-                         last ? LogitRows::last : LogitRows::none});
+                         sample ? LogitRows::last : LogitRows::none});
         owners.push_back(a.get());
         allowed -= int32_t(take);
         budget -= int32_t(take);
@@ -334,19 +335,15 @@ void Scheduler::run_step() {
     }
     if (items.empty()) return;
 
-    int64_t prompt_rows = 0;
-    for (size_t i = 0; i < items.size(); ++i)
-        if (owners[i]->reading_prompt()) prompt_rows += int64_t(items[i].tokens.size());
+    // Items [0, decoding) are decode tokens, the rest prompt chunks.
+    const int64_t prompt_rows = int64_t(step_tokens_ - decoding) - budget;
     const Clock::time_point step_start = Clock::now();
     logits_.clear();
-    std::vector<bool> was_prompt(items.size());
-    for (size_t i = 0; i < items.size(); ++i) was_prompt[i] = owners[i]->reading_prompt();
     try {
         model_.submit_step(items);
         // While the backend runs the step: prompt bookkeeping and progress, which need no logits.
-        for (size_t i = 0; i < items.size(); ++i) {
+        for (size_t i = size_t(decoding); i < items.size(); ++i) {
             Active& a = *owners[i];
-            if (!was_prompt[i]) continue;
             a.fed += int64_t(items[i].tokens.size());
             step_prompt_tokens_ += items[i].tokens.size();
             if (!a.reading_prompt()) continue;
@@ -372,12 +369,9 @@ void Scheduler::run_step() {
     size_t row = 0;
     for (size_t i = 0; i < items.size(); ++i) {
         Active& a = *owners[i];
-        if (was_prompt[i]) {
-            if (a.reading_prompt()) continue;  // more prompt to come: no logits yet
-            if (a.request.max_tokens == 0) {
-                finish(a, FinishReason::length);
-                continue;
-            }
+        if (items[i].logits == LogitRows::none) {  // a prompt chunk with more to come, or max_tokens 0
+            if (!a.reading_prompt()) finish(a, FinishReason::length);
+            continue;
         }
         const float* row_logits = logits_.data() + row * size_t(vocab);
         ++row;
