@@ -30,6 +30,12 @@ void sample(std::string& out, const std::string& name, double value) {
     out += name + buf;
 }
 
+// A metric with one sample.
+void single(std::string& out, const char* name, const char* type, const char* help, double value) {
+    header(out, name, type, help);
+    sample(out, name, value);
+}
+
 void histogram(std::string& out, const char* name, const char* help, const Histogram& h) {
     header(out, name, "histogram", help);
     uint64_t cumulative = 0;
@@ -75,12 +81,9 @@ std::string Metrics::render(const SchedulerStats* s, const std::vector<MemoryHel
     sample(out, "halo_model_ready{model=\"" + label(model_name) + "\"}", s ? 1 : 0);
     if (!s) return out;
 
-    header(out, "halo_prompt_tokens_total", "counter", "Prompt tokens read.");
-    sample(out, "halo_prompt_tokens_total", double(s->prompt_tokens));
-    header(out, "halo_generated_tokens_total", "counter", "Tokens generated.");
-    sample(out, "halo_generated_tokens_total", double(s->generated_tokens));
-    header(out, "halo_engine_steps_total", "counter", "Forward steps run by the engine.");
-    sample(out, "halo_engine_steps_total", double(s->steps));
+    single(out, "halo_prompt_tokens_total", "counter", "Prompt tokens read.", double(s->prompt_tokens));
+    single(out, "halo_generated_tokens_total", "counter", "Tokens generated.", double(s->generated_tokens));
+    single(out, "halo_engine_steps_total", "counter", "Forward steps run by the engine.", double(s->steps));
     header(out, "halo_requests_finished_total", "counter", "Generation requests finished, by reason.");
     for (int r = 0; r < 4; ++r)
         sample(out, std::string("halo_requests_finished_total{reason=\"") + finish_reason_name(FinishReason(r)) + "\"}",
@@ -89,24 +92,15 @@ std::string Metrics::render(const SchedulerStats* s, const std::vector<MemoryHel
               s->time_to_first_token);
     histogram(out, "halo_inter_token_latency_seconds", "Time between consecutive tokens of one request.",
               s->inter_token_latency);
-    header(out, "halo_queue_depth", "gauge", "Requests waiting to be admitted.");
-    sample(out, "halo_queue_depth", s->queued);
-    header(out, "halo_running_sequences", "gauge", "Requests admitted (prefilling or decoding).");
-    sample(out, "halo_running_sequences", s->running);
-    header(out, "halo_kda_slots_used", "gauge", "KDA state slots in use.");
-    sample(out, "halo_kda_slots_used", s->slots_used);
-    header(out, "halo_kda_slots_total", "gauge", "KDA state slots (sequences that can run at once).");
-    sample(out, "halo_kda_slots_total", s->slots_total);
-    header(out, "halo_mla_pages_used", "gauge", "MLA cache pages holding tokens.");
-    sample(out, "halo_mla_pages_used", s->pages_used);
-    header(out, "halo_mla_pages_booked", "gauge", "MLA cache pages promised to running requests.");
-    sample(out, "halo_mla_pages_booked", s->pages_booked);
-    header(out, "halo_mla_pages_total", "gauge", "MLA cache pages.");
-    sample(out, "halo_mla_pages_total", s->pages_total);
-    header(out, "halo_mla_page_tokens", "gauge", "Tokens per MLA cache page.");
-    sample(out, "halo_mla_page_tokens", s->page_size);
-    header(out, "halo_accepting_requests", "gauge", "1 while new requests are accepted (0 once draining).");
-    sample(out, "halo_accepting_requests", s->accepting ? 1 : 0);
+    single(out, "halo_queue_depth", "gauge", "Requests waiting to be admitted.", s->queued);
+    single(out, "halo_running_sequences", "gauge", "Requests admitted (prefilling or decoding).", s->running);
+    single(out, "halo_kda_slots_used", "gauge", "KDA state slots in use.", s->slots_used);
+    single(out, "halo_kda_slots_total", "gauge", "KDA state slots (sequences that can run at once).", s->slots_total);
+    single(out, "halo_mla_pages_used", "gauge", "MLA cache pages holding tokens.", s->pages_used);
+    single(out, "halo_mla_pages_booked", "gauge", "MLA cache pages promised to running requests.", s->pages_booked);
+    single(out, "halo_mla_pages_total", "gauge", "MLA cache pages.", s->pages_total);
+    single(out, "halo_mla_page_tokens", "gauge", "Tokens per MLA cache page.", s->page_size);
+    single(out, "halo_accepting_requests", "gauge", "1 while new requests are accepted (0 once draining).", s->accepting ? 1 : 0);
     if (memory) {
         header(out, "halo_memory_bytes", "gauge", "Bytes held, by memory use and placement.");
         for (const MemoryHeld& m : *memory)
