@@ -115,6 +115,9 @@ ModelConfig parse_model_config(const json& doc, const std::string& source) {
     c.pad_token_id = f.integer_or("pad_token_id", -1, -1, c.vocab_size - 1);
     c.model_max_length = f.integer_or("model_max_length", 0, 0, INT64_MAX / 2);
 
+    if (doc.contains("quantization_config") && !doc.at("quantization_config").is_null())
+        c.quant = parse_quantization_config(doc.at("quantization_config"), source);
+
     const std::string act = f.string_or("hidden_act", "silu");
     if (act != "silu") f.fail("hidden_act", "is " + input::quote(act) + "; only 'silu' is supported");
 

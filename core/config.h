@@ -9,6 +9,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "core/quantization.h"
+
 namespace halo {
 
 enum class MixerKind { kda, mla };
@@ -51,6 +53,9 @@ struct ModelConfig {
     int32_t topk_group = 1;
     bool moe_renormalize = true;
     double routed_scaling_factor = 1.0;
+
+    // compressed-tensors quantization_config (present = false for a float checkpoint)
+    QuantizationConfig quant;
 
     // Derived, 0-based: which mixer and which FFN each checkpoint layer has.
     std::vector<MixerKind> mixer;

@@ -22,7 +22,7 @@
 namespace halo::ops {
 
 // Bumped whenever anything in ops/ that crosses the plugin boundary changes (structs, virtual methods).
-constexpr uint32_t kAbiVersion = 2;  // 2: SeqRun::pos is 64-bit; Backend::internal_bytes; Mlp/MoeParams::batch
+constexpr uint32_t kAbiVersion = 3;  // 3: quantized weights (DType q4/q8, Tensor::scale)
 
 #if defined(__GNUC__)
 #define HALO_VISIBLE __attribute__((visibility("default")))

@@ -42,12 +42,25 @@ struct Buffer {
 
 constexpr int kMaxDims = 4;
 
+// The per-group scales of a quantized weight (dtype q4 / q8): a matrix [rows, ceil(cols / group)] of `dtype`
+// (BF16, F16 or F32), row-major and dense, in a buffer of the same plugin. Element (r, c) of the weight is
+// q(r, c) * scale(r, c / group) (symmetric: no zero point).
+struct QuantScale {
+    Buffer* buffer = nullptr;
+    uint64_t offset = 0;
+    DType dtype = DType::bf16;
+    int32_t group = 0;  // elements per scale along the last dimension
+
+    int64_t cols(int64_t weight_cols) const { return group > 0 ? (weight_cols + group - 1) / group : 0; }
+};
+
 struct Tensor {
     Buffer* buffer = nullptr;  // owned by a plugin; null for an absent (optional) tensor
     uint64_t offset = 0;       // byte offset of element 0 in buffer
     DType dtype = DType::f32;
     int32_t ndim = 0;
     int64_t shape[kMaxDims] = {0, 0, 0, 0};  // outermost first
+    QuantScale scale;                         // quantized dtypes only
 
     bool present() const { return buffer != nullptr; }
 
@@ -56,9 +69,19 @@ struct Tensor {
         for (int i = 0; i < ndim; ++i) n *= shape[i];
         return n;
     }
-    uint64_t bytes() const { return uint64_t(numel()) * dtype_size(dtype); }
-    int64_t rows() const { return ndim == 0 ? 1 : numel() / shape[ndim - 1]; }  // all but the last dimension
+    int64_t rows() const { return ndim == 0 || shape[ndim - 1] == 0 ? 1 : numel() / shape[ndim - 1]; }  // all but the last dimension
     int64_t cols() const { return ndim == 0 ? 1 : shape[ndim - 1]; }
+    // Storage bytes of the elements (for a quantized tensor, the packed words without the scales).
+    uint64_t bytes() const { return uint64_t(rows()) * row_bytes(dtype, cols()); }
+    uint64_t row_stride() const { return row_bytes(dtype, cols()); }
+    bool quantized() const { return is_quantized(dtype); }
+    // Bytes of the scales of a quantized tensor (0 otherwise).
+    uint64_t scale_bytes() const {
+        return quantized() ? uint64_t(rows()) * uint64_t(scale.cols(cols())) * dtype_size(scale.dtype) : 0;
+    }
+    void* scale_host() const {
+        return scale.buffer && scale.buffer->host ? static_cast<char*>(scale.buffer->host) + scale.offset : nullptr;
+    }
 
     // Host address of element 0; valid only for buffers the CPU can address.
     void* host() const { return buffer && buffer->host ? static_cast<char*>(buffer->host) + offset : nullptr; }
@@ -75,7 +98,8 @@ struct Tensor {
     // Rows [first, first + count) of a tensor seen as a matrix [rows(), cols()].
     Tensor row_slice(int64_t first, int64_t count) const {
         Tensor t = *this;
-        t.offset += uint64_t(first) * uint64_t(cols()) * dtype_size(dtype);
+        t.offset += uint64_t(first) * row_stride();
+        if (quantized()) t.scale.offset += uint64_t(first) * uint64_t(scale.cols(cols())) * dtype_size(scale.dtype);
         int64_t dims[2] = {count, cols()};
         return t.reshaped(2, dims);
     }
@@ -91,11 +115,28 @@ inline Tensor make_tensor(Buffer* buffer, uint64_t offset, DType dtype, std::ini
     return t;
 }
 
-// "[64, 2304] BF16", for error messages.
+// "[64, 2304] BF16" or "[64, 2304] Q4 g32", for error messages.
 inline std::string shape_string(const Tensor& t) {
     std::string s = "[";
     for (int i = 0; i < t.ndim; ++i) s += (i ? ", " : "") + std::to_string(t.shape[i]);
-    return s + "] " + dtype_name(t.dtype);
+    s += std::string("] ") + dtype_name(t.dtype);
+    if (t.quantized()) s += " g" + std::to_string(t.scale.group);
+    return s;
+}
+
+// Element (r, c) of a host-addressable weight matrix [rows, cols] of any dtype as f32 (exact for every format:
+// q * scale is exact in f32). For reference code and tests, not hot loops.
+inline float weight_at(const Tensor& t, int64_t r, int64_t c) {
+    const char* row = static_cast<const char*>(t.host()) + uint64_t(r) * t.row_stride();
+    if (!t.quantized()) return load_as_f32(row, t.dtype, size_t(c));
+    const char* srow = static_cast<const char*>(t.scale_host()) +
+                       uint64_t(r) * uint64_t(t.scale.cols(t.cols())) * dtype_size(t.scale.dtype);
+    return float(quant_value(row, t.dtype, c)) * load_as_f32(srow, t.scale.dtype, size_t(c / t.scale.group));
+}
+
+// Row r of a host-addressable weight matrix as f32, all formats (exact).
+inline void dequantize_row(const Tensor& t, int64_t r, float* out) {
+    for (int64_t c = 0; c < t.cols(); ++c) out[c] = weight_at(t, r, c);
 }
 
 }  // namespace halo::ops

@@ -9,8 +9,11 @@
 
 namespace halo::ref {
 
-// Element i of a host tensor as double.
-inline double at(const ops::Tensor& t, int64_t i) { return ops::load_as_f32(t.host(), t.dtype, size_t(i)); }
+// Element i (flat, row-major) of a host tensor as double; quantized weights are dequantized exactly.
+inline double at(const ops::Tensor& t, int64_t i) {
+    if (t.quantized()) return ops::weight_at(t, i / t.cols(), i % t.cols());
+    return ops::load_as_f32(t.host(), t.dtype, size_t(i));
+}
 
 // y[n] = sum_k W[n, k] * x[k] for a weight W [N, K] of any float dtype; x holds K doubles.
 inline void matvec(const ops::Tensor& w, const double* x, double* y) {
@@ -41,7 +44,7 @@ inline double softplus(double x) { return x > 20.0 ? x : std::log1p(std::exp(x))
 
 // Throws unless the tensor is host-addressable; the reference cannot read device memory.
 inline void require_host(const ops::Tensor& t, const char* what) {
-    if (t.present() && !t.host())
+    if (t.present() && (!t.host() || (t.quantized() && !t.scale_host())))
         throw ops::Error(std::string("reference op: tensor '") + what + "' is not in host-addressable memory");
 }
 
