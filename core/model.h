@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/quantization.h"
 #include "core/safetensors.h"
 #include "core/sequence.h"
 #include "core/weights.h"
@@ -32,6 +33,9 @@ struct ModelOptions {
     ops::KdaForm kda_form = ops::KdaForm::automatic;
     ops::MlaForm mla_form = ops::MlaForm::automatic;
     int32_t kda_chunk = 64;
+    // Load-time quantization of the float tensors of these classes (a checkpoint's own quantized tensors are used
+    // as stored).
+    QuantChoice quantize;
     // Runs one step of max_step_rows rows after loading so the plugin sizes its own temporaries (arenas,
     // workspaces, staging) now: they are counted in the plan, and a step that cannot get them fails at load, not
     // when a request runs. The server sets it.

@@ -19,6 +19,34 @@
 
 namespace halo::cli {
 
+void add_quantize_options(CLI::App& app, QuantTexts& q) {
+    const auto formats = CLI::IsMember({"int4", "int8", "none"});
+    app.add_option("--quantize-experts", q.experts,
+                   "Quantize the routed experts of a float checkpoint at load: int4, int8 or none")
+        ->check(formats)->capture_default_str();
+    app.add_option("--quantize-shared", q.shared,
+                   "Quantize the shared experts and the dense MLP: int4, int8 or none")
+        ->check(formats)->capture_default_str();
+    app.add_option("--quantize-attention", q.attention,
+                   "Quantize the KDA and MLA projections: int4, int8 or none")
+        ->check(formats)->capture_default_str();
+    app.add_option("--quantize-lm-head", q.lm_head, "Quantize the output projection (lm_head): int4, int8 or none")
+        ->check(formats)->capture_default_str();
+    app.add_option("--quantize-group", q.group,
+                   "Inputs per scale of --quantize-* (symmetric, BF16 scales, the compressed-tensors recipe)")
+        ->check(CLI::Range(1, 1 << 16))->capture_default_str();
+}
+
+QuantChoice QuantTexts::choice() const {
+    QuantChoice c;
+    c.experts = parse_quant_format(experts, "--quantize-experts");
+    c.shared = parse_quant_format(shared, "--quantize-shared");
+    c.attention = parse_quant_format(attention, "--quantize-attention");
+    c.lm_head = parse_quant_format(lm_head, "--quantize-lm-head");
+    c.group = group;
+    return c;
+}
+
 void add_run_options(CLI::App& app, RunOptions& o) {
     app.add_option("--backend", o.backend, "Backend plugin: cpu, vulkan or hip")->capture_default_str();
     app.add_option("--model", o.model_dir, "Model directory (config.json + safetensors); default: the built-in demo model")
@@ -54,6 +82,7 @@ void add_run_options(CLI::App& app, RunOptions& o) {
     app.add_option("--state-placement", o.placement[1], "Placement of KDA states")->check(kNonEmpty);
     app.add_option("--cache-placement", o.placement[2], "Placement of the MLA cache")->check(kNonEmpty);
     app.add_option("--scratch-placement", o.placement[3], "Placement of activations")->check(kNonEmpty);
+    add_quantize_options(app, o.quantize);
     app.add_flag("--quiet", o.quiet, "Print nothing but results and errors");
     app.add_flag("--check", o.check,
                  "Check mode: run every op also on the reference and stop at the first that diverges (slow)");
@@ -90,6 +119,7 @@ Engine open_engine(const RunOptions& o, int32_t sequences) {
     mo.max_step_rows = int32_t(std::min<int64_t>(o.chunk, o.context));  // no scratch for rows a step never holds
     mo.max_sequences = sequences;
     mo.warm_up = o.warm_up;
+    mo.quantize = o.quantize.choice();
     mo.max_context = o.context;
     mo.page_size = int32_t(std::min<int64_t>(256, o.context));
     mo.cache_dtype = parse_cache_dtype(o.cache_dtype);

@@ -9,8 +9,18 @@
 
 #include "core/model.h"
 #include "core/plugin_loader.h"
+#include "core/quantization.h"
 
 namespace halo::cli {
+
+// The --quantize-* options as typed (int4, int8 or none per weight class), shared by every command that loads a
+// model and by `engine quantize`.
+struct QuantTexts {
+    std::string experts = "none", shared = "none", attention = "none", lm_head = "none";
+    int32_t group = 32;
+    QuantChoice choice() const;  // throws std::runtime_error naming the flag
+};
+void add_quantize_options(CLI::App& app, QuantTexts& q);
 
 struct RunOptions {
     std::string backend = "cpu";
@@ -30,6 +40,7 @@ struct RunOptions {
     bool check = false;       // re-run every op on the reference and stop at the first that diverges
     bool validation = false;  // driver validation layers (Vulkan: VK_LAYER_KHRONOS_validation)
     bool warm_up = false;     // size the plugin's temporaries with one full step at load (ModelOptions::warm_up)
+    QuantTexts quantize;      // load-time quantization of a float checkpoint
 };
 
 void add_run_options(CLI::App& app, RunOptions& o);
