@@ -5,6 +5,10 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <thread>
+#include <tuple>
+
+#include "ops/reference/quantize.h"
 
 namespace halo {
 
@@ -33,6 +37,29 @@ std::string gb(uint64_t bytes) {
     return buf;
 }
 
+// Quantizes a float matrix into packed words and scales for t (its dtype, group and scale dtype), rows split over
+// the machine's threads (a 48B checkpoint has about 47 billion expert weights to quantize).
+void quantize_parallel(const uint8_t* src, DType src_dtype, const Tensor& t, uint8_t* packed, uint8_t* scales) {
+    const int64_t rows = t.rows(), cols = t.cols();
+    const int64_t threads = std::clamp<int64_t>(std::thread::hardware_concurrency(), 1, 64);
+    const int64_t per = std::max<int64_t>(1, (rows + threads - 1) / threads);
+    const uint64_t scale_row = uint64_t(t.scale.cols(cols)) * dtype_size(t.scale.dtype);
+    auto run = [&](int64_t r0) {
+        const int64_t n = std::min(per, rows - r0);
+        ref::quantize_rows(src + uint64_t(r0) * uint64_t(cols) * dtype_size(src_dtype), src_dtype, n, cols, t.dtype,
+                           t.scale.group, t.scale.dtype, packed + uint64_t(r0) * t.row_stride(),
+                           scales + uint64_t(r0) * scale_row);
+    };
+    if (uint64_t(rows) * uint64_t(cols) < (1u << 20)) {
+        ref::quantize_rows(src, src_dtype, rows, cols, t.dtype, t.scale.group, t.scale.dtype, packed, scales);
+        return;
+    }
+    std::vector<std::thread> pool;
+    for (int64_t r0 = per; r0 < rows; r0 += per) pool.emplace_back(run, r0);
+    run(0);
+    for (auto& th : pool) th.join();
+}
+
 }  // namespace
 
 DType parse_cache_dtype(const std::string& name) {
@@ -46,8 +73,12 @@ std::string MemoryPlan::describe(const DeviceInfo& device) const {
     std::string s;
     for (int u = 0; u < kMemoryUseCount; ++u) {
         const PlacementInfo& p = device.placements[size_t(placement[u])];
-        s += std::string(u ? ", " : "") + memory_use_name(MemoryUse(u)) + " " + gb(bytes[u]) + " (" + p.name +
-             (u == 0 && weights_zero_copy ? ", in place" : "") + ")";
+        std::string how = p.name;
+        if (u == 0 && weights_zero_copy) how += ", in place";
+        if (u == 0 && quantized_at_load)
+            how += ", " + std::to_string(quantized_at_load) + " tensors quantized at load" +
+                   (weights_zero_copy ? " (" + gb(weights_copied_bytes) + " of them copied)" : "");
+        s += std::string(u ? ", " : "") + memory_use_name(MemoryUse(u)) + " " + gb(bytes[u]) + " (" + how + ")";
     }
     if (plugin_bytes) s += ", plugin temporaries " + gb(plugin_bytes);
     return s;
@@ -112,8 +143,16 @@ void Model::check_checkpoint(const std::filesystem::path& dir) {
     // allocated until all of them pass.
     std::set<std::string> used;
     for_each_tensor(config_, weights_, [&](const TensorSpec& spec, Tensor& slot) {
-        used.insert(spec.name);
+        const std::string kWeight = ".weight";
+        const bool linear_name = spec.name.size() > kWeight.size() &&
+                                 spec.name.compare(spec.name.size() - kWeight.size(), kWeight.size(), kWeight) == 0;
+        const std::string module = linear_name ? spec.name.substr(0, spec.name.size() - kWeight.size()) : "";
         const TensorRecord* r = checkpoint_->find(spec.name);
+        if (!r && linear_name && checkpoint_->find(module + ".weight_packed")) {
+            check_quantized_tensor(spec, module, slot, used);
+            return;
+        }
+        used.insert(spec.name);
         if (!r)
             throw ModelFileError("model directory " + dir.string() + ": the checkpoint has no tensor '" + spec.name +
                                  "' (shape " + shape_text(spec.shape) + "), which config.json implies");
@@ -126,10 +165,101 @@ void Model::check_checkpoint(const std::filesystem::path& dir) {
         slot.dtype = dtype_of(r->dtype);
         slot.ndim = int32_t(spec.shape.size());
         for (size_t i = 0; i < spec.shape.size(); ++i) slot.shape[i] = spec.shape[i];
+        WeightSource src;
+        src.data = r->data;
+        const DType target = options_.quantize.format_for(spec.name);
+        if (is_quantized(target) && spec.shape.size() == 2) {  // quantized while loading
+            slot.dtype = target;
+            slot.scale.dtype = DType::bf16;
+            slot.scale.group = options_.quantize.group;
+            src.quantize_from = r;
+        }
+        sources_.push_back(src);
     });
     if (config_.tie_word_embeddings) weights_.lm_head = weights_.embed;
     for (const auto& [name, record] : checkpoint_->tensors())
         if (!used.count(name)) unused_tensors_.push_back(name);
+}
+
+void Model::check_quantized_tensor(const TensorSpec& spec, const std::string& module, Tensor& slot,
+                                   std::set<std::string>& used) {
+    // A compressed-tensors pack-quantized Linear: X.weight_packed, X.weight_scale, X.weight_shape. The tensors are
+    // the ground truth; each layout fact is checked against them and against config.json's quantization_config.
+    const std::string pk = module + ".weight_packed", sc = module + ".weight_scale", sh = module + ".weight_shape";
+    const TensorRecord* packed = checkpoint_->find(pk);
+    const std::string& file = packed->file;
+    auto fail = [&](const std::string& what) { throw ModelFileError(file + ": tensor '" + pk + "' " + what); };
+    if (spec.shape.size() != 2 || weight_class(spec.name) == WeightClass::other)
+        fail("is quantized, but '" + spec.name + "' is read as floats by the engine (only Linear projections, "
+             "experts and lm_head can be quantized); convert the checkpoint again without quantizing it");
+    if (checkpoint_->find(module + ".weight_zero_point"))
+        fail("comes with '" + module + ".weight_zero_point': asymmetric quantization is not supported, only symmetric");
+    if (!config_.quant.present)
+        fail("is quantized, but config.json has no quantization_config; use the config.json that came with the "
+             "checkpoint");
+    const QuantScheme* scheme = config_.quant.scheme_for(module);
+    if (!scheme)
+        fail("is quantized, but config.json's quantization_config leaves module '" + module +
+             "' unquantized (it is in 'ignore' or no config group targets it); the config does not match the weights");
+    const int64_t out = spec.shape[0], in = spec.shape[1];
+    const DType format = scheme->format();
+    const WeightFormat wf = weight_format(format);
+    const std::string key = "quantization_config.config_groups." + scheme->name + ".weights.";
+
+    // weight_shape: the logical [out, in].
+    const TensorRecord* shape = checkpoint_->find(sh);
+    if (!shape) fail("has no '" + sh + "' beside it (the logical [out, in] shape); the checkpoint is incomplete");
+    if ((shape->dtype != "I64" && shape->dtype != "I32") || shape->shape != std::vector<int64_t>{2})
+        throw ModelFileError(shape->file + ": tensor '" + sh + "' must be I64 (or I32) [2], not " + shape->dtype + " " +
+                             shape_text(shape->shape));
+    int64_t logical[2];
+    for (int i = 0; i < 2; ++i) {
+        if (shape->dtype == "I64") {
+            std::memcpy(&logical[i], shape->data + 8 * i, 8);
+        } else {
+            int32_t v;
+            std::memcpy(&v, shape->data + 4 * i, 4);
+            logical[i] = v;
+        }
+    }
+    if (logical[0] != out || logical[1] != in)
+        throw ModelFileError(shape->file + ": tensor '" + sh + "' says [" + std::to_string(logical[0]) + ", " +
+                             std::to_string(logical[1]) + "] but config.json implies " + shape_text(spec.shape));
+
+    // weight_packed: int32 words, (32 / num_bits) values each.
+    if (packed->dtype != "I32" && packed->dtype != "U32")
+        fail("has dtype " + packed->dtype + "; pack-quantized weights are stored as I32 words");
+    const std::vector<int64_t> want_packed{out, (in + wf.block_elems - 1) / wf.block_elems};
+    if (packed->shape != want_packed)
+        fail("has shape " + shape_text(packed->shape) + ", but " + std::to_string(scheme->bits) + "-bit values of [" +
+             std::to_string(out) + ", " + std::to_string(in) + "] pack into " + shape_text(want_packed) + " (" + key +
+             "num_bits is " + std::to_string(scheme->bits) + ")");
+
+    // weight_scale: one per group_size inputs.
+    const TensorRecord* scale = checkpoint_->find(sc);
+    if (!scale) fail("has no '" + sc + "' beside it; the checkpoint is incomplete");
+    if (scale->dtype != "BF16" && scale->dtype != "F16" && scale->dtype != "F32")
+        throw ModelFileError(scale->file + ": tensor '" + sc + "' has dtype " + scale->dtype +
+                             "; scales must be BF16, F16 or F32");
+    const std::vector<int64_t> want_scale{out, (in + scheme->group_size - 1) / scheme->group_size};
+    if (scale->shape != want_scale)
+        throw ModelFileError(scale->file + ": tensor '" + sc + "' has shape " + shape_text(scale->shape) + ", but " +
+                             key + "group_size " + std::to_string(scheme->group_size) + " over " + std::to_string(in) +
+                             " inputs needs " + shape_text(want_scale));
+
+    slot.dtype = format;
+    slot.ndim = 2;
+    slot.shape[0] = out;
+    slot.shape[1] = in;
+    slot.scale.dtype = dtype_of(scale->dtype);
+    slot.scale.group = scheme->group_size;
+    used.insert(pk);
+    used.insert(sc);
+    used.insert(sh);
+    WeightSource src;
+    src.data = packed->data;
+    src.scale = scale->data;
+    sources_.push_back(src);
 }
 
 int32_t Model::placement_index(MemoryUse use) const {
@@ -147,15 +277,32 @@ int32_t Model::placement_index(MemoryUse use) const {
 void Model::plan_memory() {
     const DeviceInfo& dev = backend_.device();
     for (int u = 0; u < kMemoryUseCount; ++u) plan_.placement[u] = placement_index(MemoryUse(u));
-    for_each_tensor(config_, weights_, [&](const TensorSpec&, Tensor& t) { plan_.bytes[0] += align_up(t.bytes()); });
+    size_t index = 0;
+    for_each_tensor(config_, weights_, [&](const TensorSpec&, Tensor& t) {
+        const uint64_t bytes = align_up(t.bytes()) + align_up(t.scale_bytes());
+        plan_.bytes[0] += bytes;
+        if (sources_[index].quantize_from) {
+            plan_.weights_copied_bytes += bytes;
+            ++plan_.quantized_at_load;
+        }
+        ++index;
+    });
     plan_.weights_zero_copy = dev.placements[size_t(plan_.placement[0])].imports_host;
     // Used in place, every tensor must start at a multiple of its element size (GPU plugins address elements, not
-    // bytes). A valid file whose header is not padded can break that; its weights are then copied, aligned.
-    if (plan_.weights_zero_copy)
-        for_each_tensor(config_, weights_, [&](const TensorSpec& spec, Tensor& t) {
-            const TensorRecord* r = checkpoint_->find(spec.name);
-            if (r && reinterpret_cast<uintptr_t>(r->data) % dtype_size(t.dtype) != 0) plan_.weights_zero_copy = false;
+    // bytes; packed words and scales alike). A valid file whose header is not padded can break that; its weights
+    // are then copied, aligned.
+    if (plan_.weights_zero_copy) {
+        index = 0;
+        for_each_tensor(config_, weights_, [&](const TensorSpec&, Tensor& t) {
+            const WeightSource& src = sources_[index++];
+            if (src.quantize_from) return;
+            const uint64_t unit = t.quantized() ? 4 : dtype_size(t.dtype);
+            if (reinterpret_cast<uintptr_t>(src.data) % unit != 0) plan_.weights_zero_copy = false;
+            if (t.quantized() && reinterpret_cast<uintptr_t>(src.scale) % dtype_size(t.scale.dtype) != 0)
+                plan_.weights_zero_copy = false;
         });
+    }
+    if (!plan_.weights_zero_copy) plan_.weights_copied_bytes = plan_.bytes[0];
 
     const ModelConfig& c = config_;
     const int64_t S = options_.max_sequences;
@@ -186,7 +333,7 @@ void Model::check_plan_fits() const {
     const DeviceInfo& dev = backend_.device();
     std::map<int32_t, uint64_t> need;
     for (int u = 0; u < kMemoryUseCount; ++u)
-        if (!(u == 0 && plan_.weights_zero_copy)) need[plan_.placement[u]] += plan_.bytes[u];
+        need[plan_.placement[u]] += u == 0 ? plan_.weights_copied_bytes : plan_.bytes[u];
     for (const auto& [p, bytes] : need) {
         const PlacementInfo& pi = dev.placements[size_t(p)];
         const uint64_t limit = pi.budget_bytes ? pi.budget_bytes : pi.capacity_bytes;
@@ -199,7 +346,7 @@ void Model::check_plan_fits() const {
 
 void Model::place_weights() {
     const int32_t placement = plan_.placement[int(MemoryUse::weights)];
-    std::map<const uint8_t*, std::pair<Buffer*, const uint8_t*>> imported;  // mapping base -> buffer
+    std::map<const uint8_t*, Buffer*> imported;  // mapping base -> buffer
     if (plan_.weights_zero_copy) {
         std::vector<Buffer*> done;
         for (const auto& f : checkpoint_->files()) {
@@ -209,46 +356,73 @@ void Model::place_weights() {
                 // copies fit, which the plan skipped for in-place weights.
                 for (Buffer* d : done) buffers_.release(d);
                 plan_.weights_zero_copy = false;
+                plan_.weights_copied_bytes = plan_.bytes[0];
                 imported.clear();
                 check_plan_fits();
                 break;
             }
             done.push_back(buffers_.add(b));
-            imported[f->data()] = {b, f->data()};
+            imported[f->data()] = b;
         }
     }
-    if (plan_.weights_zero_copy) {
-        for_each_tensor(config_, weights_, [&](const TensorSpec& spec, Tensor& t) {
-            const TensorRecord* r = checkpoint_->find(spec.name);
-            for (const auto& f : checkpoint_->files())
-                if (r->data >= f->data() && r->data < f->data() + f->size()) {
-                    t.buffer = imported[f->data()].first;
-                    t.offset = uint64_t(r->data - f->data());
-                }
-        });
-    } else {
-        // One buffer per layer (and per global tensor), tensors packed at 256-byte offsets.
-        std::map<std::string, uint64_t> group_bytes;
-        auto group_of = [](const TensorSpec& s) { return s.layer >= 0 ? "layer" + std::to_string(s.layer) : s.name; };
-        for_each_tensor(config_, weights_, [&](const TensorSpec& s, Tensor& t) { group_bytes[group_of(s)] += align_up(t.bytes()); });
-        std::map<std::string, std::pair<Buffer*, uint64_t>> groups;
-        for (const auto& [g, bytes] : group_bytes) {
-            Buffer* b = buffers_.add(backend_.allocate(MemoryUse::weights, placement, bytes));
-            groups[g] = {b, 0};
+    // A pointer into the mappings as (buffer, offset).
+    auto in_place = [&](const uint8_t* p) -> std::pair<Buffer*, uint64_t> {
+        for (const auto& f : checkpoint_->files())
+            if (p >= f->data() && p < f->data() + f->size()) return {imported[f->data()], uint64_t(p - f->data())};
+        return {nullptr, 0};
+    };
+    auto copied = [&](size_t index) { return !plan_.weights_zero_copy || sources_[index].quantize_from; };
+
+    // Copied tensors: one buffer per layer (and per global tensor), tensors and their scales at 256-byte offsets.
+    std::map<std::string, uint64_t> group_bytes;
+    auto group_of = [](const TensorSpec& s) { return s.layer >= 0 ? "layer" + std::to_string(s.layer) : s.name; };
+    uint64_t total = 0;
+    size_t index = 0;
+    for_each_tensor(config_, weights_, [&](const TensorSpec& s, Tensor& t) {
+        if (!copied(index++)) return;
+        group_bytes[group_of(s)] += align_up(t.bytes()) + align_up(t.scale_bytes());
+        total += t.bytes() + t.scale_bytes();
+    });
+    std::map<std::string, std::pair<Buffer*, uint64_t>> groups;
+    for (const auto& [g, bytes] : group_bytes)
+        groups[g] = {buffers_.add(backend_.allocate(MemoryUse::weights, placement, bytes)), 0};
+
+    uint64_t done = 0;
+    std::vector<uint8_t> packed, scales;  // one tensor quantized at load
+    index = 0;
+    for_each_tensor(config_, weights_, [&](const TensorSpec& s, Tensor& t) {
+        const WeightSource& src = sources_[index];
+        if (!copied(index++)) {
+            std::tie(t.buffer, t.offset) = in_place(src.data);
+            if (t.quantized()) std::tie(t.scale.buffer, t.scale.offset) = in_place(src.scale);
+            return;
         }
-        uint64_t done = 0, total = 0;
-        for_each_tensor(config_, weights_, [&](const TensorSpec&, Tensor& t) { total += t.bytes(); });
-        for_each_tensor(config_, weights_, [&](const TensorSpec& s, Tensor& t) {
-            auto& [b, used] = groups[group_of(s)];
-            backend_.write(b, used, checkpoint_->find(s.name)->data, t.bytes());
-            done += t.bytes();
-            if (options_.on_load_progress) options_.on_load_progress(done, total);
-            t.buffer = b;
-            t.offset = used;
-            used += align_up(t.bytes());
-        });
-        checkpoint_.reset();  // copied: the mappings are no longer needed
-    }
+        const uint8_t* data = src.data;
+        const uint8_t* scale = src.scale;
+        if (src.quantize_from) {
+            packed.resize(t.bytes());
+            scales.resize(t.scale_bytes());
+            quantize_parallel(src.quantize_from->data, dtype_of(src.quantize_from->dtype), t, packed.data(),
+                              scales.data());
+            data = packed.data();
+            scale = scales.data();
+        }
+        auto& [b, used] = groups[group_of(s)];
+        backend_.write(b, used, data, t.bytes());
+        t.buffer = b;
+        t.offset = used;
+        used += align_up(t.bytes());
+        if (t.quantized()) {
+            backend_.write(b, used, scale, t.scale_bytes());
+            t.scale.buffer = b;
+            t.scale.offset = used;
+            used += align_up(t.scale_bytes());
+        }
+        done += t.bytes() + t.scale_bytes();
+        if (options_.on_load_progress) options_.on_load_progress(done, total);
+    });
+    if (!plan_.weights_zero_copy) checkpoint_.reset();  // copied: the mappings are no longer needed
+    sources_.clear();
     if (config_.tie_word_embeddings) weights_.lm_head = weights_.embed;
 }
 
@@ -284,14 +458,15 @@ uint64_t Model::decode_weight_bytes() const {
     for_each_tensor(config_, w, [&](const TensorSpec& s, Tensor& t) {
         const bool expert = s.name.find(".experts.") != std::string::npos;
         if (s.name == "model.embed_tokens.weight")
-            total += uint64_t(t.cols()) * dtype_size(t.dtype);
+            total += t.row_stride();
         else if (!expert)
-            total += t.bytes();
+            total += t.bytes() + t.scale_bytes();
     });
     for (const LayerWeights& L : weights_.layers)
         if (!L.moe.w1.empty())
             total += uint64_t(config_.num_experts_per_token) *
-                     (L.moe.w1[0].bytes() + L.moe.w2[0].bytes() + L.moe.w3[0].bytes());
+                     (L.moe.w1[0].bytes() + L.moe.w2[0].bytes() + L.moe.w3[0].bytes() + L.moe.w1[0].scale_bytes() +
+                      L.moe.w2[0].scale_bytes() + L.moe.w3[0].scale_bytes());
     if (config_.tie_word_embeddings) total += weights_.embed.bytes();
     return total;
 }

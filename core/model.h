@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
@@ -50,6 +51,9 @@ struct MemoryPlan {
     uint64_t bytes[ops::kMemoryUseCount] = {};
     int32_t placement[ops::kMemoryUseCount] = {};
     bool weights_zero_copy = false;  // weights used in place from the mapped files
+    uint64_t weights_copied_bytes = 0;  // of bytes[weights], what is copied into plugin memory even when in place
+                                        // (tensors quantized at load)
+    uint64_t quantized_at_load = 0;     // tensors quantized at load (ModelOptions::quantize)
     uint64_t plugin_bytes = 0;       // the plugin's own temporaries after the warm-up step (0 without one)
     std::string describe(const ops::DeviceInfo& device) const;
 };
@@ -109,6 +113,8 @@ public:
 
 private:
     void check_checkpoint(const std::filesystem::path& dir);
+    void check_quantized_tensor(const TensorSpec& spec, const std::string& module, ops::Tensor& slot,
+                                std::set<std::string>& used);
     void plan_memory();
     void check_plan_fits() const;
     void place_weights();
@@ -131,6 +137,14 @@ private:
     std::unique_ptr<Checkpoint> checkpoint_;
     std::vector<std::string> unused_tensors_;
     ModelWeights weights_;
+    // Where each weight's bytes come from, in for_each_tensor order: the mapped checkpoint, or a float tensor of it
+    // that place_weights quantizes first (quantize_from set).
+    struct WeightSource {
+        const uint8_t* data = nullptr;   // elements or packed words
+        const uint8_t* scale = nullptr;  // scales of a quantized tensor
+        const TensorRecord* quantize_from = nullptr;
+    };
+    std::vector<WeightSource> sources_;
     StatePool pool_;
     // Everything allocated or imported, released in reverse order when the model goes away, including when its
     // constructor throws half way (a member's destructor runs then; the model's would not).

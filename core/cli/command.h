@@ -18,6 +18,7 @@ Command add_logits_command(CLI::App& app);
 Command add_backends_command(CLI::App& app);
 Command add_bench_command(CLI::App& app);
 Command add_serve_command(CLI::App& app);  // server/serve_cmd.cpp
+Command add_quantize_command(CLI::App& app);
 std::vector<Command> add_tokenizer_commands(CLI::App& app);  // tokenize, detokenize
 // The default command (generate) lives on the main app itself.
 std::function<int()> add_generate_options(CLI::App& app);

@@ -64,12 +64,19 @@ Matrix CpuContext::as_matrix(const ops::Tensor& w) {
     m.rows = w.shape[0];
     m.cols = w.numel() / std::max<int64_t>(w.shape[0], 1);
     m.ld = m.cols;
+    if (w.quantized()) {
+        m.scales = w.scale_host();
+        m.scale_dtype = w.scale.dtype;
+        m.group = w.scale.group;
+    }
     return m;
 }
 
 Matrix CpuContext::row_block(const ops::Tensor& w, int64_t first, int64_t count) {
     Matrix m = as_matrix(w);
-    m.data = static_cast<const char*>(m.data) + size_t(first) * size_t(m.ld) * ops::dtype_size(w.dtype);
+    m.data = static_cast<const char*>(m.data) + size_t(first) * m.stored_row_bytes();
+    if (m.quantized())
+        m.scales = static_cast<const char*>(m.scales) + size_t(first) * size_t(m.scale_ld()) * ops::dtype_size(m.scale_dtype);
     m.rows = count;
     return m;
 }

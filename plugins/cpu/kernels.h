@@ -10,6 +10,9 @@ namespace halo::cpu {
 
 // A matrix operand read by matmul: W [rows, cols] row-major with leading dimension ld (elements), in any float
 // dtype; or, with kn set, a matrix stored as [cols, rows] (that is, W^T row-major with leading dimension ld).
+// Quantized dtypes (q4 / q8, compressed-tensors pack-quantized words) are read as stored, with no repacking: a
+// stored row of ld elements takes ops::row_bytes(dtype, ld) bytes, and scales holds one scale per `group` elements
+// of each stored row ([stored rows, ceil(ld / group)] of scale_dtype). data must point at the start of a stored row.
 struct Matrix {
     const void* data = nullptr;
     ops::DType dtype = ops::DType::f32;
@@ -17,6 +20,13 @@ struct Matrix {
     int64_t cols = 0;  // K: reduction length
     int64_t ld = 0;
     bool kn = false;
+    const void* scales = nullptr;  // quantized dtypes only
+    ops::DType scale_dtype = ops::DType::bf16;
+    int64_t group = 0;
+
+    bool quantized() const { return ops::is_quantized(dtype); }
+    uint64_t stored_row_bytes() const { return ops::row_bytes(dtype, ld); }
+    int64_t scale_ld() const { return group > 0 ? (ld + group - 1) / group : 0; }
 };
 
 // Floats of per-thread scratch that matmul may use (one packed panel of W).

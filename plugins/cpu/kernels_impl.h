@@ -60,6 +60,138 @@ inline __m512 load16(const void* base, DType t, int64_t i, __mmask16 m = 0xffff)
 }
 #endif
 
+inline float scale_at(const void* srow, DType t, int64_t g) {
+    switch (t) {
+    case DType::bf16: return ops::bf16_to_f32(static_cast<const uint16_t*>(srow)[g]);
+    case DType::f16: return ops::f16_to_f32(static_cast<const uint16_t*>(srow)[g]);
+    default: return static_cast<const float*>(srow)[g];
+    }
+}
+
+inline const char* stored_row(const Matrix& w, int64_t row) {
+    return static_cast<const char*>(w.data) + size_t(row) * w.stored_row_bytes();
+}
+
+inline const char* scale_row(const Matrix& w, int64_t row) {
+    return static_cast<const char*>(w.scales) + size_t(row) * size_t(w.scale_ld()) * ops::dtype_size(w.scale_dtype);
+}
+
+// Elements [c0, c0 + n) of stored row `row` of w as f32, every dtype (quantized ones dequantized exactly: q * scale).
+void stored_to_f32(const Matrix& w, int64_t row, int64_t c0, int64_t n, float* dst) {
+    const char* base = stored_row(w, row);
+    if (!w.quantized()) {
+        to_f32(base + size_t(c0) * ops::dtype_size(w.dtype), w.dtype, dst, n);
+        return;
+    }
+    const char* srow = scale_row(w, row);
+    const bool q4 = w.dtype == DType::q4;
+    int64_t c = c0;
+    const int64_t end = c0 + n;
+#if HALO_KERNELS_AVX512
+    // Whole 32-element blocks inside one group: 16 (q4) or 32 (q8) bytes to 32 floats in natural order.
+    if (c % 32 == 0 && w.group % 32 == 0) {
+        const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        const __m512i hi_idx = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+        for (; c + 32 <= end; c += 32) {
+            const __m512 sv = _mm512_set1_ps(scale_at(srow, w.scale_dtype, c / w.group));
+            __m512 a, b;
+            if (q4) {
+                const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(base + c / 2)));
+                const __m512 even = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(v, _mm512_set1_epi32(15)), _mm512_set1_epi32(8)));
+                const __m512 odd = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(v, 4), _mm512_set1_epi32(8)));
+                a = _mm512_permutex2var_ps(even, lo_idx, odd);
+                b = _mm512_permutex2var_ps(even, hi_idx, odd);
+            } else {
+                const __m128i bias = _mm_set1_epi8(char(0x80));
+                a = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(base + c)), bias)));
+                b = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(base + c + 16)), bias)));
+            }
+            _mm512_storeu_ps(dst + (c - c0), _mm512_mul_ps(a, sv));
+            _mm512_storeu_ps(dst + (c - c0) + 16, _mm512_mul_ps(b, sv));
+        }
+    }
+#endif
+    while (c < end) {
+        const int64_t g = c / w.group, stop = std::min(end, (g + 1) * w.group);
+        const float sv = scale_at(srow, w.scale_dtype, g);
+        for (; c < stop; ++c) dst[c - c0] = float(ops::quant_value(base, w.dtype, c)) * sv;
+    }
+    (void)q4;
+}
+
+#if HALO_KERNELS_AVX512
+// Few-row form for quantized rows read as stored (q4 / q8 words, one scale per 32-element block at least: group a
+// multiple of 32, K a multiple of 32). Per block, each lane sums its elements' q * x, then the block is scaled:
+// acc += scale * (sum q x). The sums run in one fixed order whatever the rows of x, so rows stay batch invariant.
+// q4 bytes hold elements 2j (low nibble) and 2j + 1 (high nibble): x is split into even and odd lanes to match, and
+// the offset 8 is folded in as -8 (x_even + x_odd), computed once per row of x.
+template <int MR, int NR>
+void tile_q(const float* x, int64_t ldx, const char* const* rows, const float* const* scales, DType dt, int64_t K,
+            float* y, int64_t ldy, bool acc) {
+    __m512 a[NR][MR];
+    for (int r = 0; r < NR; ++r)
+        for (int m = 0; m < MR; ++m) a[r][m] = _mm512_setzero_ps();
+    const __m512i even_idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd_idx = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const __m512i low4 = _mm512_set1_epi32(15);
+    const __m128i bias8 = _mm_set1_epi8(char(0x80));
+    for (int64_t k = 0; k < K; k += 32) {
+        const int64_t blk = k / 32;
+        if (dt == DType::q4) {
+            __m512 xe[MR], xo[MR], xc[MR];
+            for (int m = 0; m < MR; ++m) {
+                const __m512 x0 = _mm512_loadu_ps(x + m * ldx + k), x1 = _mm512_loadu_ps(x + m * ldx + k + 16);
+                xe[m] = _mm512_permutex2var_ps(x0, even_idx, x1);
+                xo[m] = _mm512_permutex2var_ps(x0, odd_idx, x1);
+                xc[m] = _mm512_mul_ps(_mm512_add_ps(xe[m], xo[m]), _mm512_set1_ps(-8.0f));
+            }
+            for (int r = 0; r < NR; ++r) {
+                const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[r] + k / 2)));
+                const __m512 lo = _mm512_cvtepi32_ps(_mm512_and_si512(v, low4));
+                const __m512 hi = _mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4));
+                const __m512 sv = _mm512_set1_ps(scales[r][blk]);
+                for (int m = 0; m < MR; ++m) {
+                    const __m512 t = _mm512_fmadd_ps(hi, xo[m], _mm512_fmadd_ps(lo, xe[m], xc[m]));
+                    a[r][m] = _mm512_fmadd_ps(t, sv, a[r][m]);
+                }
+            }
+        } else {
+            __m512 x0[MR], x1[MR];
+            for (int m = 0; m < MR; ++m) {
+                x0[m] = _mm512_loadu_ps(x + m * ldx + k);
+                x1[m] = _mm512_loadu_ps(x + m * ldx + k + 16);
+            }
+            for (int r = 0; r < NR; ++r) {
+                const char* p = rows[r] + k;
+                const __m512 q0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), bias8)));
+                const __m512 q1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)), bias8)));
+                const __m512 sv = _mm512_set1_ps(scales[r][blk]);
+                for (int m = 0; m < MR; ++m) {
+                    const __m512 t = _mm512_fmadd_ps(q1, x1[m], _mm512_mul_ps(q0, x0[m]));
+                    a[r][m] = _mm512_fmadd_ps(t, sv, a[r][m]);
+                }
+            }
+        }
+    }
+    for (int r = 0; r < NR; ++r)
+        for (int m = 0; m < MR; ++m) {
+            const float v = _mm512_reduce_add_ps(a[r][m]);
+            y[m * ldy + r] = acc ? y[m * ldy + r] + v : v;
+        }
+}
+
+template <int NR>
+void tile_q_rows(int mr, const float* x, int64_t ldx, const char* const* rows, const float* const* scales, DType dt,
+                 int64_t K, float* y, int64_t ldy, bool acc) {
+    switch (mr) {
+    case 1: tile_q<1, NR>(x, ldx, rows, scales, dt, K, y, ldy, acc); break;
+    case 2: tile_q<2, NR>(x, ldx, rows, scales, dt, K, y, ldy, acc); break;
+    case 3: tile_q<3, NR>(x, ldx, rows, scales, dt, K, y, ldy, acc); break;
+    default: tile_q<4, NR>(x, ldx, rows, scales, dt, K, y, ldy, acc); break;
+    }
+}
+#endif
+
 // Few-row form: NR weight rows are streamed once per group of MR rows of x, without packing; the NR rows stay in
 // L1 while every row group of x passes by them. y[m, n .. n+NR) for m in [0, MR).
 template <int MR, int NR>
@@ -113,6 +245,60 @@ void tile_rows(int mr, const float* x, int64_t ldx, const char* const* rows, DTy
     }
 }
 
+template <int NR>
+void tile_rows(int mr, const float* x, int64_t ldx, const char* const* rows, DType dt, int64_t K, float* y, int64_t ldy,
+               bool acc);
+
+// Any number of rows of x against a quantized W (row-major), in one summation order per element whatever M is:
+// the fused form (AVX-512, blocks of 32 under one scale), or else rows dequantized exactly four at a time and summed
+// in the few-row order. pack: kPackBufferFloats floats of scratch.
+void matmul_quant(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0, int64_t n1, float* y,
+                  int64_t ldy, bool acc, float* pack) {
+    const int64_t K = w.cols;
+#if HALO_KERNELS_AVX512
+    if (K % 32 == 0 && w.group % 32 == 0 && 4 * (K / 32) <= kPackBufferFloats) {
+        for (int64_t n = n0; n < n1; n += 4) {
+            const int nr = int(std::min<int64_t>(4, n1 - n));
+            const char* rows[4] = {};
+            const float* scales[4] = {};
+            for (int r = 0; r < nr; ++r) {  // one scale per 32-element block
+                rows[r] = stored_row(w, n + r);
+                const char* srow = scale_row(w, n + r);
+                float* s = pack + r * (K / 32);
+                for (int64_t b = 0; b < K / 32; ++b) s[b] = scale_at(srow, w.scale_dtype, b * 32 / w.group);
+                scales[r] = s;
+            }
+            for (int64_t m0 = 0; m0 < M; m0 += 4) {
+                const int mr = int(std::min<int64_t>(4, M - m0));
+                if (nr == 4)
+                    tile_q_rows<4>(mr, x + m0 * ldx, ldx, rows, scales, w.dtype, K, y + m0 * ldy + n, ldy, acc);
+                else
+                    for (int r = 0; r < nr; ++r)
+                        tile_q_rows<1>(mr, x + m0 * ldx, ldx, rows + r, scales + r, w.dtype, K, y + m0 * ldy + n + r, ldy, acc);
+            }
+        }
+        return;
+    }
+#endif
+    const int64_t per = std::max<int64_t>(1, std::min<int64_t>(4, kPackBufferFloats / std::max<int64_t>(K, 1)));
+    for (int64_t n = n0; n < n1; n += per) {
+        const int nr = int(std::min<int64_t>(per, n1 - n));
+        const char* rows[4] = {};
+        for (int r = 0; r < nr; ++r) {
+            stored_to_f32(w, n + r, 0, K, pack + r * K);
+            rows[r] = reinterpret_cast<const char*>(pack + r * K);
+        }
+        for (int64_t m0 = 0; m0 < M; m0 += 4) {
+            const int mr = int(std::min<int64_t>(4, M - m0));
+            if (nr == 4)
+                tile_rows<4>(mr, x + m0 * ldx, ldx, rows, DType::f32, K, y + m0 * ldy + n, ldy, acc);
+            else
+                for (int r = 0; r < nr; ++r)
+                    tile_rows<1>(mr, x + m0 * ldx, ldx, rows + r, DType::f32, K, y + m0 * ldy + n + r, ldy, acc);
+        }
+    }
+}
+
 void matvec(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0, int64_t n1, float* y, int64_t ldy,
             bool acc) {
     const size_t row_bytes = size_t(w.ld) * ops::dtype_size(w.dtype);
@@ -133,12 +319,9 @@ void matvec(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0,
 
 // Packs W[n0 .. n0+nr) x [k0 .. k0+kb) as f32 into pack[k][kNr], zero-padding columns nr..kNr-1.
 void pack_panel(const Matrix& w, int64_t n0, int64_t nr, int64_t k0, int64_t kb, float* pack) {
-    const size_t es = ops::dtype_size(w.dtype);
-    const char* base = static_cast<const char*>(w.data);
     if (w.kn) {  // stored [K][N]: rows of the panel are contiguous
         for (int64_t k = 0; k < kb; ++k) {
-            const char* src = base + (size_t(k0 + k) * size_t(w.ld) + size_t(n0)) * es;
-            to_f32(src, w.dtype, pack + k * kNr, nr);
+            stored_to_f32(w, k0 + k, n0, nr, pack + k * kNr);
             for (int64_t j = nr; j < kNr; ++j) pack[k * kNr + j] = 0.0f;
         }
         return;
@@ -146,7 +329,7 @@ void pack_panel(const Matrix& w, int64_t n0, int64_t nr, int64_t k0, int64_t kb,
     float row[kKb];
     for (int64_t j = 0; j < kNr; ++j) {
         if (j < nr) {
-            to_f32(base + (size_t(n0 + j) * size_t(w.ld) + size_t(k0)) * es, w.dtype, row, kb);
+            stored_to_f32(w, n0 + j, k0, kb, row);
             for (int64_t k = 0; k < kb; ++k) pack[k * kNr + j] = row[k];
         } else {
             for (int64_t k = 0; k < kb; ++k) pack[k * kNr + j] = 0.0f;
@@ -226,7 +409,9 @@ void matmul_packed(int64_t M, const float* x, int64_t ldx, const Matrix& w, int6
 void matmul(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0, int64_t n1, float* y, int64_t ldy,
             bool acc, float* pack) {
     if (M <= 0 || n1 <= n0) return;
-    if (!w.kn && M <= kMatvecRows)
+    if (!w.kn && M <= kMatvecRows && w.quantized())
+        matmul_quant(M, x, ldx, w, n0, n1, y, ldy, acc, pack);
+    else if (!w.kn && M <= kMatvecRows)
         matvec(M, x, ldx, w, n0, n1, y, ldy, acc);
     else
         matmul_packed(M, x, ldx, w, n0, n1, y, ldy, acc, pack);
@@ -237,6 +422,10 @@ void matmul_rows(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_
     if (M <= 0 || n1 <= n0) return;
     if (w.kn) {  // no row-invariant form; its callers pass one sequence's rows
         matmul(M, x, ldx, w, n0, n1, y, ldy, acc, pack);
+        return;
+    }
+    if (w.quantized()) {
+        matmul_quant(M, x, ldx, w, n0, n1, y, ldy, acc, pack);
         return;
     }
     if (M <= 4) {  // one group of rows: convert as we go

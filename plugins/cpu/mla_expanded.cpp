@@ -22,7 +22,7 @@ void mla_expanded(CpuContext& c, const MlaParams& p, const MlaDims& d, const Seq
     const int64_t ws_floats = ps * dq + n * ps + 64;  // per thread: keys of one head, scores
     float* workspace = c.arena.floats(threads * ws_floats);
     for (int64_t i = 0; i < n * H; ++i) online_softmax_reset(acc + i * (dv + 2), dv);
-    const Matrix kv_b{p.w.kv_b.host(), p.w.kv_b.dtype, H * d.dkv, d.r, d.r, false};
+    const Matrix kv_b = CpuContext::as_matrix(p.w.kv_b);
 
     for (int64_t j0 = 0; j0 < ctx; j0 += ps) {
         const int64_t nv = std::min(ps, ctx - j0);
