@@ -60,33 +60,65 @@ View Context::view(const Buffer* buffer, uint64_t offset, uint64_t bytes, uint32
 }
 
 View Context::view(const Tensor& t, const char* what) const {
-    return view(t.buffer, t.offset, t.bytes(), uint32_t(dtype_size(t.dtype)), what);
+    return view(t.buffer, t.offset, t.bytes(), storage_unit(t.dtype), what);
 }
+
+View Context::scale_view(const Tensor& t, const char* what) const {
+    const std::string name = std::string(what) + " scales";
+    return view(t.scale.buffer, t.scale.offset, t.scale_bytes(), uint32_t(dtype_size(t.scale.dtype)), name.c_str());
+}
+
+namespace {
+
+// Rows of `row_bytes` from byte `at` of `buffer` that stay inside one piece and one binding range (less the
+// alignment slack); 0 when the first row crosses a piece boundary.
+int64_t rows_in_one_binding(const VulkanBuffer* b, uint64_t at, uint64_t row_bytes, const DeviceCaps& caps) {
+    const Piece* p = b ? b->piece_for(at, row_bytes) : nullptr;
+    if (!p) return 0;
+    const uint64_t piece_end = p->begin + p->size - b->lead;
+    const int64_t in_piece = int64_t((piece_end - at) / row_bytes);
+    const int64_t in_range = int64_t((caps.max_range - caps.storage_align - 16) / row_bytes);
+    return std::min(in_piece, in_range);
+}
+
+}  // namespace
 
 std::vector<RowBlock> Context::row_blocks(const Tensor& t, const char* what) const {
     const auto* b = static_cast<const VulkanBuffer*>(t.buffer);
-    const int64_t rows = t.rows(), row_bytes = int64_t(uint64_t(t.cols()) * dtype_size(t.dtype));
+    const int64_t rows = t.rows();
+    const uint64_t row_bytes = t.row_stride(), unit = storage_unit(t.dtype);
+    const bool quantized = t.quantized();
+    const auto* sb = static_cast<const VulkanBuffer*>(t.scale.buffer);
+    const uint64_t scale_row_bytes = quantized ? uint64_t(t.scale.cols(t.cols())) * dtype_size(t.scale.dtype) : 0;
+    const std::string scale_what = std::string(what) + " scales";
     std::vector<RowBlock> blocks;
     if (rows == 0 || row_bytes == 0) return blocks;
     for (int64_t r0 = 0; r0 < rows;) {
-        const uint64_t at = t.offset + uint64_t(r0 * row_bytes);
-        const Piece* p = b ? b->piece_for(at, uint64_t(row_bytes)) : nullptr;
-        if (!p) {
-            view(t.buffer, at, uint64_t(row_bytes), uint32_t(dtype_size(t.dtype)), what);  // throws the sentence
-            throw Error(std::string("vulkan: tensor '") + what + "' cannot be bound");
-        }
-        // Rows that stay in this piece and inside one binding range (less the alignment slack).
-        const uint64_t piece_end = p->begin + p->size - b->lead;
-        const int64_t in_piece = int64_t((piece_end - at) / uint64_t(row_bytes));
-        const int64_t in_range = int64_t((caps().max_range - caps().storage_align - 16) / uint64_t(row_bytes));
-        const int64_t n = std::min({rows - r0, in_piece, in_range});
-        if (n <= 0)
+        const uint64_t at = t.offset + uint64_t(r0) * row_bytes;
+        const uint64_t scale_at = t.scale.offset + uint64_t(r0) * scale_row_bytes;
+        int64_t n = rows_in_one_binding(b, at, row_bytes, caps());
+        if (n <= 0) {
+            view(t.buffer, at, row_bytes, uint32_t(unit), what);  // throws the sentence
             throw Error(std::string("vulkan: one row of tensor '") + what + "' (" + std::to_string(row_bytes) +
                         " bytes) is larger than a shader binding may address on this device");
+        }
+        if (quantized) {
+            const int64_t ns = rows_in_one_binding(sb, scale_at, scale_row_bytes, caps());
+            if (ns <= 0) {
+                view(t.scale.buffer, scale_at, scale_row_bytes, uint32_t(dtype_size(t.scale.dtype)), scale_what.c_str());
+                throw Error(std::string("vulkan: one row of the scales of tensor '") + what + "' (" +
+                            std::to_string(scale_row_bytes) + " bytes) is larger than a shader binding may address");
+            }
+            n = std::min(n, ns);
+        }
+        n = std::min(n, rows - r0);
         RowBlock blk;
         blk.first = r0;
         blk.count = n;
-        blk.view = view(t.buffer, at, uint64_t(n * row_bytes), uint32_t(dtype_size(t.dtype)), what);
+        blk.view = view(t.buffer, at, uint64_t(n) * row_bytes, uint32_t(unit), what);
+        if (quantized)
+            blk.scales = view(t.scale.buffer, scale_at, uint64_t(n) * scale_row_bytes, uint32_t(dtype_size(t.scale.dtype)),
+                              scale_what.c_str());
         blocks.push_back(blk);
         r0 += n;
     }

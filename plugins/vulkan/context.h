@@ -17,11 +17,15 @@
 
 namespace halo::vk {
 
-// A block of rows of a weight matrix that one binding can hold.
+// A block of rows of a weight matrix that one binding can hold (and, Q4/Q8, its rows of scales another).
 struct RowBlock {
     int64_t first = 0, count = 0;
     View view;
+    View scales;  // Q4/Q8 only
 };
+
+// Bytes a binding of this dtype counts in: the element for F32/F16/BF16/I32, the 32-bit word for Q4/Q8.
+inline uint32_t storage_unit(ops::DType t) { return ops::is_quantized(t) ? 4u : uint32_t(ops::dtype_size(t)); }
 
 // The batch of a KDA/MLA op as the shaders see it.
 struct BatchViews {
@@ -51,8 +55,10 @@ public:
     // Binding of a whole tensor. Throws a sentence naming `what` when the tensor crosses a piece boundary of a
     // split buffer or spans more than maxStorageBufferRange (weights use row_blocks() instead).
     View view(const ops::Tensor& t, const char* what) const;
+    // Binding of the scales of a Q4/Q8 tensor (checks as view()).
+    View scale_view(const ops::Tensor& t, const char* what) const;
     View view(const ops::Buffer* buffer, uint64_t offset, uint64_t bytes, uint32_t elem_size, const char* what) const;
-    // The tensor as few row blocks as possible, each inside one piece and one binding range.
+    // The tensor as few row blocks as possible, each inside one piece and one binding range (and so its scales).
     std::vector<RowBlock> row_blocks(const ops::Tensor& t, const char* what) const;
 
     // Uploads the batch (reusing the previous upload of the same frame when it is identical).

@@ -12,6 +12,9 @@ void embedding(Context& c, const EmbeddingParams& p) {
     const int64_t rows = p.ids.numel(), width = p.table.cols(), vocab = p.table.rows();
     if (rows == 0) return;
     if (p.ids.dtype != DType::i32) throw Error("vulkan embedding: ids must be I32, not " + std::string(dtype_name(p.ids.dtype)));
+    if (p.table.quantized())
+        throw Error("vulkan embedding: the table " + shape_string(p.table) +
+                    " is quantized; embeddings are read as F32, F16 or BF16 (keep the table unquantized)");
     static const PipelineSpec spec{"embedding", false, {1, 1, 1}, sizeof(glsl::EmbeddingPush), {}};
     const View ids = c.view(p.ids, "embedding ids"), dst = c.view(p.out, "embedding out");
     bool first = true;

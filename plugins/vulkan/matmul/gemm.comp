@@ -1,10 +1,14 @@
 #version 450
 // Tiled matrix product for prefill: each workgroup computes a 64 x 64 tile of y (rows x output columns), stepping
-// through K in slices of 16 held in shared memory; each invocation owns a 4 x 4 block. Grid: (ceil(n / 64),
-// ceil(rows / 64), batches).
+// through K in slices of 16 held in shared memory; each invocation owns a 4 x 4 block. With p.wide the W slice is
+// read as 128 runs of 8 elements (weight_at8: whole words, one scale per run), else element by element.
+// Grid: (ceil(n / 64), ceil(rows / 64), batches).
 #extension GL_GOOGLE_include_directive : require
 #include "plugins/vulkan/shaders/common.glsl"
 #include "plugins/vulkan/matmul/matmul_shared.h"
+#define WEIGHT_BINDING 1
+#define WEIGHT_SLOTS 2
+#include "plugins/vulkan/matmul/weights.glsl"
 
 #define BM 64u
 #define BN 64u
@@ -13,7 +17,6 @@
 layout(local_size_x = 256) in;
 layout(push_constant) uniform Push { MatmulPush p; };
 layout(binding = 0) readonly buffer X { float x[]; };
-HALO_TENSOR_RO(1, w)
 layout(binding = 2) buffer Y { float y[]; };
 
 shared float xs[BK][BM + 4u];  // x tile, k-major
@@ -22,7 +25,7 @@ shared float ws[BK][BN + 4u];  // W tile, k-major
 void main() {
     const uint n0 = gl_WorkGroupID.x * BN, m0 = gl_WorkGroupID.y * BM, z = gl_WorkGroupID.z;
     const uint t = gl_LocalInvocationID.x, tx = t % 16u, ty = t / 16u;
-    const uint xbase = p.x_off + z * p.x_bs, wbase = p.w_off + z * p.w_bs;
+    const uint xbase = p.x_off + z * p.x_bs;
     float acc[4][4];
     for (uint i = 0u; i < 4u; ++i)
         for (uint j = 0u; j < 4u; ++j) acc[i][j] = 0.0;
@@ -31,11 +34,19 @@ void main() {
         for (uint i = 0u; i < 4u; ++i) {
             const uint idx = t + i * 256u;  // 64 rows x 16 k
             const uint row = idx / BK, kk = idx % BK, k = k0 + kk;
-            float xv = 0.0, wv = 0.0;
+            float xv = 0.0;
             if (m0 + row < p.rows && k < p.k) xv = x[xbase + (m0 + row) * p.ld_x + k];
-            if (n0 + row < p.n && k < p.k) wv = w_load(wbase + (n0 + row) * p.ld_w + k, p.w_dtype);
             xs[kk][row] = xv;
-            ws[kk][row] = wv;
+            if (p.wide == 0u) ws[kk][row] = n0 + row < p.n && k < p.k ? weight_at(p.w, z, n0 + row, k) : 0.0;
+        }
+        if (p.wide != 0u && t < 128u) {  // K is a multiple of 8 here: a run is wholly inside or outside the row
+            const uint row = t / 2u, k8 = (t % 2u) * 8u;
+            vec4 lo = vec4(0.0), hi = vec4(0.0);
+            if (n0 + row < p.n && k0 + k8 < p.k) weight_at8(p.w, z, n0 + row, (k0 + k8) / 8u, lo, hi);
+            for (uint j = 0u; j < 4u; ++j) {
+                ws[k8 + j][row] = lo[j];
+                ws[k8 + 4u + j][row] = hi[j];
+            }
         }
         barrier();
         for (uint kk = 0u; kk < BK; ++kk) {

@@ -1,13 +1,15 @@
 #version 450
 // Matrix-vector products for decode (up to 4 rows, a pipeline per row count): each workgroup computes NC output
 // columns for every row.
-// Memory-bound on the weights, so W is read once with 16-byte loads (8 BF16/F16 or 2x4 F32 per step) when the
-// layout allows, and the per-invocation partial sums are reduced with subgroup adds (HALO_SUBGROUP) or a
+// Memory-bound on the weights, so W is read once in 8-element steps with whole-word loads (weight_at8: 16 bytes of
+// BF16/F16, 2x16 of F32, one Q4 word, two Q8 words) when the layout allows, and the per-invocation partial sums are reduced with subgroup adds (HALO_SUBGROUP) or a
 // shared-memory tree. Grid: (2D over ceil(n / NC), batches).
 #extension GL_GOOGLE_include_directive : require
 #include "plugins/vulkan/shaders/common.glsl"
 #include "plugins/vulkan/matmul/matmul_shared.h"
-#include "plugins/vulkan/shaders/wide.glsl"
+#define WEIGHT_BINDING 1
+#define WEIGHT_SLOTS 2
+#include "plugins/vulkan/matmul/weights.glsl"
 #if HALO_SUBGROUP
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #extension GL_KHR_shader_subgroup_basic : require
@@ -22,8 +24,6 @@ const uint NV = NC * MAXR;                     // partial sums per invocation
 layout(push_constant) uniform Push { MatmulPush p; };
 layout(binding = 0) readonly buffer X { float x[]; };
 layout(binding = 0) readonly buffer X4 { vec4 x4[]; };
-HALO_TENSOR_RO(1, w)
-layout(binding = 1) readonly buffer W4 { uvec4 w4[]; };
 layout(binding = 2) buffer Y { float y[]; };
 
 shared float red[NV][WG];
@@ -36,7 +36,6 @@ void main() {
     const uint nr = min(p.rows, MAXR);
     const uint nc = min(NC, p.n - col0);
     const uint xbase = p.x_off + z * p.x_bs;
-    const uint wbase = p.w_off + z * p.w_bs;
     float acc[NV];
     for (uint i = 0u; i < NV; ++i) acc[i] = 0.0;
 
@@ -53,15 +52,8 @@ void main() {
             }
             for (uint n = 0u; n < NC; ++n) {
                 if (n < nc) {
-                    const uint row = wbase + (col0 + n) * p.ld_w;
                     vec4 lo, hi;
-                    if (p.w_dtype == HALO_DT_F32) {
-                        const uint q = row / 4u + c * 2u;
-                        lo = uintBitsToFloat(w4[q]);
-                        hi = uintBitsToFloat(w4[q + 1u]);
-                    } else {
-                        unpack8(w4[row / 8u + c], p.w_dtype, lo, hi);
-                    }
+                    weight_at8(p.w, z, col0 + n, c, lo, hi);
                     for (uint r = 0u; r < MAXR; ++r)
                         if (r < nr) acc[n * MAXR + r] += dot(lo, xlo[r]) + dot(hi, xhi[r]);
                 }
@@ -73,7 +65,7 @@ void main() {
             for (uint r = 0u; r < MAXR; ++r) xv[r] = r < nr ? x[xbase + r * p.ld_x + k] : 0.0;
             for (uint n = 0u; n < NC; ++n) {
                 if (n < nc) {
-                    const float wv = w_load(wbase + (col0 + n) * p.ld_w + k, p.w_dtype);
+                    const float wv = weight_at(p.w, z, col0 + n, k);
                     for (uint r = 0u; r < MAXR; ++r) acc[n * MAXR + r] += wv * xv[r];
                 }
             }

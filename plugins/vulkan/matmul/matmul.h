@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "plugins/vulkan/context.h"
+#include "plugins/vulkan/matmul/weights.h"
 
 namespace halo::vk {
 
@@ -15,15 +16,6 @@ struct Operand {
     uint32_t batch_stride = 0;
 };
 
-// A weight matrix [n, k] inside one binding (row stride ld, batch stride in elements).
-struct WeightOperand {
-    View view;
-    ops::DType dtype = ops::DType::f32;
-    uint32_t ld = 0;
-    uint32_t batch_stride = 0;
-    int64_t n = 0, k = 0;
-};
-
 // An activation tensor [rows, cols] F32 as an operand.
 Operand activation(Context& c, const ops::Tensor& t, const char* what);
 // The same operand moved by `elems` elements.
@@ -32,8 +24,9 @@ Operand shifted(Operand o, int64_t elems);
 void matmul(Context& c, int64_t rows, int64_t batches, const Operand& x, const WeightOperand& w, const Operand& y,
             bool accumulate = false);
 
-// y[rows, N] (+)= x[rows, K] . W^T for a whole weight tensor W [N, K], split into row blocks when it does not fit
-// one binding (lm_head and the embedding of the real model exceed lavapipe's 128 MiB range).
+// y[rows, N] (+)= x[rows, K] . W^T for a whole weight tensor W [N, K] of any weight format, split into row blocks
+// when it (or its scales) does not fit one binding (lm_head and the embedding of the real model exceed lavapipe's
+// 128 MiB range).
 void linear(Context& c, int64_t rows, const Operand& x, const ops::Tensor& w, const Operand& y, const char* what,
             bool accumulate = false);
 

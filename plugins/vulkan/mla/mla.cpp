@@ -85,7 +85,8 @@ void mla(Context& c, const MlaParams& p, const SeqBatch& batch) {
     linear(c, T, x, w.kv_a, {ckv, uint32_t(width), 0}, "mla kv_a");
 
     const CacheSlots cache = cache_slots(c, p.cache);
-    const View norm = c.view(w.kv_a_norm, "mla kv_a_norm"), kvb = c.view(w.kv_b, "mla kv_b");
+    const View norm = c.view(w.kv_a_norm, "mla kv_a_norm");
+    const WeightOperand kvb = weight_operand(c, w.kv_b, "mla kv_b");
     glsl::MlaPush pc{};
     pc.rows = uint32_t(T);
     pc.heads = uint32_t(H);
@@ -103,8 +104,7 @@ void mla(Context& c, const MlaParams& p, const SeqBatch& batch) {
     pc.cache_dt = uint32_t(p.cache.dtype);
     pc.norm_off = norm.elem;
     pc.norm_dt = uint32_t(w.kv_a_norm.dtype);
-    pc.kvb_off = kvb.elem;
-    pc.kvb_dt = uint32_t(w.kv_b.dtype);
+    pc.kvb = kvb.ref;
     const uint32_t push = sizeof(glsl::MlaPush);
 
     auto with_cache = [&](std::vector<Binding> b, bool write) {
@@ -114,8 +114,9 @@ void mla(Context& c, const MlaParams& p, const SeqBatch& batch) {
     static const PipelineSpec write_spec{"mla_cache_write", false, {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, push, {}};
     c.rec.dispatch(c.pipeline(write_spec), with_cache({in(bv.runs), in(bv.pages), in(bv.row_run), in(ckv), in(norm)}, true),
                    &pc, uint32_t(T));
-    static const PipelineSpec absorb_spec{"mla_absorb", false, {1, 1, 1}, push, {}};
-    c.rec.dispatch(c.pipeline(absorb_spec), {in(q), in(kvb), out(qc)}, &pc, groups(width, 64), uint32_t(H), uint32_t(T));
+    static const PipelineSpec absorb_spec{"mla_absorb", false, {1, 2, 1}, push, {}};
+    c.rec.dispatch(c.pipeline(absorb_spec), {in(q), in(kvb.data), in(kvb.scales), out(qc)}, &pc, groups(width, 64),
+                   uint32_t(H), uint32_t(T));
     static const PipelineSpec attn_spec{"mla_attention", false, {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, push, {}};
     static const PipelineSpec heads_spec{"mla_attention_heads", false, {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, push, {}};
     c.rec.dispatch(c.pipeline(per_head ? attn_spec : heads_spec),
@@ -125,8 +126,7 @@ void mla(Context& c, const MlaParams& p, const SeqBatch& batch) {
     c.rec.dispatch(c.pipeline(combine_spec), {in(part), out(ctx)}, &pc, uint32_t(H), uint32_t(T));
 
     // o[t, h, :] = W_UV[h] ctx[t, h, :], with W_UV[h] = kv_b rows h*dkv + dn .. + dv - 1: one batched product.
-    WeightOperand wuv{kvb, w.kv_b.dtype, uint32_t(r), uint32_t(dkv * r), dv, r};
-    wuv.view.elem += uint32_t(dn * r);
+    const WeightOperand wuv = weight_rows(kvb, dn, dv, dkv);
     matmul(c, T, H, {ctx, uint32_t(H * r), uint32_t(r)}, wuv, {o, uint32_t(H * dv), uint32_t(dv)});
     linear(c, T, {o, uint32_t(H * dv), 0}, w.o_proj, activation(c, p.out, "mla out"), "mla o_proj");
 }

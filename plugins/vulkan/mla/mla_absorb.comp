@@ -4,11 +4,13 @@
 #extension GL_GOOGLE_include_directive : require
 #include "plugins/vulkan/shaders/common.glsl"
 #include "plugins/vulkan/mla/mla_shared.h"
+#define WEIGHT_BINDING 1
+#define WEIGHT_SLOTS 2
+#include "plugins/vulkan/matmul/weights.glsl"
 
 layout(local_size_x = 64) in;
 layout(push_constant) uniform Push { MlaPush p; };
 layout(binding = 0) readonly buffer Q { float q[]; };
-HALO_TENSOR_RO(1, kvb)
 layout(binding = 2) writeonly buffer Qc { float qc[]; };
 
 void main() {
@@ -18,8 +20,8 @@ void main() {
     float v;
     if (e < p.rank) {
         v = 0.0;
-        const uint wb = p.kvb_off + h * (p.dn + p.dv) * p.rank + e;
-        for (uint d = 0u; d < p.dn; ++d) v += kvb_load(wb + d * p.rank, p.kvb_dt) * q[qb + d];
+        const uint row0 = h * (p.dn + p.dv);
+        for (uint d = 0u; d < p.dn; ++d) v += weight_at(p.kvb, 0u, row0 + d, e) * q[qb + d];
     } else {
         v = q[qb + p.dn + (e - p.rank)];
     }

@@ -5,6 +5,7 @@
 #ifndef HALO_VK_MLA_SHARED_H
 #define HALO_VK_MLA_SHARED_H
 
+#include "plugins/vulkan/matmul/weights_shared.h"
 #include "plugins/vulkan/shaders/interop.h"
 
 #define MLA_CACHE_SLOTS 8
@@ -23,22 +24,20 @@ struct MlaPush {
     uint splits;     // context splits per (row, head)
     float scale;     // softmax scale
     float eps;       // kv_a_layernorm eps
-    uint cache_off;  // element offsets and dtypes of the cache and the small weights in their windows
+    uint cache_off;  // element offsets and dtypes of the cache and the norm weight in their windows
     uint cache_dt;
     uint norm_off;
     uint norm_dt;
-    uint kvb_off;
-    uint kvb_dt;
     uint cache_shift;  // log2 of the cache elements per binding slot (31: one slot)
-    uint pad1;
-    uint pad2;
+    WeightRef kvb;     // kv_b [H * (dn + dv), r], any weight format (mla_absorb: slots 0, 1 of binding 1)
 };
 
 HALO_GLSL_END
 
 HALO_LAYOUT(MlaPush, splits, 32)
 HALO_LAYOUT(MlaPush, scale, 36)
-HALO_LAYOUT(MlaPush, kvb_dt, 64)
-HALO_SIZE(MlaPush, 80)
+HALO_LAYOUT(MlaPush, cache_shift, 60)
+HALO_LAYOUT(MlaPush, kvb, 64)
+HALO_SIZE(MlaPush, 96)
 
 #endif

@@ -5,7 +5,9 @@
 // (decode) take matrix-vector shaders per (row, expert) pair; many rows (prefill) group the pairs by expert on the
 // GPU (moe_sort) and run tiled products per expert. The weighted sum per row comes last (moe_combine).
 #include <algorithm>
+#include <array>
 #include <map>
+#include <string>
 
 #include "plugins/vulkan/moe/moe_shared.h"
 #include "plugins/vulkan/ops.h"
@@ -25,45 +27,72 @@ struct Pass {
     std::vector<glsl::ExpertRef> refs;  // E + 1 (the last is the shared expert, or unused)
 };
 
-struct Located {
-    const Tensor* t;
-    VkBuffer buffer;
-    uint64_t local;  // byte offset in the piece's VkBuffer
-    uint64_t piece_size;
+// One byte range the shaders read: an expert tensor's data or its scales (Q4/Q8), located in its piece.
+struct Region {
+    VkBuffer buffer = VK_NULL_HANDLE;
+    uint64_t local = 0;  // byte offset in the piece's VkBuffer
+    uint64_t piece_size = 0;
+    uint64_t bytes = 0;
+    uint32_t unit = 4;   // storage unit (elements, words or scale elements)
     uint32_t window = 0, elem = 0;
 };
 
-// Groups the expert tensors into as few bindings as possible (per VkBuffer, windows of at most the storage-buffer
-// range starting at aligned offsets), then the experts into passes of at most HALO_MOE_BINDINGS windows. A layer
-// loaded into one buffer (or imported from its shard files) takes one pass; experts scattered over many buffers
-// take several, transparently.
-std::vector<Pass> locate(Context& c, const MoeParams& p, bool x_wide) {
+// The tensors of expert e (the shared expert is e = E): w1, w3, w2.
+std::array<const Tensor*, 3> expert_tensors(const MoeParams& p, int e) {
+    if (e == p.n_experts) return {&p.shared_gate, &p.shared_up, &p.shared_down};
+    return {&p.w1[e], &p.w3[e], &p.w2[e]};
+}
+
+const char* const kProjection[3] = {"w1", "w3", "w2"};
+
+Region locate_region(Context& c, const Buffer* buffer, uint64_t offset, uint64_t bytes, uint32_t unit,
+                     const std::string& what) {
+    const auto* b = static_cast<const VulkanBuffer*>(buffer);
+    const Piece* piece = b ? b->piece_for(offset, std::max<uint64_t>(bytes, 1)) : nullptr;
+    if (!piece) {
+        c.view(buffer, offset, bytes, unit, what.c_str());  // throws the sentence for a tensor that crosses pieces
+        throw Error("vulkan moe: " + what + " cannot be bound");
+    }
+    Region r;
+    r.buffer = piece->buffer;
+    r.local = offset + b->lead - piece->begin;
+    r.piece_size = piece->size;
+    r.bytes = bytes;
+    r.unit = unit;
+    return r;
+}
+
+// Groups the expert tensors and their scales into as few bindings as possible (per VkBuffer, windows of at most
+// the storage-buffer range starting at aligned offsets), then the experts into passes of at most
+// HALO_MOE_BINDINGS windows. A layer loaded into one buffer (or imported from its shard files) takes one pass;
+// experts scattered over many buffers take several, transparently.
+std::vector<Pass> locate(Context& c, const MoeParams& p) {
     const int E = p.n_experts;
     const bool shared = p.shared_gate.present();
-    std::vector<Located> items;
-    auto add = [&](const Tensor& t, const char* what) {
-        const auto* b = static_cast<const VulkanBuffer*>(t.buffer);
-        const Piece* piece = b ? b->piece_for(t.offset, std::max<uint64_t>(t.bytes(), 1)) : nullptr;
-        if (!piece) {
-            c.view(t, what);  // throws the sentence for a tensor that crosses pieces
-            throw Error(std::string("vulkan moe: ") + what + " cannot be bound");
+    const int experts = E + (shared ? 1 : 0);
+    // regions[6 * e + i]: data of projection i; regions[6 * e + 3 + i]: its scales (unused for float tensors)
+    std::vector<Region> regions(size_t(6 * experts));
+    std::vector<size_t> used;
+    for (int e = 0; e < experts; ++e) {
+        const auto ts = expert_tensors(p, e);
+        for (int i = 0; i < 3; ++i) {
+            const Tensor& t = *ts[size_t(i)];
+            const std::string what = e == E ? std::string("moe shared expert ") + kProjection[i]
+                                            : "moe expert " + std::to_string(e) + " " + kProjection[i];
+            check_weight(t, what.c_str());
+            regions[size_t(6 * e + i)] = locate_region(c, t.buffer, t.offset, t.bytes(), storage_unit(t.dtype), what);
+            used.push_back(size_t(6 * e + i));
+            if (t.quantized()) {
+                regions[size_t(6 * e + 3 + i)] = locate_region(c, t.scale.buffer, t.scale.offset, t.scale_bytes(),
+                                                               uint32_t(dtype_size(t.scale.dtype)), what + " scales");
+                used.push_back(size_t(6 * e + 3 + i));
+            }
         }
-        items.push_back({&t, piece->buffer, t.offset + b->lead - piece->begin, piece->size});
-    };
-    for (int e = 0; e < E; ++e) {
-        add(p.w1[e], "moe expert w1");
-        add(p.w3[e], "moe expert w3");
-        add(p.w2[e], "moe expert w2");
     }
-    if (shared) {
-        add(p.shared_gate, "moe shared gate");
-        add(p.shared_up, "moe shared up");
-        add(p.shared_down, "moe shared down");
-    }
-    std::vector<size_t> order(items.size());
-    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::vector<size_t> order = used;
     std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-        return items[a].buffer != items[b].buffer ? items[a].buffer < items[b].buffer : items[a].local < items[b].local;
+        return regions[a].buffer != regions[b].buffer ? regions[a].buffer < regions[b].buffer
+                                                      : regions[a].local < regions[b].local;
     });
     std::vector<View> windows;
     const uint64_t align = c.caps().storage_align, range = c.caps().max_range;
@@ -73,56 +102,69 @@ std::vector<Pass> locate(Context& c, const MoeParams& p, bool x_wide) {
         if (cur) windows.push_back({cur, base, std::min<uint64_t>((end - base + 15) / 16 * 16, piece_size - base), 0});
     };
     for (size_t i : order) {
-        Located& it = items[i];
-        const uint64_t bytes = it.t->bytes();
-        if (it.buffer != cur || it.local + bytes - base > range) {
+        Region& it = regions[i];
+        if (it.buffer != cur || it.local + it.bytes - base > range) {
             close();
             cur = it.buffer;
             base = it.local / align * align;
             end = base;
             piece_size = it.piece_size;
-            if (it.local + bytes - base > range)
-                throw Error("vulkan moe: one expert tensor (" + std::to_string(bytes) + " bytes) is larger than a shader "
-                            "binding may address on this device");
+            if (it.local + it.bytes - base > range)
+                throw Error("vulkan moe: one expert tensor (" + std::to_string(it.bytes) + " bytes) is larger than a "
+                            "shader binding may address on this device");
         }
-        end = std::max(end, it.local + bytes);
+        if ((it.local - base) % it.unit)
+            throw Error("vulkan moe: an expert tensor starts at a byte offset that is not a multiple of its element "
+                        "size " + std::to_string(it.unit) + "; align expert tensors in their buffer");
+        end = std::max(end, it.local + it.bytes);
         it.window = uint32_t(windows.size());
-        it.elem = uint32_t((it.local - base) / dtype_size(it.t->dtype));
+        it.elem = uint32_t((it.local - base) / it.unit);
     }
     close();
 
-    const int64_t D = p.x.cols();
-    auto wide = [&](const Located& l, int64_t k) {
-        return k % 8 == 0 && l.elem % (l.t->dtype == DType::f32 ? 4 : 8) == 0;
-    };
     std::vector<Pass> passes;
     std::vector<int32_t> slot_of(windows.size(), -1);  // window -> binding slot in the current pass
-    for (int e = 0; e < E + (shared ? 1 : 0); ++e) {
-        const Located* t3[3] = {&items[size_t(3 * e)], &items[size_t(3 * e + 1)], &items[size_t(3 * e + 2)]};
+    for (int e = 0; e < experts; ++e) {
+        const auto ts = expert_tensors(p, e);
+        std::vector<const Region*> mine;  // the regions this expert reads
+        for (int i = 0; i < 3; ++i) {
+            mine.push_back(&regions[size_t(6 * e + i)]);
+            if (ts[size_t(i)]->quantized()) mine.push_back(&regions[size_t(6 * e + 3 + i)]);
+        }
         std::vector<uint32_t> fresh;  // windows this expert adds to the current pass
-        for (const Located* t : t3)
-            if (slot_of[t->window] < 0 && std::find(fresh.begin(), fresh.end(), t->window) == fresh.end())
-                fresh.push_back(t->window);
+        for (const Region* r : mine)
+            if (slot_of[r->window] < 0 && std::find(fresh.begin(), fresh.end(), r->window) == fresh.end())
+                fresh.push_back(r->window);
         if (passes.empty() || passes.back().windows.size() + fresh.size() > HALO_MOE_BINDINGS) {
             passes.emplace_back();
             passes.back().refs.assign(size_t(E + 1), glsl::ExpertRef{});
             std::fill(slot_of.begin(), slot_of.end(), -1);
         }
         Pass& pass = passes.back();
-        uint32_t slot[3];
-        for (int i = 0; i < 3; ++i) {
-            int32_t& s = slot_of[t3[i]->window];
+        auto slot = [&](const Region& r) {
+            int32_t& s = slot_of[r.window];
             if (s < 0) {
                 s = int32_t(pass.windows.size());
-                pass.windows.push_back(windows[t3[i]->window]);
+                pass.windows.push_back(windows[r.window]);
             }
-            slot[i] = uint32_t(s);
+            return uint32_t(s);
+        };
+        glsl::WeightRef w[3];
+        for (int i = 0; i < 3; ++i) {
+            const Region& d = regions[size_t(6 * e + i)];
+            const Region& sc = regions[size_t(6 * e + 3 + i)];
+            const bool q = ts[size_t(i)]->quantized();
+            const uint32_t data_slot = slot(d);
+            w[i] = weight_ref(*ts[size_t(i)], data_slot, d.elem, q ? slot(sc) : 0, q ? sc.elem : 0);
         }
         glsl::ExpertRef& r = pass.refs[size_t(e)];
-        r = {slot[0], t3[0]->elem, slot[1], t3[1]->elem, slot[2], t3[2]->elem, uint32_t(t3[0]->t->rows()), 0};
-        r.flags = uint32_t(t3[0]->t->dtype) | uint32_t(t3[1]->t->dtype) << 4 | uint32_t(t3[2]->t->dtype) << 8;
-        if (x_wide && wide(*t3[0], D) && wide(*t3[1], D)) r.flags |= HALO_MOE_WIDE_UP;
-        if (wide(*t3[2], r.inter)) r.flags |= HALO_MOE_WIDE_DOWN;
+        r.w1 = w[0];
+        r.w3 = w[1];
+        r.w2 = w[2];
+        r.inter = uint32_t(ts[0]->rows());
+        r.flags = 0;
+        if (weight_chunks(r.w1, ts[0]->cols()) && weight_chunks(r.w3, ts[1]->cols())) r.flags |= HALO_MOE_WIDE_UP;
+        if (weight_chunks(r.w2, ts[2]->cols())) r.flags |= HALO_MOE_WIDE_DOWN;
     }
     for (Pass& pass : passes)
         while (pass.windows.size() < HALO_MOE_BINDINGS) pass.windows.push_back(pass.windows[0]);
@@ -130,36 +172,35 @@ std::vector<Pass> locate(Context& c, const MoeParams& p, bool x_wide) {
 }
 
 // The passes of recent layers, keyed by everything locate() reads (each tensor's VkBuffer, offset, dtype and
-// shape), so a decode step does not sort 3 x 256 expert tensors per layer again.
+// shape, and its scales'), so a decode step does not sort 3 x 256 expert tensors per layer again.
 struct PassCache {
     std::map<std::vector<uint64_t>, std::vector<Pass>> entries;
 };
 
-const std::vector<Pass>& cached_passes(Context& c, const MoeParams& p, bool x_wide) {
+const std::vector<Pass>& cached_passes(Context& c, const MoeParams& p) {
     auto& slot = c.op_state["moe.passes"];
     if (!slot) slot = std::make_shared<PassCache>();
     auto& cache = *static_cast<PassCache*>(slot.get());
-    std::vector<uint64_t> key = {uint64_t(x_wide), uint64_t(p.n_experts), uint64_t(p.shared_gate.present())};
-    auto add = [&](const Tensor& t) {
-        const auto* b = static_cast<const VulkanBuffer*>(t.buffer);
-        const Piece* piece = b ? b->piece_for(t.offset, std::max<uint64_t>(t.bytes(), 1)) : nullptr;
+    std::vector<uint64_t> key = {uint64_t(p.n_experts), uint64_t(p.shared_gate.present())};
+    auto where = [&](const Buffer* buffer, uint64_t offset, uint64_t bytes) {
+        const auto* b = static_cast<const VulkanBuffer*>(buffer);
+        const Piece* piece = b ? b->piece_for(offset, std::max<uint64_t>(bytes, 1)) : nullptr;
         key.insert(key.end(), {piece ? uint64_t(reinterpret_cast<uintptr_t>(piece->buffer)) : 0,
-                               piece ? t.offset + b->lead - piece->begin : t.offset, uint64_t(t.dtype), uint64_t(t.rows()),
-                               uint64_t(t.cols())});
+                               piece ? offset + b->lead - piece->begin : offset});
     };
-    for (int e = 0; e < p.n_experts; ++e) {
-        add(p.w1[e]);
-        add(p.w3[e]);
-        add(p.w2[e]);
-    }
-    if (p.shared_gate.present()) {
-        add(p.shared_gate);
-        add(p.shared_up);
-        add(p.shared_down);
-    }
+    const int experts = p.n_experts + (p.shared_gate.present() ? 1 : 0);
+    for (int e = 0; e < experts; ++e)
+        for (const Tensor* t : expert_tensors(p, e)) {
+            where(t->buffer, t->offset, t->bytes());
+            key.insert(key.end(), {uint64_t(t->dtype), uint64_t(t->rows()), uint64_t(t->cols())});
+            if (t->quantized()) {
+                where(t->scale.buffer, t->scale.offset, t->scale_bytes());
+                key.insert(key.end(), {uint64_t(t->scale.dtype), uint64_t(uint32_t(t->scale.group))});
+            }
+        }
     if (auto it = cache.entries.find(key); it != cache.entries.end()) return it->second;
     if (cache.entries.size() >= 64) cache.entries.clear();
-    return cache.entries.emplace(std::move(key), locate(c, p, x_wide)).first->second;
+    return cache.entries.emplace(std::move(key), locate(c, p)).first->second;
 }
 
 }  // namespace
@@ -231,7 +272,8 @@ void moe(Context& c, const MoeParams& p) {
         static const PipelineSpec sort{"moe_sort", false, {1, 1, 1}, push, {}};
         c.rec.dispatch(c.pipeline(sort), {in(ids), out(order), out(tiles)}, &pc, 1);
     }
-    for (const Pass& pass : cached_passes(c, p, x.view.elem % 4 == 0 && D % 8 == 0)) {
+    pc.x_wide = x.view.elem % 4 == 0 && D % 8 == 0 ? 1 : 0;
+    for (const Pass& pass : cached_passes(c, p)) {
         const View table = c.rec.upload(pass.refs.data(), pass.refs.size() * sizeof(glsl::ExpertRef)).view;
         auto with_weights = [&](std::vector<Binding> b) {
             for (const View& v : pass.windows) b.push_back(in(v));

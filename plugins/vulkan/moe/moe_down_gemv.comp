@@ -3,10 +3,10 @@
 // Grid: (ceil(D / 4), pairs).
 #extension GL_GOOGLE_include_directive : require
 #include "plugins/vulkan/shaders/common.glsl"
-#include "plugins/vulkan/shaders/wide.glsl"
 #include "plugins/vulkan/moe/moe_shared.h"
-#define MOE_WEIGHT_BINDING 4
-#include "plugins/vulkan/moe/moe_weights.glsl"
+#define WEIGHT_BINDING 4
+#define WEIGHT_SLOTS HALO_MOE_BINDINGS
+#include "plugins/vulkan/matmul/weights.glsl"
 
 #define WG 128u
 #define NC 4u
@@ -28,7 +28,6 @@ void main() {
     const ExpertRef r = refs[e];
     if (r.inter == 0u) return;  // an expert of another pass
     const uint nc = min(NC, p.dim - col0), I = r.inter;
-    const uint dt2 = (r.flags >> 8) & 15u;
     const uint hb = pair * p.inter_max;
     float acc[NC];
     for (uint n = 0u; n < NC; ++n) acc[n] = 0.0;
@@ -38,7 +37,7 @@ void main() {
             for (uint n = 0u; n < NC; ++n) {
                 if (n < nc) {
                     vec4 lo, hi;
-                    wload8(r.w2_buf, r.w2_off + (col0 + n) * I, c, dt2, lo, hi);
+                    weight_at8(r.w2, 0u, col0 + n, c, lo, hi);
                     acc[n] += dot(lo, hlo) + dot(hi, hhi);
                 }
             }
@@ -47,7 +46,7 @@ void main() {
         for (uint k = tid; k < I; k += WG) {
             const float hv = h[hb + k];
             for (uint n = 0u; n < NC; ++n)
-                if (n < nc) acc[n] += wload(r.w2_buf, r.w2_off + (col0 + n) * I + k, dt2) * hv;
+                if (n < nc) acc[n] += weight_at(r.w2, 0u, col0 + n, k) * hv;
         }
     }
     for (uint n = 0u; n < NC; ++n) red[n][tid] = acc[n];

@@ -3,10 +3,10 @@
 // of pairs of one expert and 64 output columns. Grid: (ceil(D / 64), max_tiles).
 #extension GL_GOOGLE_include_directive : require
 #include "plugins/vulkan/shaders/common.glsl"
-#include "plugins/vulkan/shaders/wide.glsl"
 #include "plugins/vulkan/moe/moe_shared.h"
-#define MOE_WEIGHT_BINDING 5
-#include "plugins/vulkan/moe/moe_weights.glsl"
+#define WEIGHT_BINDING 5
+#define WEIGHT_SLOTS HALO_MOE_BINDINGS
+#include "plugins/vulkan/matmul/weights.glsl"
 
 #define BK 16u
 
@@ -29,7 +29,7 @@ void main() {
     const ExpertRef r = refs[tl.x];
     const uint D = p.dim, I = r.inter, n = uint(tl.z);
     if (n0 >= D || I == 0u) return;  // I == 0: an expert of another pass
-    const uint dt2 = (r.flags >> 8) & 15u;
+    const bool wide = (r.flags & HALO_MOE_WIDE_DOWN) != 0u;
     if (tid < 64u) prow[tid] = tid < n ? order_[tl.y + int(tid)] : -1;
     barrier();
     const uint tx = tid % 16u, ty = tid / 16u;
@@ -39,11 +39,19 @@ void main() {
     for (uint k0 = 0u; k0 < I; k0 += BK) {
         for (uint i = 0u; i < 4u; ++i) {
             const uint idx = tid + i * 256u, row = idx / BK, kk = idx % BK, k = k0 + kk;
-            float hv = 0.0, wv = 0.0;
+            float hv = 0.0;
             if (prow[row] >= 0 && k < I) hv = h[uint(prow[row]) * p.inter_max + k];
-            if (n0 + row < D && k < I) wv = wload(r.w2_buf, r.w2_off + (n0 + row) * I + k, dt2);
             hs[kk][row] = hv;
-            ws_[kk][row] = wv;
+            if (!wide) ws_[kk][row] = n0 + row < D && k < I ? weight_at(r.w2, 0u, n0 + row, k) : 0.0;
+        }
+        if (wide && tid < 128u) {  // I is a multiple of 8: 128 runs of 8
+            const uint row = tid / 2u, k8 = (tid % 2u) * 8u;
+            vec4 lo = vec4(0.0), hi = vec4(0.0);
+            if (n0 + row < D && k0 + k8 < I) weight_at8(r.w2, 0u, n0 + row, (k0 + k8) / 8u, lo, hi);
+            for (uint j = 0u; j < 4u; ++j) {
+                ws_[k8 + j][row] = lo[j];
+                ws_[k8 + 4u + j][row] = hi[j];
+            }
         }
         barrier();
         for (uint kk = 0u; kk < BK; ++kk) {

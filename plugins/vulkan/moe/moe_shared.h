@@ -1,28 +1,28 @@
 // MoE structs shared by GLSL and C++. Pairs: each row t has `slots` (row, expert) pairs, pair = t * slots + k:
 // its top_k routed experts best first, then the shared expert (expert id E) when present. The expert table
-// (ExpertRef[E + 1]) says where each expert's weights are: a slot of the weight binding array and an element
-// offset inside it, per projection.
+// (ExpertRef[E + 1]) says where each expert's weights are: a WeightRef per projection (matmul/weights_shared.h),
+// whose data and scale slots index the weight binding array.
 #ifndef HALO_VK_MOE_SHARED_H
 #define HALO_VK_MOE_SHARED_H
 
+#include "plugins/vulkan/matmul/weights_shared.h"
 #include "plugins/vulkan/shaders/interop.h"
 
 #define HALO_MOE_BINDINGS 16   // weight binding array size
 #define HALO_MOE_TILE 64       // pairs per tile in the tiled (prefill) path
-#define HALO_MOE_WIDE_UP 0x1000u    // flags: w1 and w3 rows allow 16-byte loads
-#define HALO_MOE_WIDE_DOWN 0x2000u  // flags: w2 rows allow 16-byte loads
+#define HALO_MOE_WIDE_UP 0x1u    // flags: w1 and w3 rows allow 8-element loads (weight_at8)
+#define HALO_MOE_WIDE_DOWN 0x2u  // flags: w2 rows allow 8-element loads
 
 HALO_GLSL_BEGIN
 
 struct ExpertRef {
-    uint w1_buf;  // gate projection [inter, D]
-    uint w1_off;
-    uint w3_buf;  // up projection [inter, D]
-    uint w3_off;
-    uint w2_buf;  // down projection [D, inter]
-    uint w2_off;
-    uint inter;   // intermediate size of this expert
-    uint flags;   // dtypes: w1 bits 0-3, w3 bits 4-7, w2 bits 8-11; HALO_MOE_WIDE_* bits
+    WeightRef w1;  // gate projection [inter, D]
+    WeightRef w3;  // up projection [inter, D]
+    WeightRef w2;  // down projection [D, inter]
+    uint inter;    // intermediate size of this expert (0: an expert of another pass)
+    uint flags;    // HALO_MOE_WIDE_* bits
+    uint pad0;
+    uint pad1;
 };
 
 struct MoePush {
@@ -47,14 +47,16 @@ struct MoePush {
     uint x_off;
     uint out_off;
     uint max_tiles;     // tiled path: workgroups dispatched along the tile dimension
-    uint pad0;
+    uint x_wide;        // 1: rows of x start on 16-byte boundaries (decode gate/up: 16-byte x loads)
     uint pad1;
     uint pad2;
 };
 
 HALO_GLSL_END
 
-HALO_SIZE(ExpertRef, 32)
+HALO_LAYOUT(ExpertRef, w2, 64)
+HALO_LAYOUT(ExpertRef, inter, 96)
+HALO_SIZE(ExpertRef, 112)
 HALO_LAYOUT(MoePush, routed_scale, 36)
 HALO_LAYOUT(MoePush, inter_max, 52)
 HALO_LAYOUT(MoePush, max_tiles, 80)

@@ -1,13 +1,13 @@
 #version 450
 // MoE gate/up projections for few rows (decode): one workgroup per (pair, 4 intermediate columns) reads the pair's
-// expert from the table and computes h[pair, i] = silu(x . w1[i]) * (x . w3[i]), with 16-byte weight loads where
-// the layout allows. Grid: (ceil(inter_max / 4), pairs).
+// expert from the table and computes h[pair, i] = silu(x . w1[i]) * (x . w3[i]), with 8-element weight loads
+// (weight_at8) and 16-byte x loads where the layout allows. Grid: (ceil(inter_max / 4), pairs).
 #extension GL_GOOGLE_include_directive : require
 #include "plugins/vulkan/shaders/common.glsl"
-#include "plugins/vulkan/shaders/wide.glsl"
 #include "plugins/vulkan/moe/moe_shared.h"
-#define MOE_WEIGHT_BINDING 4
-#include "plugins/vulkan/moe/moe_weights.glsl"
+#define WEIGHT_BINDING 4
+#define WEIGHT_SLOTS HALO_MOE_BINDINGS
+#include "plugins/vulkan/matmul/weights.glsl"
 
 #define WG 128u
 #define NC 4u
@@ -29,22 +29,21 @@ void main() {
     const ExpertRef r = refs[e];
     if (col0 >= r.inter) return;
     const uint nc = min(NC, r.inter - col0), D = p.dim;
-    const uint dt1 = r.flags & 15u, dt3 = (r.flags >> 4) & 15u;
     const uint xb = p.x_off + (pair / p.slots) * D;
     float g[NC], u[NC];
     for (uint n = 0u; n < NC; ++n) {
         g[n] = 0.0;
         u[n] = 0.0;
     }
-    if ((r.flags & HALO_MOE_WIDE_UP) != 0u) {
+    if ((r.flags & HALO_MOE_WIDE_UP) != 0u && p.x_wide != 0u) {
         for (uint c = tid; c < D / 8u; c += WG) {
             const vec4 xlo = x4[xb / 4u + 2u * c], xhi = x4[xb / 4u + 2u * c + 1u];
             for (uint n = 0u; n < NC; ++n) {
                 if (n < nc) {
                     vec4 lo, hi;
-                    wload8(r.w1_buf, r.w1_off + (col0 + n) * D, c, dt1, lo, hi);
+                    weight_at8(r.w1, 0u, col0 + n, c, lo, hi);
                     g[n] += dot(lo, xlo) + dot(hi, xhi);
-                    wload8(r.w3_buf, r.w3_off + (col0 + n) * D, c, dt3, lo, hi);
+                    weight_at8(r.w3, 0u, col0 + n, c, lo, hi);
                     u[n] += dot(lo, xlo) + dot(hi, xhi);
                 }
             }
@@ -54,8 +53,8 @@ void main() {
             const float xv = x[xb + k];
             for (uint n = 0u; n < NC; ++n) {
                 if (n < nc) {
-                    g[n] += wload(r.w1_buf, r.w1_off + (col0 + n) * D + k, dt1) * xv;
-                    u[n] += wload(r.w3_buf, r.w3_off + (col0 + n) * D + k, dt3) * xv;
+                    g[n] += weight_at(r.w1, 0u, col0 + n, k) * xv;
+                    u[n] += weight_at(r.w3, 0u, col0 + n, k) * xv;
                 }
             }
         }

@@ -1,13 +1,13 @@
 #version 450
 // MoE gate/up projections for many rows (prefill), tiled: a workgroup takes one tile (up to 64 pairs of the same
 // expert) and 64 intermediate columns, gathers the pairs' x rows, and computes h = silu(x w1^T) * (x w3^T) with
-// 16-deep K slices in shared memory. Grid: (ceil(inter_max / 64), max_tiles); tiles past the count exit.
+// 16-deep K slices in shared memory (weights read in runs of 8, weight_at8, when the layout allows). Grid: (ceil(inter_max / 64), max_tiles); tiles past the count exit.
 #extension GL_GOOGLE_include_directive : require
 #include "plugins/vulkan/shaders/common.glsl"
-#include "plugins/vulkan/shaders/wide.glsl"
 #include "plugins/vulkan/moe/moe_shared.h"
-#define MOE_WEIGHT_BINDING 5
-#include "plugins/vulkan/moe/moe_weights.glsl"
+#define WEIGHT_BINDING 5
+#define WEIGHT_SLOTS HALO_MOE_BINDINGS
+#include "plugins/vulkan/matmul/weights.glsl"
 
 #define BK 16u
 
@@ -31,7 +31,7 @@ void main() {
     const ExpertRef r = refs[tl.x];
     if (n0 >= r.inter) return;
     const uint D = p.dim, I = r.inter, n = uint(tl.z);
-    const uint dt1 = r.flags & 15u, dt3 = (r.flags >> 4) & 15u;
+    const bool wide = (r.flags & HALO_MOE_WIDE_UP) != 0u;
     if (tid < 64u) prow[tid] = tid < n ? order_[tl.y + int(tid)] : -1;
     barrier();
     const uint tx = tid % 16u, ty = tid / 16u;
@@ -46,13 +46,32 @@ void main() {
             const uint idx = tid + i * 256u, row = idx / BK, kk = idx % BK, k = k0 + kk;
             float xv = 0.0, gv = 0.0, uv = 0.0;
             if (prow[row] >= 0 && k < D) xv = x[p.x_off + (uint(prow[row]) / p.slots) * D + k];
-            if (n0 + row < I && k < D) {
-                gv = wload(r.w1_buf, r.w1_off + (n0 + row) * D + k, dt1);
-                uv = wload(r.w3_buf, r.w3_off + (n0 + row) * D + k, dt3);
-            }
             xs[kk][row] = xv;
-            gs[kk][row] = gv;
-            us[kk][row] = uv;
+            if (!wide) {
+                if (n0 + row < I && k < D) {
+                    gv = weight_at(r.w1, 0u, n0 + row, k);
+                    uv = weight_at(r.w3, 0u, n0 + row, k);
+                }
+                gs[kk][row] = gv;
+                us[kk][row] = uv;
+            }
+        }
+        if (wide) {  // D is a multiple of 8: 128 runs of w1 (invocations 0-127) and of w3 (128-255)
+            const uint run = tid % 128u, row = run / 2u, k8 = (run % 2u) * 8u;
+            vec4 lo = vec4(0.0), hi = vec4(0.0);
+            if (n0 + row < I && k0 + k8 < D) {
+                if (tid < 128u) weight_at8(r.w1, 0u, n0 + row, (k0 + k8) / 8u, lo, hi);
+                else weight_at8(r.w3, 0u, n0 + row, (k0 + k8) / 8u, lo, hi);
+            }
+            for (uint j = 0u; j < 4u; ++j) {
+                if (tid < 128u) {
+                    gs[k8 + j][row] = lo[j];
+                    gs[k8 + 4u + j][row] = hi[j];
+                } else {
+                    us[k8 + j][row] = lo[j];
+                    us[k8 + 4u + j][row] = hi[j];
+                }
+            }
         }
         barrier();
         for (uint kk = 0u; kk < BK; ++kk) {

@@ -25,6 +25,8 @@
 #define HALO_DT_F16 1
 #define HALO_DT_BF16 2
 #define HALO_DT_I32 3
+#define HALO_DT_Q4 4
+#define HALO_DT_Q8 5
 
 HALO_GLSL_BEGIN
 
