@@ -19,6 +19,30 @@ inline const std::map<std::string, std::map<std::string, std::string>>& expected
     return list;
 }
 
+// How a case stores a Linear weight: a float dtype, or a quantized format (q4 / q8) with `group` inputs per scale of
+// scale_dtype. The reference dequantizes exactly (ops::weight_at), so quantized cases keep the float tolerances.
+struct WeightSpec {
+    ops::DType dtype = ops::DType::bf16;
+    int32_t group = 32;
+    ops::DType scale_dtype = ops::DType::bf16;
+
+    // "BF16", "Q4g32", "Q8g48s F32" (scales other than BF16 are named)
+    std::string name() const {
+        std::string s = ops::dtype_name(dtype);
+        if (!ops::is_quantized(dtype)) return s;
+        s += "g" + std::to_string(group);
+        if (scale_dtype != ops::DType::bf16) s += std::string("s") + ops::dtype_name(scale_dtype);
+        return s;
+    }
+};
+
+// A weight of a case as `spec` says, holding `values` (before quantization).
+inline DualTensor& weight(OpHarness& h, const std::string& name, const WeightSpec& spec,
+                          std::initializer_list<int64_t> dims, const std::vector<float>& values) {
+    if (ops::is_quantized(spec.dtype)) return h.quantized(name, spec.dtype, spec.group, dims, values, spec.scale_dtype);
+    return h.input(name, spec.dtype, dims, values);
+}
+
 class Conformance : public ::testing::TestWithParam<std::string> {
 protected:
     void SetUp() override { backend_ = load_plugin(GetParam()); }

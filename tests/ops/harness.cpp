@@ -2,6 +2,9 @@
 
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
+
+#include "ops/reference/quantize.h"
 
 namespace halo::test {
 
@@ -45,8 +48,7 @@ OpHarness::~OpHarness() {
     for (Buffer* b : dev_) plugin_.release(b);
 }
 
-DualTensor& OpHarness::make(const std::string& name, DType dtype, std::initializer_list<int64_t> dims,
-                            const std::vector<uint8_t>& bytes, MemoryUse use, bool output) {
+std::pair<Buffer*, Buffer*> OpHarness::place(const std::vector<uint8_t>& bytes, MemoryUse use) {
     const DeviceInfo& d = plugin_.device();
     int32_t placement = 0;
     for (size_t i = 0; i < d.placements.size(); ++i)
@@ -58,13 +60,39 @@ DualTensor& OpHarness::make(const std::string& name, DType dtype, std::initializ
     std::vector<uint8_t> image(bytes.size() + 2 * kGuard, kGuardByte);
     std::memcpy(image.data() + kGuard, bytes.data(), bytes.size());
     plugin_.write(dev, 0, image.data(), image.size());
+    return {host_.back().get(), dev};
+}
+
+DualTensor& OpHarness::make(const std::string& name, DType dtype, std::initializer_list<int64_t> dims,
+                            const std::vector<uint8_t>& bytes, MemoryUse use, bool output) {
+    const auto [host, dev] = place(bytes, use);
     DualTensor t;
     t.name = name;
     t.output = output;
-    t.ref = make_tensor(host_.back().get(), 0, dtype, dims);
+    t.ref = make_tensor(host, 0, dtype, dims);
     t.dev = make_tensor(dev, kGuard, dtype, dims);
     tensors_.push_back(t);
     return tensors_.back();
+}
+
+DualTensor& OpHarness::quantized(const std::string& name, DType format, int32_t group,
+                                 std::initializer_list<int64_t> dims, const std::vector<float>& values,
+                                 DType scale_dtype) {
+    const Tensor shape = make_tensor(nullptr, 0, format, dims);
+    const int64_t rows = shape.rows(), cols = shape.cols();
+    if (int64_t(values.size()) != rows * cols)
+        throw std::invalid_argument("quantized weight '" + name + "': " + std::to_string(values.size()) +
+                                    " values for " + std::to_string(rows) + " x " + std::to_string(cols));
+    std::vector<uint8_t> packed(size_t(rows) * row_bytes(format, cols));
+    const int64_t scale_cols = (cols + group - 1) / group;
+    std::vector<uint8_t> scales(size_t(rows * scale_cols) * dtype_size(scale_dtype));
+    ref::quantize_rows(values.data(), DType::f32, rows, cols, format, group, scale_dtype, packed.data(),
+                       scales.data());
+    DualTensor& t = make(name, format, dims, packed, MemoryUse::weights, false);
+    const auto [host, dev] = place(scales, MemoryUse::weights);
+    t.ref.scale = QuantScale{host, 0, scale_dtype, group};
+    t.dev.scale = QuantScale{dev, kGuard, scale_dtype, group};
+    return t;
 }
 
 DualTensor& OpHarness::input(const std::string& name, DType dtype, std::initializer_list<int64_t> dims,

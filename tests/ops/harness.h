@@ -8,6 +8,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ops/backend.h"
@@ -51,6 +52,12 @@ public:
     DualTensor& input(const std::string& name, ops::DType dtype, std::initializer_list<int64_t> dims,
                       const std::vector<float>& values, ops::MemoryUse use = ops::MemoryUse::weights);
     DualTensor& input_ids(const std::string& name, const std::vector<int32_t>& ids);
+    // A quantized weight: values [rows, cols] (dims, outermost first; rows = all but the last) quantized with
+    // ref::quantize_rows to format (q4 / q8) with `group` elements per scale of scale_dtype (BF16, F16 or F32).
+    // Both copies hold the same packed words and scales; the plugin copy keeps its scales in a plugin buffer of
+    // their own (weights use), so a plugin is tested with scales that live apart from the words.
+    DualTensor& quantized(const std::string& name, ops::DType format, int32_t group, std::initializer_list<int64_t> dims,
+                          const std::vector<float>& values, ops::DType scale_dtype = ops::DType::bf16);
     // An output the op must overwrite (pre-filled with garbage on both sides).
     DualTensor& output(const std::string& name, std::initializer_list<int64_t> dims);
     // State read and updated in place (KDA state, conv history, MLA cache).
@@ -63,6 +70,8 @@ public:
 private:
     DualTensor& make(const std::string& name, ops::DType dtype, std::initializer_list<int64_t> dims,
                      const std::vector<uint8_t>& bytes, ops::MemoryUse use, bool output);
+    // Copies bytes into a new host buffer and a new plugin buffer (between guard bytes); returns both.
+    std::pair<ops::Buffer*, ops::Buffer*> place(const std::vector<uint8_t>& bytes, ops::MemoryUse use);
     ops::Backend& plugin_;
     std::vector<std::unique_ptr<ops::HostBuffer>> host_;
     std::vector<ops::Buffer*> dev_;

@@ -29,6 +29,7 @@ struct KdaCase {
     bool nonzero_state = true;
     bool strong_decay = false;
     DType wdt = DType::bf16;
+    WeightSpec proj{DType::f32};  // a quantized format here quantizes the nine projections (f32: use wdt)
 };
 
 void run_kda_case(Conformance& fx, Backend& plugin, const KdaCase& c, KdaForm form, int chunk,
@@ -40,24 +41,25 @@ void run_kda_case(Conformance& fx, Backend& plugin, const KdaCase& c, KdaForm fo
     OpHarness h(plugin);
     Values v(uint64_t(rows * 7 + H * 13 + K));
     const float ws = 1.0f / std::sqrt(float(hidden));
-    auto& q_proj = h.input("q_proj", c.wdt, {D, hidden}, v.normal(D * hidden, ws));
-    auto& k_proj = h.input("k_proj", c.wdt, {D, hidden}, v.normal(D * hidden, ws));
-    auto& v_proj = h.input("v_proj", c.wdt, {D, hidden}, v.normal(D * hidden, ws));
+    const WeightSpec pw = is_quantized(c.proj.dtype) ? c.proj : WeightSpec{c.wdt};
+    auto& q_proj = weight(h, "q_proj", pw, {D, hidden}, v.normal(D * hidden, ws));
+    auto& k_proj = weight(h, "k_proj", pw, {D, hidden}, v.normal(D * hidden, ws));
+    auto& v_proj = weight(h, "v_proj", pw, {D, hidden}, v.normal(D * hidden, ws));
     auto& q_conv = h.input("q_conv", c.wdt, {D, 1, W}, v.normal(D * W, 0.5f));
     auto& k_conv = h.input("k_conv", c.wdt, {D, 1, W}, v.normal(D * W, 0.5f));
     auto& v_conv = h.input("v_conv", c.wdt, {D, 1, W}, v.normal(D * W, 0.5f));
-    auto& f_a = h.input("f_a", c.wdt, {K, hidden}, v.normal(K * hidden, ws));
-    auto& f_b = h.input("f_b", c.wdt, {D, K}, v.normal(D * K, 1.0f / std::sqrt(float(K))));
+    auto& f_a = weight(h, "f_a", pw, {K, hidden}, v.normal(K * hidden, ws));
+    auto& f_b = weight(h, "f_b", pw, {D, K}, v.normal(D * K, 1.0f / std::sqrt(float(K))));
     std::vector<float> dt = v.uniform(D, -6.0f, -2.0f), alog = v.uniform(H, 0.0f, 2.7f);
     if (c.strong_decay)  // half the channels decay by up to ~exp(-80) per token
         for (int64_t i = 0; i < D; i += 2) dt[size_t(i)] = 5.0f;
     auto& dt_bias = h.input("dt_bias", DType::f32, {D}, dt);
     auto& a_log = h.input("a_log", DType::f32, {1, 1, H, 1}, alog);
-    auto& b_proj = h.input("b_proj", c.wdt, {H, hidden}, v.normal(H * hidden, ws));
-    auto& g_a = h.input("g_a", c.wdt, {K, hidden}, v.normal(K * hidden, ws));
-    auto& g_b = h.input("g_b", c.wdt, {D, K}, v.normal(D * K, 1.0f / std::sqrt(float(K))));
+    auto& b_proj = weight(h, "b_proj", pw, {H, hidden}, v.normal(H * hidden, ws));
+    auto& g_a = weight(h, "g_a", pw, {K, hidden}, v.normal(K * hidden, ws));
+    auto& g_b = weight(h, "g_b", pw, {D, K}, v.normal(D * K, 1.0f / std::sqrt(float(K))));
     auto& o_norm = h.input("o_norm", c.wdt, {K}, v.normal(K, 0.1f, 1.0f));
-    auto& o_proj = h.input("o_proj", c.wdt, {hidden, D}, v.normal(hidden * D, 1.0f / std::sqrt(float(D))));
+    auto& o_proj = weight(h, "o_proj", pw, {hidden, D}, v.normal(hidden * D, 1.0f / std::sqrt(float(D))));
     auto& x = h.input("x", DType::f32, {rows, hidden}, v.normal(rows * hidden), MemoryUse::scratch);
     auto& out = h.output("out", {rows, hidden});
     auto& state = h.inout("state", DType::f32, {slots, H, K, K},
@@ -83,7 +85,7 @@ void run_kda_case(Conformance& fx, Backend& plugin, const KdaCase& c, KdaForm fo
     for (int n : c.runs) name += "_" + std::to_string(n);
     name += std::string("/") + (form == KdaForm::recurrent ? "recurrent" : form == KdaForm::chunked ? "chunked" : "auto") +
             std::to_string(chunk) + (c.strong_decay ? "/strong" : "") + (c.nonzero_state ? "/state" : "") + "/" +
-            dtype_name(c.wdt);
+            dtype_name(c.wdt) + (is_quantized(c.proj.dtype) ? "/proj_" + c.proj.name() : "");
     run_case(name, h, [&](Backend& b, bool ref) {
         KdaParams p;
         p.w = {pick(q_proj, ref), pick(k_proj, ref), pick(v_proj, ref), pick(q_conv, ref), pick(k_conv, ref),
@@ -154,6 +156,33 @@ TEST_P(Conformance, KdaOddDimensionsAndDtypes) {
     real.runs = {1, 65};
     for (auto [form, chunk] : {std::pair{KdaForm::recurrent, 64}, {KdaForm::chunked, 64}})
         run_kda_case(*this, plugin(), real, form, chunk, rc);
+}
+
+TEST_P(Conformance, KdaQuantizedProjections) {
+    // q/k/v, f_a/f_b, b, g_a/g_b and o projections quantized (convs, norms, A_log and dt_bias stay float, as in a
+    // compressed-tensors checkpoint). hidden = 40 with group 32 leaves a partial group; f_b and g_b ([D, K = 16])
+    // are a single partial group; the odd case has widths that end in partial words.
+    auto rc = [this](auto&&... a) { run_case(a...); };
+    for (DType fmt : {DType::q4, DType::q8}) {
+        KdaCase c;
+        c.runs = {1, 17, 33};
+        c.proj = WeightSpec{fmt, 32};
+        for (auto [form, chunk] : {std::pair{KdaForm::recurrent, 64}, {KdaForm::chunked, 16}, {KdaForm::automatic, 64}})
+            run_kda_case(*this, plugin(), c, form, chunk, rc);
+        KdaCase decode;  // one token of one sequence: the decode path
+        decode.runs = {1};
+        decode.proj = WeightSpec{fmt, 32};
+        run_kda_case(*this, plugin(), decode, KdaForm::automatic, 64, rc);
+    }
+    KdaCase odd;
+    odd.H = 3;
+    odd.K = 20;
+    odd.hidden = 37;
+    odd.W = 3;
+    odd.runs = {17, 1, 40};
+    odd.proj = WeightSpec{DType::q4, 16};
+    for (auto [form, chunk] : {std::pair{KdaForm::recurrent, 64}, {KdaForm::chunked, 16}})
+        run_kda_case(*this, plugin(), odd, form, chunk, rc);
 }
 
 }  // namespace

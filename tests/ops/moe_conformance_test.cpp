@@ -24,8 +24,12 @@ struct MoeCase {
     int top_k = 2, groups = 1, topk_groups = 1;
     bool shared = true, renormalize = true;
     MoeWeighting weighting = MoeWeighting::unbiased;
-    DType wdt = DType::bf16;
+    DType wdt = DType::bf16;         // router, bias and (unless quantized below) the experts
+    WeightSpec experts{DType::f32};  // a quantized format here quantizes the routed experts (f32: use wdt)
+    WeightSpec shared_w{DType::f32}; // the same for the shared expert
 };
+
+WeightSpec spec_or(const WeightSpec& q, DType wdt) { return is_quantized(q.dtype) ? q : WeightSpec{wdt}; }
 
 // Smallest gap between the k-th and (k+1)-th selection score over rows (groups ignored: a lower bound suffices
 // when groups are off; with groups the case also checks the group margin loosely via the same data).
@@ -66,21 +70,24 @@ void run_moe(Conformance& fx, Backend& plugin, const MoeCase& c,
     auto& router = h.input("router", c.wdt, {c.E, c.D}, rv);
     auto& bias = h.input("bias", c.wdt, {c.E}, bv);
     std::vector<DualTensor*> w1, w2, w3;
+    const WeightSpec ew = spec_or(c.experts, c.wdt), sw = spec_or(c.shared_w, c.wdt);
     for (int64_t e = 0; e < c.E; ++e) {
-        w1.push_back(&h.input("w1." + std::to_string(e), c.wdt, {c.I, c.D}, v.normal(c.I * c.D, 0.3f)));
-        w3.push_back(&h.input("w3." + std::to_string(e), c.wdt, {c.I, c.D}, v.normal(c.I * c.D, 0.3f)));
-        w2.push_back(&h.input("w2." + std::to_string(e), c.wdt, {c.D, c.I}, v.normal(c.D * c.I, 0.3f)));
+        w1.push_back(&weight(h, "w1." + std::to_string(e), ew, {c.I, c.D}, v.normal(c.I * c.D, 0.3f)));
+        w3.push_back(&weight(h, "w3." + std::to_string(e), ew, {c.I, c.D}, v.normal(c.I * c.D, 0.3f)));
+        w2.push_back(&weight(h, "w2." + std::to_string(e), ew, {c.D, c.I}, v.normal(c.D * c.I, 0.3f)));
     }
     const int64_t Is = c.I * 2;
-    auto& sg = h.input("shared_gate", c.wdt, {Is, c.D}, v.normal(Is * c.D, 0.3f));
-    auto& su = h.input("shared_up", c.wdt, {Is, c.D}, v.normal(Is * c.D, 0.3f));
-    auto& sd = h.input("shared_down", c.wdt, {c.D, Is}, v.normal(c.D * Is, 0.3f));
+    auto& sg = weight(h, "shared_gate", sw, {Is, c.D}, v.normal(Is * c.D, 0.3f));
+    auto& su = weight(h, "shared_up", sw, {Is, c.D}, v.normal(Is * c.D, 0.3f));
+    auto& sd = weight(h, "shared_down", sw, {c.D, Is}, v.normal(c.D * Is, 0.3f));
     auto& out = h.output("out", {c.rows, c.D});
     auto& wts = h.output("topk_weights", {c.rows, c.top_k});
     std::string name = "moe/rows" + std::to_string(c.rows) + "/E" + std::to_string(c.E) + "k" + std::to_string(c.top_k) +
                        "/groups" + std::to_string(c.groups) + (c.shared ? "/shared" : "") +
                        (c.renormalize ? "/renorm" : "") +
                        (c.weighting == MoeWeighting::biased ? "/biased" : "/unbiased") + "/" + dtype_name(c.wdt);
+    if (is_quantized(c.experts.dtype)) name += "/experts_" + c.experts.name();
+    if (c.shared && is_quantized(c.shared_w.dtype)) name += "/shared_" + c.shared_w.name();
     run_case(name, h, [&](Backend& b, bool ref) {
         std::vector<Tensor> t1, t2, t3;
         for (int64_t e = 0; e < c.E; ++e) {
@@ -141,6 +148,40 @@ TEST_P(Conformance, Moe) {
     grouped.topk_groups = 2;
     grouped.wdt = DType::f32;
     run_moe(*this, plugin(), grouped, rc);
+}
+
+TEST_P(Conformance, MoeQuantized) {
+    // Quantized routed experts (router and bias stay BF16, as in a compressed-tensors checkpoint): both formats at
+    // the decode and prefill row counts, a group that does not divide the widths (D = 40, I = 24: partial groups
+    // and, for D = 37, partial words), quantized shared experts alone, and the mixed case (experts q4, shared q8).
+    auto rc = [this](auto&&... a) { run_case(a...); };
+    for (DType fmt : {DType::q4, DType::q8})
+        for (int64_t rows : {1, 3, 17, 70}) {
+            MoeCase c;
+            c.rows = rows;
+            c.experts = WeightSpec{fmt, 32};
+            run_moe(*this, plugin(), c, rc);
+        }
+    MoeCase odd;  // odd widths, a group of 16 (partial last groups and words), no shared expert
+    odd.rows = 9;
+    odd.D = 37;
+    odd.I = 13;
+    odd.E = 10;
+    odd.top_k = 3;
+    odd.shared = false;
+    odd.experts = WeightSpec{DType::q4, 16};
+    run_moe(*this, plugin(), odd, rc);
+    for (int64_t rows : {2, 17}) {
+        MoeCase shared_only;  // float experts, quantized shared expert
+        shared_only.rows = rows;
+        shared_only.shared_w = WeightSpec{DType::q8, 32};
+        run_moe(*this, plugin(), shared_only, rc);
+        MoeCase mixed;  // experts int4, shared expert int8 (a load-time choice the CLI offers)
+        mixed.rows = rows;
+        mixed.experts = WeightSpec{DType::q4, 32};
+        mixed.shared_w = WeightSpec{DType::q8, 48};
+        run_moe(*this, plugin(), mixed, rc);
+    }
 }
 
 }  // namespace
