@@ -220,9 +220,12 @@ int run_quantize(const QuantizeOptions& o) {
     // What becomes of each tensor, shard by shard in the input's order.
     std::map<std::string, std::vector<Item>> shards;
     std::vector<std::string> shard_order;
-    for (const auto& f : ck->files()) shard_order.push_back(f->path().filename().string());
-    std::vector<std::string> ignore;
     uint64_t bytes_in = 0, bytes_to_quantize = 0;
+    for (const auto& f : ck->files()) {
+        shard_order.push_back(f->path().filename().string());
+        bytes_in += f->size();
+    }
+    std::vector<std::string> ignore;
     int modules = 0;
     for (const auto& [name, r] : ck->tensors()) {
         if (ends_with(name, ".weight_packed") || ends_with(name, ".weight_scale"))
@@ -230,7 +233,6 @@ int run_quantize(const QuantizeOptions& o) {
                                      "float (BF16) release instead");
         Item it;
         it.src = &r;
-        bytes_in += r.end - r.begin;
         const WeightClass cls = weight_class(name);
         if (ends_with(name, ".weight") && cls != WeightClass::other && r.shape.size() == 2) {
             it.module = name.substr(0, name.size() - 7);
@@ -328,7 +330,7 @@ int run_quantize(const QuantizeOptions& o) {
     fs::rename(tmp.path(), out);
     tmp.release();
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::printf("quantized %d modules (%s) into %s: %s of weights in, %s out (%.2fx smaller) in %.1f s\n", modules,
+    std::printf("quantized %d modules (%s) into %s: %s of safetensors in, %s out (%.2fx smaller) in %.1f s\n", modules,
                 choice.describe().c_str(), out.string().c_str(), mb(bytes_in).c_str(), mb(bytes_out).c_str(),
                 double(bytes_in) / double(std::max<uint64_t>(bytes_out, 1)), seconds);
     return 0;
