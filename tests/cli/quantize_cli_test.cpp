@@ -4,6 +4,8 @@
 // requests are refused in a sentence and leave nothing behind.
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +16,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "core/npy.h"
 #include "core/quantization.h"
 #include "core/safetensors.h"
 #include "ops/reference/quantize.h"
@@ -112,6 +115,27 @@ TEST_F(QuantizeCli, TinyExpertsInt4MatchTheCompressedTensorsGolden) {
         ++quantized;
     }
     EXPECT_EQ(quantized, 72);
+}
+
+TEST_F(QuantizeCli, ConvertedModelRunsToTheGoldenLogits) {
+    // The converter's output is a model the engine loads: its prompt logits match the float64 reference run on the
+    // int4 golden (README: about 1e-4 of max |logit| = 4.8, so 5e-4 absolute).
+    const std::string golden = golden_dir();
+    ASSERT_EQ(quantize(golden + "/tiny", {"--quantize-experts", "int4", "--quiet"}).code, 0);
+    std::string ids;
+    const json prompt = read_json(fs::path(golden) / "tiny-int4" / "prompt.json");
+    for (const json& id : prompt.at("ids"))
+        ids += (ids.empty() ? "" : ",") + std::to_string(id.get<int>());
+    const fs::path logits = work_ / "logits.npy";
+    const ToolRun r = run_tool(HALO_ENGINE_EXE, {"logits", "--backend=cpu", "--model", out_.string(), "--prompt-ids",
+                                                 ids, "--out", logits.string()});
+    ASSERT_EQ(r.code, 0) << r.err;
+    const NpyArray got = read_npy(logits), want = read_npy(fs::path(golden) / "tiny-int4" / "logits.npy");
+    ASSERT_EQ(got.shape, want.shape);
+    const std::vector<float> g = got.as_floats(), w = want.as_floats();
+    double worst = 0;
+    for (size_t i = 0; i < g.size(); ++i) worst = std::max(worst, std::abs(double(g[i]) - double(w[i])));
+    EXPECT_LT(worst, 5e-4);
 }
 
 TEST_F(QuantizeCli, MixedInt4Int8RoundTripsEveryLinearWeight) {
