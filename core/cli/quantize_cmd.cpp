@@ -206,7 +206,9 @@ int run_quantize(const QuantizeOptions& o) {
     if (!choice.any())
         throw std::runtime_error("nothing to quantize: choose at least one class, e.g. --quantize-experts int4 (also "
                                  "--quantize-shared, --quantize-attention, --quantize-lm-head: int4 or int8)");
-    const fs::path in = o.model_dir, out = o.out_dir;
+    const fs::path in = o.model_dir;
+    fs::path out = fs::absolute(o.out_dir).lexically_normal();  // "dir/" names the folder dir, not a file in it
+    if (out.filename().empty()) out = out.parent_path();
     const fs::path config_path = in / "config.json";
     if (fs::is_regular_file(config_path) &&
         input::read_json_file(config_path, input::kConfigJson).contains("quantization_config"))

@@ -244,10 +244,13 @@ TEST_F(QuantizeCli, RefusesANonEmptyOutputUnlessForced) {
     EXPECT_TRUE(fs::exists(out_ / "config.json"));
     expect_nothing_written({"out"}, "a forced conversion");
 
-    // An empty folder is fine without --force.
+    // An empty folder is fine without --force, also named with a trailing slash.
     fs::remove_all(out_);
     fs::create_directories(out_);
+    out_ = out_.string() + "/";
     EXPECT_EQ(quantize(golden_dir() + "/tiny", {"--quantize-experts", "int8"}).code, 0);
+    EXPECT_TRUE(fs::exists(out_ / "config.json"));
+    expect_nothing_written({"out"}, "an output named with a trailing slash");
 }
 
 TEST_F(QuantizeCli, RefusesBadDirectories) {
