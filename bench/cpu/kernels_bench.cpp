@@ -1,7 +1,11 @@
 // CPU kernel benchmark: GFLOP/s of the matrix product kernel on prefill shapes and GB/s of its matrix-vector form
-// on decode shapes, single-threaded and with all threads, for BF16 weights. Prints a table and a JSON line.
+// on decode shapes, single-threaded and with all threads, for BF16 weights; then, per weight format (BF16, int8,
+// int4), decode through many expert-sized matrices (2 GB of them, more than the caches of a server processor with a
+// 480 MB L3 hold, as a MoE decode token reads them) and an lm_head-sized one, as a fraction of the memory read bandwidth measured in the same run, and the prefill
+// product's GFLOP/s. Prints tables and JSON lines.
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <ctime>
 #include <functional>
 #include <cstdio>
@@ -10,7 +14,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/membw.h"
 #include "ops/dtype.h"
+#include "ops/reference/quantize.h"
 #include "plugins/cpu/context.h"
 
 using namespace halo;
@@ -69,4 +75,69 @@ int main(int argc, char** argv) {
         out.push_back({{"M", s.M}, {"N", s.N}, {"K", s.K}, {"ms", sec * 1e3}, {"gflops", gflops}, {"weight_gbs", gbs}});
     }
     std::printf("%s\n", out.dump().c_str());
+
+    // Per weight format. Weights: a smooth pattern quantized with the engine's own recipe (group 32, BF16 scales).
+    const halo::BandwidthResult bw = halo::measure_read_bandwidth(uint64_t(2e9), threads, 5);
+    std::printf("\nmemory read bandwidth: %.1f GB/s best, %.1f median (%d threads, 2 GB)\n", bw.best_gbs, bw.median_gbs,
+                bw.threads);
+    std::printf("| format | decode: experts 1024 x 2304 (2 GB of them), GB/s | of bandwidth | decode: lm_head 163840 x 2304, GB/s "
+                "| of bandwidth | prefill 512 x 4096 x 2304, GFLOP/s |\n|---|---|---|---|---|---|\n");
+    nlohmann::json formats = nlohmann::json::array();
+    struct Weights {
+        std::vector<uint8_t> data, scales;
+        cpu::Matrix m;
+        uint64_t bytes = 0;
+    };
+    auto make = [](ops::DType dt, int64_t N, int64_t K, int seed) {
+        Weights w;
+        std::vector<float> f(size_t(N * K));
+        for (size_t i = 0; i < f.size(); ++i) f[i] = float(int((i * 7 + size_t(seed) * 13) % 251) - 125) * 1e-3f;
+        if (dt == ops::DType::bf16) {
+            w.data.resize(f.size() * 2);
+            for (size_t i = 0; i < f.size(); ++i) {
+                const uint16_t h = ops::f32_to_bf16(f[i]);
+                std::memcpy(w.data.data() + 2 * i, &h, 2);
+            }
+            w.m = cpu::Matrix{w.data.data(), dt, N, K, K, false};
+        } else {
+            w.data.resize(size_t(N) * ops::row_bytes(dt, K));
+            w.scales.resize(size_t(N * ((K + 31) / 32)) * 2);
+            halo::ref::quantize_rows(f.data(), ops::DType::f32, N, K, dt, 32, ops::DType::bf16, w.data.data(), w.scales.data());
+            w.m = cpu::Matrix{w.data.data(), dt, N, K, K, false, w.scales.data(), ops::DType::bf16, 32};
+        }
+        w.bytes = w.data.size() + w.scales.size();
+        return w;
+    };
+    for (ops::DType dt : {ops::DType::bf16, ops::DType::q8, ops::DType::q4}) {
+        const char* name = dt == ops::DType::bf16 ? "BF16" : dt == ops::DType::q8 ? "int8 g32" : "int4 g32";
+        std::vector<Weights> experts;
+        uint64_t expert_bytes = 0;
+        const Weights first = make(dt, 1024, 2304, 0);
+        while (expert_bytes < uint64_t(2e9)) {  // copies of one expert: the bytes are what matters
+            experts.push_back(first);
+            Weights& w = experts.back();
+            w.m.data = w.data.data();
+            w.m.scales = w.scales.empty() ? nullptr : w.scales.data();
+            expert_bytes += w.bytes;
+        }
+        std::vector<float> x(2304 * 512, 0.25f), y(size_t(163840) * 4);
+        const double t_exp = seconds_of([&] {
+            for (const Weights& w : experts) ctx.matmul(1, x.data(), 2304, w.m, y.data(), 1024);
+        }, 5);
+        experts.clear();
+        const Weights head = make(dt, 163840, 2304, 1);
+        const double t_head = seconds_of([&] { ctx.matmul(1, x.data(), 2304, head.m, y.data(), 163840); }, 5);
+        const Weights big = make(dt, 4096, 2304, 2);
+        std::vector<float> yp(size_t(512) * 4096);
+        // A prompt chunk takes the packed panels (CpuContext::matmul with a step's batch of one long run).
+        const double t_pre = seconds_of([&] { ctx.matmul_with(ctx.k.matmul_packed, 512, x.data(), 2304, big.m, yp.data(), 4096, false); }, 3);
+        const double gbs_exp = double(expert_bytes) / t_exp / 1e9, gbs_head = double(head.bytes) / t_head / 1e9;
+        const double gflops = 2.0 * 512 * 4096 * 2304 / t_pre / 1e9;
+        std::printf("| %s | %.1f | %.2f | %.1f | %.2f | %.1f |\n", name, gbs_exp, gbs_exp / bw.best_gbs, gbs_head,
+                    gbs_head / bw.best_gbs, gflops);
+        formats.push_back({{"format", name}, {"experts_gbs", gbs_exp}, {"experts_fraction_of_bandwidth", gbs_exp / bw.best_gbs},
+                           {"lm_head_gbs", gbs_head}, {"lm_head_fraction_of_bandwidth", gbs_head / bw.best_gbs},
+                           {"prefill_gflops", gflops}});
+    }
+    std::printf("%s\n", nlohmann::json{{"bandwidth_gbs_best", bw.best_gbs}, {"formats", formats}}.dump().c_str());
 }

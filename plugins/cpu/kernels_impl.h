@@ -111,20 +111,22 @@ void stored_to_f32(const Matrix& w, int64_t row, int64_t c0, int64_t n, float* d
         }
     }
 #endif
+    const uint32_t* words = reinterpret_cast<const uint32_t*>(base);
     while (c < end) {
         const int64_t g = c / w.group, stop = std::min(end, (g + 1) * w.group);
         const float sv = scale_at(srow, w.scale_dtype, g);
-        for (; c < stop; ++c) dst[c - c0] = float(ops::quant_value(base, w.dtype, c)) * sv;
+        if (q4)
+            for (; c < stop; ++c) dst[c - c0] = float(int32_t((words[c >> 3] >> ((c & 7) * 4)) & 15u) - 8) * sv;
+        else
+            for (; c < stop; ++c) dst[c - c0] = float(int32_t((words[c >> 2] >> ((c & 3) * 8)) & 255u) - 128) * sv;
     }
-    (void)q4;
 }
 
 #if HALO_KERNELS_AVX512
 // Few-row form for quantized rows read as stored (q4 / q8 words, one scale per 32-element block at least: group a
 // multiple of 32, K a multiple of 32). Per block, each lane sums its elements' q * x, then the block is scaled:
 // acc += scale * (sum q x). The sums run in one fixed order whatever the rows of x, so rows stay batch invariant.
-// q4 bytes hold elements 2j (low nibble) and 2j + 1 (high nibble): x is split into even and odd lanes to match, and
-// the offset 8 is folded in as -8 (x_even + x_odd), computed once per row of x.
+// q4 bytes hold elements 2j (low nibble) and 2j + 1 (high nibble): x is split into even and odd lanes to match.
 template <int MR, int NR>
 void tile_q(const float* x, int64_t ldx, const char* const* rows, const float* const* scales, DType dt, int64_t K,
             float* y, int64_t ldy, bool acc) {
@@ -133,43 +135,44 @@ void tile_q(const float* x, int64_t ldx, const char* const* rows, const float* c
         for (int m = 0; m < MR; ++m) a[r][m] = _mm512_setzero_ps();
     const __m512i even_idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd_idx = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    const __m512i low4 = _mm512_set1_epi32(15);
-    const __m128i bias8 = _mm_set1_epi8(char(0x80));
-    for (int64_t k = 0; k < K; k += 32) {
-        const int64_t blk = k / 32;
-        if (dt == DType::q4) {
-            __m512 xe[MR], xo[MR], xc[MR];
+    // q4: a lane holds one byte; vpermps reads only the low 4 bits of its index, so the table maps a nibble u to
+    // u - 8 without masking or converting.
+    const __m512 q4_table = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
+    if (dt == DType::q4) {
+        for (int64_t k = 0; k < K; k += 32) {
+            const int64_t blk = k / 32;
+            __m512 xe[MR], xo[MR];
             for (int m = 0; m < MR; ++m) {
                 const __m512 x0 = _mm512_loadu_ps(x + m * ldx + k), x1 = _mm512_loadu_ps(x + m * ldx + k + 16);
                 xe[m] = _mm512_permutex2var_ps(x0, even_idx, x1);
                 xo[m] = _mm512_permutex2var_ps(x0, odd_idx, x1);
-                xc[m] = _mm512_mul_ps(_mm512_add_ps(xe[m], xo[m]), _mm512_set1_ps(-8.0f));
             }
             for (int r = 0; r < NR; ++r) {
                 const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[r] + k / 2)));
-                const __m512 lo = _mm512_cvtepi32_ps(_mm512_and_si512(v, low4));
-                const __m512 hi = _mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4));
+                const __m512 lo = _mm512_permutexvar_ps(v, q4_table);
+                const __m512 hi = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), q4_table);
                 const __m512 sv = _mm512_set1_ps(scales[r][blk]);
-                for (int m = 0; m < MR; ++m) {
-                    const __m512 t = _mm512_fmadd_ps(hi, xo[m], _mm512_fmadd_ps(lo, xe[m], xc[m]));
-                    a[r][m] = _mm512_fmadd_ps(t, sv, a[r][m]);
-                }
+                for (int m = 0; m < MR; ++m)
+                    a[r][m] = _mm512_fmadd_ps(_mm512_fmadd_ps(hi, xo[m], _mm512_mul_ps(lo, xe[m])), sv, a[r][m]);
             }
-        } else {
-            __m512 x0[MR], x1[MR];
+        }
+    } else {
+        // q8: stored u = q + 128; the offset is folded in as -128 (x0 + x1), once per row of x and block.
+        for (int64_t k = 0; k < K; k += 32) {
+            const int64_t blk = k / 32;
+            __m512 x0[MR], x1[MR], xc[MR];
             for (int m = 0; m < MR; ++m) {
                 x0[m] = _mm512_loadu_ps(x + m * ldx + k);
                 x1[m] = _mm512_loadu_ps(x + m * ldx + k + 16);
+                xc[m] = _mm512_mul_ps(_mm512_add_ps(x0[m], x1[m]), _mm512_set1_ps(-128.0f));
             }
             for (int r = 0; r < NR; ++r) {
                 const char* p = rows[r] + k;
-                const __m512 q0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), bias8)));
-                const __m512 q1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)), bias8)));
+                const __m512 u0 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+                const __m512 u1 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16))));
                 const __m512 sv = _mm512_set1_ps(scales[r][blk]);
-                for (int m = 0; m < MR; ++m) {
-                    const __m512 t = _mm512_fmadd_ps(q1, x1[m], _mm512_mul_ps(q0, x0[m]));
-                    a[r][m] = _mm512_fmadd_ps(t, sv, a[r][m]);
-                }
+                for (int m = 0; m < MR; ++m)
+                    a[r][m] = _mm512_fmadd_ps(_mm512_fmadd_ps(u1, x1[m], _mm512_fmadd_ps(u0, x0[m], xc[m])), sv, a[r][m]);
             }
         }
     }
@@ -265,7 +268,11 @@ void matmul_quant(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64
                 rows[r] = stored_row(w, n + r);
                 const char* srow = scale_row(w, n + r);
                 float* s = pack + r * (K / 32);
-                for (int64_t b = 0; b < K / 32; ++b) s[b] = scale_at(srow, w.scale_dtype, b * 32 / w.group);
+                const int64_t per_group = w.group / 32;
+                for (int64_t g = 0, b = 0; b < K / 32; ++g) {
+                    const float v = scale_at(srow, w.scale_dtype, g);
+                    for (int64_t i = 0; i < per_group && b < K / 32; ++i) s[b++] = v;
+                }
                 scales[r] = s;
             }
             for (int64_t m0 = 0; m0 < M; m0 += 4) {
