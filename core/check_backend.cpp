@@ -129,12 +129,21 @@ Tensor CheckBackend::weight(const Tensor& t) {
             weights_.clear();
             weight_bytes_ = 0;
         }
-        CachedWeight w{std::make_unique<HostBuffer>(MemoryUse::weights, 0, t.bytes()), t.buffer};
+        // A quantized weight's scales come along, right after its packed words.
+        const uint64_t total = t.bytes() + t.scale_bytes();
+        CachedWeight w{std::make_unique<HostBuffer>(MemoryUse::weights, 0, total), t.buffer};
         if (t.bytes()) plugin_.read(t.buffer, t.offset, w.data->host, t.bytes());
-        weight_bytes_ += t.bytes();
+        if (t.scale_bytes())
+            plugin_.read(t.scale.buffer, t.scale.offset, static_cast<char*>(w.data->host) + t.bytes(), t.scale_bytes());
+        weight_bytes_ += total;
         it = weights_.emplace(key, std::move(w)).first;
     }
-    return like(it->second.data.get(), t);
+    Tensor host = like(it->second.data.get(), t);
+    if (t.quantized()) {
+        host.scale.buffer = it->second.data.get();
+        host.scale.offset = t.bytes();
+    }
+    return host;
 }
 
 void CheckBackend::compare(const char* op, const char* name, const Tensor& got, const Tensor& want, double tol,

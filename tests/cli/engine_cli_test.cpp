@@ -144,6 +144,23 @@ TEST_F(EngineCli, LogitsMatchTheGoldenInBothWeightings) {
     }
 }
 
+TEST_F(EngineCli, QuantizedWeightsPassCheckModeOnEveryPlugin) {
+    // Check mode reads every op's weights back (packed words and scales) and reruns the op on the reference; a
+    // quantized checkpoint and load-time quantization of every class must pass it on each plugin.
+    const std::string int4 = (fs::path(golden()).parent_path() / "tiny-int4").string();
+    for (const std::string& plugin : plugins_under_test())
+        for (const std::vector<std::string>& extra :
+             {std::vector<std::string>{"--model", int4},
+              std::vector<std::string>{"--model", golden(), "--quantize-attention", "int8", "--quantize-lm-head", "int4",
+                                       "--quantize-shared", "int4", "--quantize-group", "48"}}) {
+            std::vector<std::string> args = {"logits", "--check", "--backend", plugin, "--prompt-ids", prompt_ids(),
+                                             "--out", (dir_ / "q.npy").string(), "--quiet"};
+            args.insert(args.end(), extra.begin(), extra.end());
+            const Outcome r = engine(args);
+            EXPECT_EQ(r.code, 0) << plugin << " " << extra.back() << ": " << r.err;
+        }
+}
+
 TEST_F(EngineCli, HelpAndBackends) {
     for (const std::vector<std::string>& args : {std::vector<std::string>{"--help"}, {"logits", "--help"},
                                                 {"bench", "--help"}, {"backends", "--help"}, {"tokenize", "--help"}}) {
