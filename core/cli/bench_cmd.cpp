@@ -110,9 +110,13 @@ int run_bench(BenchOptions& o) {
     const uint64_t bytes_per_token = m.decode_weight_bytes();
     const double gb_tok = double(bytes_per_token) / 1e9;
 
-    std::printf("device: %s; weights read per decode token: %.3f GB; memory read bandwidth: %.1f GB/s best, %.1f median "
-                "(%d threads, %.1f GB buffer)\n\n",
-                m.backend().device().name.c_str(), gb_tok, bw.best_gbs, bw.median_gbs, bw.threads, double(bw.bytes) / 1e9);
+    // Which weights are quantized: the checkpoint's own (compressed-tensors) and those quantized at load.
+    std::string formats = m.config().quant.present ? "compressed-tensors checkpoint" : "float checkpoint";
+    if (m.options().quantize.any()) formats += ", quantized at load: " + m.options().quantize.describe();
+    std::printf("device: %s; weights: %s; weights read per decode token: %.3f GB (scales included); memory read "
+                "bandwidth: %.1f GB/s best, %.1f median (%d threads, %.1f GB buffer)\n\n",
+                m.backend().device().name.c_str(), formats.c_str(), gb_tok, bw.best_gbs, bw.median_gbs, bw.threads,
+                double(bw.bytes) / 1e9);
     std::printf("| context | prefill tok/s (median, min-max) | decode tok/s (median, min-max) | decode weight GB/s (median, best) "
                 "| of bandwidth (median, best) | with state+cache: GB/token, of bandwidth (median) |\n"
                 "|---|---|---|---|---|---|\n");
@@ -135,6 +139,7 @@ int run_bench(BenchOptions& o) {
                           {"decode_fraction_of_bandwidth_with_state", total_gbs / bw.best_gbs}});
     }
     nlohmann::json j = {{"device", m.backend().device().name},
+                        {"weights", formats},
                         {"model_weight_bytes", m.plan().bytes[0]},
                         {"decode_weight_bytes_per_token", bytes_per_token},
                         {"bandwidth_gbs_best", bw.best_gbs},
