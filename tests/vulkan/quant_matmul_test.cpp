@@ -294,6 +294,23 @@ TEST(VulkanQuant, WeightsLargerThanOneBindingAreSplitWithTheirScales) {
             3, 64, 32);
 }
 
+TEST(VulkanQuant, FallbackPathsAndValidationLayerAgree) {
+    // Without subgroups and push descriptors (the fallback paths), under the Khronos validation layer with
+    // synchronisation validation: the scale bindings must be declared, bound and ordered like every other.
+    ScopedEnv env({{"HALO_VULKAN_NO_SUBGROUP", "1"}, {"HALO_VULKAN_NO_PUSH_DESCRIPTORS", "1"}});
+    BackendOptions o;
+    o.validation = true;
+    auto b = make_vulkan(o);
+    for (int64_t rows : {1, 66}) {
+        run_linear(*b, {DType::q4, 12, DType::bf16, true, 4}, rows, 40, 64);
+        run_mlp(*b, {DType::q8, 16}, {DType::q4, 9, DType::f32}, rows, 48, 40);
+    }
+    for (int64_t rows : {2, 12}) run_moe(*b, {{DType::q4, 16}, {DType::q8, 8, DType::f16, true}}, {DType::q4, 32}, rows, 64, 32);
+    run_mla(*b, {DType::q4, 8}, 20, {1, 9}, 40);
+    b->synchronize();
+    EXPECT_EQ(b->instance().validation_errors(), 0u) << b->instance().first_validation_error();
+}
+
 TEST(VulkanQuant, QuantizedWeightWithoutScalesIsRefusedWithASentence) {
     auto b = make_vulkan();
     Tensors t(*b);

@@ -1,6 +1,7 @@
 // Weight matrices as the shaders see them (host side of matmul/weights.glsl): which formats the plugin reads, the
 // storage unit a binding counts in, and the WeightRef that names a matrix's data and scales. Every op that reads a
-// weight matrix (matmul, MoE experts, MLA kv_b) builds its WeightRef here.
+// weight matrix (matmul, MoE experts, MLA kv_b) builds its WeightRef here. (storage_unit(), the unit a binding
+// counts in, is in context.h beside the views.)
 #pragma once
 
 #include <cstdint>
@@ -9,9 +10,6 @@
 #include "plugins/vulkan/matmul/weights_shared.h"
 
 namespace halo::vk {
-
-// Bytes a binding of this dtype counts in: the element for F32/F16/BF16/I32, the 32-bit word for Q4/Q8.
-uint32_t storage_unit(ops::DType t);
 
 // Throws a sentence naming `what` unless `w` is a matrix the shaders read: F32, F16, BF16, Q4 or Q8, and for Q4/Q8
 // a scale buffer of F32/F16/BF16 with a positive group.
