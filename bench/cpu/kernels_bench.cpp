@@ -1,6 +1,6 @@
 // CPU kernel benchmark: GFLOP/s of the matrix product kernel on prefill shapes and GB/s of its matrix-vector form
 // on decode shapes, single-threaded and with all threads, for BF16 weights; then, per weight format (BF16, int8,
-// int4), decode through many expert-sized matrices (2 GB of them, more than the caches of a server processor with a
+// int4; exact and, where AVX512-VNNI exists, with int8 activations: HALO_CPU_QUANT_DOT), decode through many expert-sized matrices (2 GB of them, more than the caches of a server processor with a
 // 480 MB L3 hold, as a MoE decode token reads them) and an lm_head-sized one, as a fraction of the memory read bandwidth measured in the same run, and the prefill
 // product's GFLOP/s. Prints tables and JSON lines.
 #include <algorithm>
@@ -108,8 +108,22 @@ int main(int argc, char** argv) {
         w.bytes = w.data.size() + w.scales.size();
         return w;
     };
-    for (ops::DType dt : {ops::DType::bf16, ops::DType::q8, ops::DType::q4}) {
-        const char* name = dt == ops::DType::bf16 ? "BF16" : dt == ops::DType::q8 ? "int8 g32" : "int4 g32";
+    struct Case {
+        ops::DType dt;
+        cpu::QuantDot dot;
+        const char* name;
+    };
+    std::vector<Case> cases = {{ops::DType::bf16, cpu::QuantDot::exact, "BF16"},
+                               {ops::DType::q8, cpu::QuantDot::exact, "int8 g32, exact"},
+                               {ops::DType::q4, cpu::QuantDot::exact, "int4 g32, exact"}};
+    if (cpu::cpu_has_avx512_vnni() && std::string(ctx.k.isa) == "avx512") {
+        cases.push_back({ops::DType::q8, cpu::QuantDot::int8, "int8 g32, int8 dot"});
+        cases.push_back({ops::DType::q4, cpu::QuantDot::int8, "int4 g32, int8 dot"});
+    }
+    for (const Case& cs : cases) {
+        const ops::DType dt = cs.dt;
+        const char* name = cs.name;
+        cpu::g_quant_dot = cs.dot;
         std::vector<Weights> experts;
         uint64_t expert_bytes = 0;
         const Weights first = make(dt, 1024, 2304, 0);

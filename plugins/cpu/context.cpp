@@ -50,9 +50,27 @@ bool batch_invariant_from_env() {
                              "bits)");
 }
 
+QuantDot quant_dot_from_env() {
+    const char* env = std::getenv("HALO_CPU_QUANT_DOT");
+    const std::string v = env ? env : "";
+    if (v.empty() || v == "exact") return QuantDot::exact;
+    if (v == "int8") {
+        const char* isa = std::getenv("HALO_CPU_ISA");
+        if (!cpu_has_avx512_vnni() || (isa && std::string(isa) == "generic"))
+            throw std::runtime_error("HALO_CPU_QUANT_DOT=int8 needs the AVX-512 kernels with VNNI, which this processor "
+                                     "(or HALO_CPU_ISA) does not provide; unset it or set exact");
+        return QuantDot::int8;
+    }
+    throw std::runtime_error("HALO_CPU_QUANT_DOT=" + (v.size() > 40 ? v.substr(0, 40) + "..." : v) +
+                             " is not exact or int8; set exact (the default: quantized weights dequantized exactly, "
+                             "activations in f32) or int8 (activations rounded to int8 per 32 inputs for integer dot "
+                             "products: faster decode, results off by the activations' rounding)");
+}
+
 }  // namespace
 
 CpuContext::CpuContext(int threads) : k(best_kernels()), pool(threads), batch_invariant(batch_invariant_from_env()) {
+    g_quant_dot = quant_dot_from_env();
     pack.resize(static_cast<size_t>(pool.size()));
     for (auto& p : pack) p.resize(size_t(kPackBufferFloats) + 16);
 }

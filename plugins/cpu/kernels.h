@@ -29,6 +29,13 @@ struct Matrix {
     int64_t scale_ld() const { return group > 0 ? (ld + group - 1) / group : 0; }
 };
 
+// How rows of x meet quantized weights in the few-row form. exact (the default): weights dequantized exactly, x in
+// f32. int8: x quantized per 32 inputs to int8 with an f32 scale (as llama.cpp's q8_0 activations) and summed in
+// integers with AVX512-VNNI, then scaled: faster, and off from the exact result by x's rounding (about 0.4% of a
+// block's largest |x| per element). Set once per process from HALO_CPU_QUANT_DOT by the plugin.
+enum class QuantDot { exact, int8 };
+inline QuantDot g_quant_dot = QuantDot::exact;
+
 // Floats of per-thread scratch that matmul may use (one packed panel of W).
 constexpr int64_t kPackFloats = 32 * 256;
 // Floats of the same scratch that matmul_rows may use (four weight rows as f32, K up to 16,384).
@@ -68,6 +75,7 @@ struct Kernels {
 
 const Kernels& generic_kernels();
 const Kernels& avx512_kernels();  // only valid where the CPU has AVX-512 F/BW/VL/DQ
+bool cpu_has_avx512_vnni();        // the int8 dot of QuantDot::int8 can run
 // The table to use: the best for this processor, or the one HALO_CPU_ISA names (generic, avx512; auto or unset =
 // the best). Throws std::runtime_error (a sentence listing the valid values) when HALO_CPU_ISA names an unknown set
 // or one this processor or build lacks.

@@ -30,6 +30,14 @@ bool cpu_has_avx512() {
 
 }  // namespace
 
+bool cpu_has_avx512_vnni() {
+#if defined(__x86_64__) && defined(HALO_HAVE_AVX512_KERNELS)
+    return cpu_has_avx512() && __builtin_cpu_supports("avx512vnni");
+#else
+    return false;
+#endif
+}
+
 const Kernels& best_kernels() {
     const char* env = std::getenv("HALO_CPU_ISA");
     const std::string force = env ? env : "";

@@ -22,6 +22,10 @@ constexpr int64_t kNr = 32;   // packed panel width (outputs)
 constexpr int64_t kKb = 256;  // k block
 constexpr int64_t kMr = 8;    // rows per micro-kernel call
 constexpr int64_t kMatvecRows = 32;  // up to this many rows of x, weights are streamed without packing
+// Quantized few-row kernels prefetch the rows this far ahead of the tile being read (two tiles of four rows): a
+// tile's four rows are short streams the hardware prefetcher picks up too late, and a decode token reads megabytes
+// of experts, each from DRAM.
+constexpr int64_t kPrefetchRows = 8;
 static_assert(kNr * kKb == kPackFloats);
 
 void to_f32(const void* src, DType dtype, float* dst, int64_t n) {
@@ -129,7 +133,7 @@ void stored_to_f32(const Matrix& w, int64_t row, int64_t c0, int64_t n, float* d
 // q4 bytes hold elements 2j (low nibble) and 2j + 1 (high nibble): x is split into even and odd lanes to match.
 template <int MR, int NR>
 void tile_q(const float* x, int64_t ldx, const char* const* rows, const float* const* scales, DType dt, int64_t K,
-            float* y, int64_t ldy, bool acc) {
+            float* y, int64_t ldy, bool acc, int64_t ahead) {
     __m512 a[NR][MR];
     for (int r = 0; r < NR; ++r)
         for (int m = 0; m < MR; ++m) a[r][m] = _mm512_setzero_ps();
@@ -148,6 +152,7 @@ void tile_q(const float* x, int64_t ldx, const char* const* rows, const float* c
                 xo[m] = _mm512_permutex2var_ps(x0, odd_idx, x1);
             }
             for (int r = 0; r < NR; ++r) {
+                if (k % 128 == 0) _mm_prefetch(rows[r] + k / 2 + ahead, _MM_HINT_T0);
                 const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[r] + k / 2)));
                 const __m512 lo = _mm512_permutexvar_ps(v, q4_table);
                 const __m512 hi = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), q4_table);
@@ -168,6 +173,7 @@ void tile_q(const float* x, int64_t ldx, const char* const* rows, const float* c
             }
             for (int r = 0; r < NR; ++r) {
                 const char* p = rows[r] + k;
+                if (k % 64 == 0) _mm_prefetch(p + ahead, _MM_HINT_T0);
                 const __m512 u0 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
                 const __m512 u1 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16))));
                 const __m512 sv = _mm512_set1_ps(scales[r][blk]);
@@ -185,12 +191,12 @@ void tile_q(const float* x, int64_t ldx, const char* const* rows, const float* c
 
 template <int NR>
 void tile_q_rows(int mr, const float* x, int64_t ldx, const char* const* rows, const float* const* scales, DType dt,
-                 int64_t K, float* y, int64_t ldy, bool acc) {
+                 int64_t K, float* y, int64_t ldy, bool acc, int64_t ahead) {
     switch (mr) {
-    case 1: tile_q<1, NR>(x, ldx, rows, scales, dt, K, y, ldy, acc); break;
-    case 2: tile_q<2, NR>(x, ldx, rows, scales, dt, K, y, ldy, acc); break;
-    case 3: tile_q<3, NR>(x, ldx, rows, scales, dt, K, y, ldy, acc); break;
-    default: tile_q<4, NR>(x, ldx, rows, scales, dt, K, y, ldy, acc); break;
+    case 1: tile_q<1, NR>(x, ldx, rows, scales, dt, K, y, ldy, acc, ahead); break;
+    case 2: tile_q<2, NR>(x, ldx, rows, scales, dt, K, y, ldy, acc, ahead); break;
+    case 3: tile_q<3, NR>(x, ldx, rows, scales, dt, K, y, ldy, acc, ahead); break;
+    default: tile_q<4, NR>(x, ldx, rows, scales, dt, K, y, ldy, acc, ahead); break;
     }
 }
 #endif
@@ -252,6 +258,164 @@ template <int NR>
 void tile_rows(int mr, const float* x, int64_t ldx, const char* const* rows, DType dt, int64_t K, float* y, int64_t ldy,
                bool acc);
 
+#if HALO_KERNELS_AVX512
+#define HALO_VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c,avx2")))
+
+// QuantDot::int8: x rows quantized for integer dot products against q4 / q8 rows with BF16 scales, group 32.
+// The weights are read in 64-byte chunks: 128 q4 values (4 groups) or 64 q8 values (2 groups). Per chunk and row of
+// x: its int8 values in the order the weight bytes hold theirs (q4: each group's even elements, then its odd ones,
+// meeting the low and the high nibbles), the starting int32 lanes that remove the weights' offset (-8 or -128 times
+// the group's sum of x, in the first lane of each group's lanes), and x's scale per lane.
+struct Int8Rows {
+    int8_t* lo = nullptr;   // [M][K / 2] (q4, even elements) or [M][K] (q8)
+    int8_t* hi = nullptr;   // [M][K / 2] (q4, odd elements)
+    int32_t* init = nullptr;  // [M][chunks][16]
+    float* sx = nullptr;      // [M][chunks][16]
+    int64_t chunks = 0;
+};
+
+// Floats of scratch prepare_int8 needs for M rows of K.
+inline int64_t int8_rows_floats(int64_t M, int64_t K) { return M * (K / 4 + 2 * (K / 64) * 16) + 64; }
+
+HALO_VNNI_TARGET
+Int8Rows prepare_int8(int64_t M, const float* x, int64_t ldx, int64_t K, bool q4, float* scratch) {
+    Int8Rows r;
+    r.chunks = q4 ? K / 128 : K / 64;
+    float* p = scratch;
+    r.init = reinterpret_cast<int32_t*>(p);
+    p += M * r.chunks * 16;
+    r.sx = p;
+    p += M * r.chunks * 16;
+    r.lo = reinterpret_cast<int8_t*>(p);
+    r.hi = r.lo + M * (K / 2);
+    const int group_lanes = q4 ? 4 : 8;  // int32 lanes per group in a chunk
+    for (int64_t m = 0; m < M; ++m) {
+        const float* xr = x + m * ldx;
+        int32_t* init = r.init + m * r.chunks * 16;
+        float* sx = r.sx + m * r.chunks * 16;
+        for (int64_t g = 0; g < K / 32; ++g) {
+            const __m512 a = _mm512_loadu_ps(xr + g * 32), b = _mm512_loadu_ps(xr + g * 32 + 16);
+            const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)));
+            const float scale = amax / 127.0f;
+            const __m512 inv = _mm512_set1_ps(amax > 0 ? 127.0f / amax : 0.0f);
+            const __m512i qa = _mm512_cvtps_epi32(_mm512_mul_ps(a, inv)), qb = _mm512_cvtps_epi32(_mm512_mul_ps(b, inv));
+            const int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(qa, qb));
+            alignas(64) int32_t q[32];
+            _mm512_store_si512(q, qa);
+            _mm512_store_si512(q + 16, qb);
+            if (q4) {
+                for (int j = 0; j < 16; ++j) {
+                    r.lo[m * (K / 2) + g * 16 + j] = int8_t(q[2 * j]);
+                    r.hi[m * (K / 2) + g * 16 + j] = int8_t(q[2 * j + 1]);
+                }
+            } else {
+                for (int j = 0; j < 32; ++j) r.lo[m * K + g * 32 + j] = int8_t(q[j]);
+            }
+            const int64_t chunk = q4 ? g / 4 : g / 2, first = (q4 ? g % 4 : g % 2) * group_lanes;
+            for (int l = 0; l < group_lanes; ++l) {
+                init[chunk * 16 + first + l] = l == 0 ? (q4 ? -8 : -128) * sum : 0;
+                sx[chunk * 16 + first + l] = scale;
+            }
+        }
+    }
+    return r;
+}
+
+// y[m, n .. n+NR) of MR rows of x prepared by prepare_int8, against NR q4 / q8 rows with BF16 scales, group 32.
+// ahead: bytes from a row to the one whose data is prefetched while it is read (the next tiles' rows: a tile's rows
+// are short streams, too short for the hardware prefetcher to keep enough misses in flight).
+template <int MR, int NR>
+HALO_VNNI_TARGET void tile_int8(const Int8Rows& xr, int64_t K, const char* const* rows, const uint16_t* const* scales,
+                                bool q4, float* y, int64_t ldy, bool acc, int64_t ahead) {
+    __m512 f[NR][MR];
+    for (int r = 0; r < NR; ++r)
+        for (int m = 0; m < MR; ++m) f[r][m] = _mm512_setzero_ps();
+    const __m512i low4 = _mm512_set1_epi8(15);
+    // BF16 scale words broadcast to every 128-bit lane become f32 lanes: q4 lane l takes word l / 4 (one group per
+    // 128 bits), q8 lane l takes word l / 8. A control dword (0x80 zeroes a byte) puts word w in the upper half.
+    const __m512i ctrl = q4 ? _mm512_setr_epi32(0x01008080, 0x01008080, 0x01008080, 0x01008080, 0x03028080, 0x03028080,
+                                                0x03028080, 0x03028080, 0x05048080, 0x05048080, 0x05048080, 0x05048080,
+                                                0x07068080, 0x07068080, 0x07068080, 0x07068080)
+                            : _mm512_setr_epi32(0x01008080, 0x01008080, 0x01008080, 0x01008080, 0x01008080, 0x01008080,
+                                                0x01008080, 0x01008080, 0x03028080, 0x03028080, 0x03028080, 0x03028080,
+                                                0x03028080, 0x03028080, 0x03028080, 0x03028080);
+    const int64_t half = K / 2;
+    for (int64_t c = 0; c < xr.chunks; ++c) {
+        for (int r = 0; r < NR; ++r) {
+            _mm_prefetch(rows[r] + c * 64 + ahead, _MM_HINT_T0);
+            const __m512i v = _mm512_loadu_si512(rows[r] + c * 64);
+            __m512i sbits;
+            if (q4) {
+                uint64_t s4;
+                std::memcpy(&s4, scales[r] + c * 4, 8);
+                sbits = _mm512_shuffle_epi8(_mm512_set1_epi64(int64_t(s4)), ctrl);
+            } else {
+                uint32_t s2;
+                std::memcpy(&s2, scales[r] + c * 2, 4);
+                sbits = _mm512_shuffle_epi8(_mm512_set1_epi32(int32_t(s2)), ctrl);
+            }
+            const __m512 sw = _mm512_castsi512_ps(sbits);
+            for (int m = 0; m < MR; ++m) {
+                __m512i a = _mm512_loadu_si512(xr.init + (m * xr.chunks + c) * 16);
+                if (q4) {
+                    a = _mm512_dpbusd_epi32(a, _mm512_and_si512(v, low4), _mm512_loadu_si512(xr.lo + m * half + c * 64));
+                    a = _mm512_dpbusd_epi32(a, _mm512_and_si512(_mm512_srli_epi16(v, 4), low4),
+                                            _mm512_loadu_si512(xr.hi + m * half + c * 64));
+                } else {
+                    a = _mm512_dpbusd_epi32(a, v, _mm512_loadu_si512(xr.lo + m * K + c * 64));
+                }
+                const __m512 s = _mm512_mul_ps(sw, _mm512_loadu_ps(xr.sx + (m * xr.chunks + c) * 16));
+                f[r][m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), s, f[r][m]);
+            }
+        }
+    }
+    for (int r = 0; r < NR; ++r)
+        for (int m = 0; m < MR; ++m) {
+            const float v = _mm512_reduce_add_ps(f[r][m]);
+            y[m * ldy + r] = acc ? y[m * ldy + r] + v : v;
+        }
+}
+
+template <int NR>
+HALO_VNNI_TARGET void tile_int8_rows(int mr, const Int8Rows& xr, int64_t K, const char* const* rows,
+                                     const uint16_t* const* scales, bool q4, float* y, int64_t ldy, bool acc,
+                                     int64_t ahead) {
+    switch (mr) {
+    case 1: tile_int8<1, NR>(xr, K, rows, scales, q4, y, ldy, acc, ahead); break;
+    case 2: tile_int8<2, NR>(xr, K, rows, scales, q4, y, ldy, acc, ahead); break;
+    case 3: tile_int8<3, NR>(xr, K, rows, scales, q4, y, ldy, acc, ahead); break;
+    default: tile_int8<4, NR>(xr, K, rows, scales, q4, y, ldy, acc, ahead); break;
+    }
+}
+
+// matmul_quant's QuantDot::int8 form; x rows in groups of four, each prepared once per call.
+HALO_VNNI_TARGET void matmul_int8(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0, int64_t n1,
+                                  float* y, int64_t ldy, bool acc, float* pack) {
+    const int64_t K = w.cols;
+    const bool q4 = w.dtype == DType::q4;
+    for (int64_t m0 = 0; m0 < M; m0 += 4) {
+        const int mr = int(std::min<int64_t>(4, M - m0));
+        const Int8Rows xr = prepare_int8(mr, x + m0 * ldx, ldx, K, q4, pack);
+        for (int64_t n = n0; n < n1; n += 4) {
+            const int nr = int(std::min<int64_t>(4, n1 - n));
+            const char* rows[4] = {};
+            const uint16_t* scales[4] = {};
+            for (int r = 0; r < nr; ++r) {
+                rows[r] = stored_row(w, n + r);
+                scales[r] = reinterpret_cast<const uint16_t*>(scale_row(w, n + r));
+            }
+            float* ym = y + m0 * ldy + n;
+            const int64_t ahead = int64_t(kPrefetchRows * w.stored_row_bytes());
+            if (nr == 4)
+                tile_int8_rows<4>(mr, xr, K, rows, scales, q4, ym, ldy, acc, ahead);
+            else
+                for (int r = 0; r < nr; ++r)
+                    tile_int8_rows<1>(mr, xr, K, rows + r, scales + r, q4, ym + r, ldy, acc, ahead);
+        }
+    }
+}
+#endif
+
 // Any number of rows of x against a quantized W (row-major), in one summation order per element whatever M is:
 // the fused form (AVX-512, blocks of 32 under one scale), or else rows dequantized exactly four at a time and summed
 // in the few-row order. pack: kPackBufferFloats floats of scratch.
@@ -259,6 +423,11 @@ void matmul_quant(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64
                   int64_t ldy, bool acc, float* pack) {
     const int64_t K = w.cols;
 #if HALO_KERNELS_AVX512
+    if (g_quant_dot == QuantDot::int8 && w.group == 32 && w.scale_dtype == DType::bf16 &&
+        K % (w.dtype == DType::q4 ? 128 : 64) == 0 && int8_rows_floats(4, K) <= kPackBufferFloats) {
+        matmul_int8(M, x, ldx, w, n0, n1, y, ldy, acc, pack);
+        return;
+    }
     if (K % 32 == 0 && w.group % 32 == 0 && 4 * (K / 32) <= kPackBufferFloats) {
         for (int64_t n = n0; n < n1; n += 4) {
             const int nr = int(std::min<int64_t>(4, n1 - n));
@@ -275,13 +444,15 @@ void matmul_quant(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64
                 }
                 scales[r] = s;
             }
+            const int64_t ahead = M <= 4 ? int64_t(kPrefetchRows * w.stored_row_bytes()) : 0;
             for (int64_t m0 = 0; m0 < M; m0 += 4) {
                 const int mr = int(std::min<int64_t>(4, M - m0));
                 if (nr == 4)
-                    tile_q_rows<4>(mr, x + m0 * ldx, ldx, rows, scales, w.dtype, K, y + m0 * ldy + n, ldy, acc);
+                    tile_q_rows<4>(mr, x + m0 * ldx, ldx, rows, scales, w.dtype, K, y + m0 * ldy + n, ldy, acc, ahead);
                 else
                     for (int r = 0; r < nr; ++r)
-                        tile_q_rows<1>(mr, x + m0 * ldx, ldx, rows + r, scales + r, w.dtype, K, y + m0 * ldy + n + r, ldy, acc);
+                        tile_q_rows<1>(mr, x + m0 * ldx, ldx, rows + r, scales + r, w.dtype, K, y + m0 * ldy + n + r, ldy,
+                                       acc, ahead);
             }
         }
         return;

@@ -4,7 +4,10 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
+#include <cstring>
+#include <random>
 #include <optional>
 #include <string>
 #include <thread>
@@ -12,6 +15,9 @@
 #include <gtest/gtest.h>
 
 #include "core/plugin_loader.h"
+#include "ops/reference/host_buffer.h"
+#include "ops/reference/quantize.h"
+#include "ops/reference/reference.h"
 
 namespace halo::test {
 
@@ -149,6 +155,96 @@ TEST(CpuPluginOptions, GenericIsaIsHonoured) {
     ScopedEnv isa("HALO_CPU_ISA", "generic");
     auto b = cpu_backend(1);
     EXPECT_NE(b->backend().device().name.find("generic kernels"), std::string::npos) << b->backend().device().name;
+}
+
+TEST(CpuPluginOptions, AQuantDotValueOtherThanExactOrInt8IsAnError) {
+    ScopedEnv dot("HALO_CPU_QUANT_DOT", "fast");
+    try {
+        cpu_backend(1);
+        FAIL() << "HALO_CPU_QUANT_DOT=fast was ignored";
+    } catch (const PluginError& e) {
+        const std::string m = e.what();
+        for (const char* word : {"HALO_CPU_QUANT_DOT=fast", "exact", "int8"})
+            EXPECT_NE(m.find(word), std::string::npos) << "'" << m << "' lacks '" << word << "'";
+    }
+}
+
+// HALO_CPU_QUANT_DOT=int8 rounds activations to int8 per 32 inputs. With activations that are exactly int8 times a
+// power of two per group (and each group's largest |x| = 127 steps), the rounding is exact, so the integer dot must
+// give the reference's result to float rounding; with arbitrary activations it must stay within the rounding's
+// bound, sum over k of |w| * scale_x / 2.
+TEST(CpuPluginOptions, Int8QuantDotMatchesTheReference) {
+    ScopedEnv dot("HALO_CPU_QUANT_DOT", "int8");
+    std::unique_ptr<LoadedBackend> b;
+    try {
+        b = cpu_backend(2);
+    } catch (const PluginError& e) {
+        GTEST_SKIP() << e.what();  // no AVX512-VNNI here
+    }
+    ops::Backend& be = b->backend();
+    const int64_t N = 37, K = 384;
+    std::mt19937 rng(5);
+    std::normal_distribution<float> normal(0.0f, 0.05f);
+    for (ops::DType fmt : {ops::DType::q4, ops::DType::q8}) {
+        for (bool representable : {true, false}) {
+            for (int64_t M : {1, 3, 6}) {
+                std::vector<float> w(size_t(N * K)), x(size_t(M * K));
+                for (float& v : w) v = normal(rng);
+                std::uniform_int_distribution<int> step(-127, 127);
+                for (int64_t g = 0; g < M * K / 32; ++g) {
+                    const float unit = std::ldexp(1.0f, int(g % 5) - 6);
+                    for (int64_t j = 0; j < 32; ++j)
+                        x[size_t(g * 32 + j)] = representable ? unit * float(j == 7 ? 127 : step(rng)) : normal(rng) * 20;
+                }
+                const uint64_t wb = uint64_t(N) * ops::row_bytes(fmt, K), sb = uint64_t(N * (K / 32)) * 2;
+                std::vector<uint8_t> packed(wb), scales(sb);
+                ref::quantize_rows(w.data(), ops::DType::f32, N, K, fmt, 32, ops::DType::bf16, packed.data(), scales.data());
+                // Plugin side.
+                ops::Buffer* wbuf = be.allocate(ops::MemoryUse::weights, 0, wb + sb);
+                ops::Buffer* act = be.allocate(ops::MemoryUse::scratch, 0, uint64_t(M * (K + N)) * 4);
+                be.write(wbuf, 0, packed.data(), wb);
+                be.write(wbuf, wb, scales.data(), sb);
+                be.write(act, 0, x.data(), uint64_t(M * K) * 4);
+                ops::LinearParams p;
+                p.x = ops::make_tensor(act, 0, ops::DType::f32, {M, K});
+                p.y = ops::make_tensor(act, uint64_t(M * K) * 4, ops::DType::f32, {M, N});
+                p.weight = ops::make_tensor(wbuf, 0, fmt, {N, K});
+                p.weight.scale = {wbuf, wb, ops::DType::bf16, 32};
+                be.linear(p);
+                std::vector<float> got(size_t(M * N));
+                be.read(act, uint64_t(M * K) * 4, got.data(), got.size() * 4);
+                be.release(wbuf);
+                be.release(act);
+                // Reference side.
+                ops::HostBuffer hw(ops::MemoryUse::weights, 0, wb + sb), hx(ops::MemoryUse::scratch, 0, uint64_t(M * (K + N)) * 4);
+                std::memcpy(hw.host, packed.data(), wb);
+                std::memcpy(static_cast<char*>(hw.host) + wb, scales.data(), sb);
+                std::memcpy(hx.host, x.data(), uint64_t(M * K) * 4);
+                ops::LinearParams r = p;
+                r.x.buffer = r.y.buffer = &hx;
+                r.weight.buffer = r.weight.scale.buffer = &hw;
+                ref::linear(r);
+                const float* want = reinterpret_cast<const float*>(static_cast<char*>(hx.host) + M * K * 4);
+                for (int64_t m = 0; m < M; ++m)
+                    for (int64_t n = 0; n < N; ++n) {
+                        double bound = 0, mag = 0;
+                        for (int64_t g = 0; g < K / 32; ++g) {
+                            float amax = 0;
+                            for (int64_t j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[size_t(m * K + g * 32 + j)]));
+                            for (int64_t j = 0; j < 32; ++j) {
+                                const double wv = ops::weight_at(r.weight, n, g * 32 + j);
+                                bound += std::fabs(wv) * amax / 127.0 / 2.0;
+                                mag += std::fabs(wv * x[size_t(m * K + g * 32 + j)]);
+                            }
+                        }
+                        const double err = std::fabs(double(got[size_t(m * N + n)]) - double(want[m * N + n]));
+                        const double tol = representable ? 1e-5 * mag + 1e-6 : bound * 1.01 + 1e-5 * mag;
+                        EXPECT_LE(err, tol) << ops::dtype_name(fmt) << (representable ? " representable" : " arbitrary")
+                                            << " x, M " << M << ", row " << m << ", output " << n;
+                    }
+            }
+        }
+    }
 }
 
 }  // namespace
