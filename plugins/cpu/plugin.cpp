@@ -90,6 +90,9 @@ public:
         info_.default_placement[int(MemoryUse::scratch)] = "heap";
         if (std::strcmp(ctx_.k.isa, "generic") == 0)
             info_.notes.push_back("AVX-512 kernels not in use (processor lacks them or HALO_CPU_ISA=generic): slower");
+        if (g_quant_dot == QuantDot::int8)
+            info_.notes.push_back("HALO_CPU_QUANT_DOT=int8: activations meet int4/int8 weights as int8 (integer dot "
+                                  "products); results differ from the exact path by the activations' rounding");
         if (!threads.warning.empty()) {
             std::fprintf(stderr, "%s\n", threads.warning.c_str());  // the plugin interface has no warning channel
             info_.notes.push_back(threads.warning);
