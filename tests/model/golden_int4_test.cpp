@@ -12,6 +12,7 @@
 #include "core/model.h"
 #include "core/npy.h"
 #include "core/sampler.h"
+#include "tests/model/golden_support.h"
 #include "tests/support/plugins.h"
 
 namespace halo::test {
@@ -19,24 +20,6 @@ namespace halo::test {
 namespace {
 
 constexpr float kLogitTol = 1e-4f;
-
-std::vector<int32_t> json_ids(const std::string& file) {
-    std::ifstream f(file);
-    return nlohmann::json::parse(f).at("ids").get<std::vector<int32_t>>();
-}
-
-float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-    EXPECT_EQ(a.size(), b.size());
-    float m = 0;
-    for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
-        if (!std::isfinite(a[i]) || !std::isfinite(b[i])) {
-            ADD_FAILURE() << "non-finite logit at " << i;
-            return INFINITY;
-        }
-        m = std::max(m, std::fabs(a[i] - b[i]));
-    }
-    return m;
-}
 
 class GoldenInt4 : public ::testing::TestWithParam<std::string> {
 protected:
