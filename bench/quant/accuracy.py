@@ -5,6 +5,10 @@ Runs `engine logits` on one model and prompt with each --quantize-* setting, the
 next-token distribution with the float checkpoint's. Needs numpy (Debian: python3-numpy; run with /usr/bin/python3).
 
   bench/quant/accuracy.py --engine build/bin/engine --model DIR [--prompt-ids 1,2,3 | --prompt-len 64] [--backend cpu]
+                          [--chunk 1]
+
+--chunk 1 reads the prompt one token per step, the way decode meets the weights (on the CPU plugin, prompt chunks
+of more than 32 tokens take the packed kernels; HALO_CPU_QUANT_DOT=int8 changes only the few-row ones).
 """
 import argparse
 import json
@@ -31,9 +35,11 @@ def log_softmax(x):
     return x - m - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
 
 
-def logits(engine, model, ids, extra, backend, out):
+def logits(engine, model, ids, extra, backend, out, chunk):
     cmd = [engine, "logits", "--backend", backend, "--model", model, "--prompt-ids", ",".join(map(str, ids)),
            "--out", out, "--quiet"] + extra
+    if chunk:
+        cmd += ["--chunk", str(chunk)]
     subprocess.run(cmd, check=True)
     return np.load(out)
 
@@ -45,6 +51,7 @@ def main():
     ap.add_argument("--backend", default="cpu")
     ap.add_argument("--prompt-ids", help="comma-separated ids (default: prompt.json in the model folder, else random)")
     ap.add_argument("--prompt-len", type=int, default=64, help="length of the random prompt")
+    ap.add_argument("--chunk", type=int, default=0, help="prompt tokens per step (default: the engine's)")
     ap.add_argument("--json", action="store_true", help="print one JSON line instead of a table")
     a = ap.parse_args()
 
@@ -56,11 +63,11 @@ def main():
     else:
         ids = list(np.random.default_rng(7).integers(0, cfg["vocab_size"], a.prompt_len))
     with tempfile.TemporaryDirectory() as tmp:
-        base = logits(a.engine, a.model, ids, [], a.backend, os.path.join(tmp, "base.npy"))
+        base = logits(a.engine, a.model, ids, [], a.backend, os.path.join(tmp, "base.npy"), a.chunk)
         lp = log_softmax(base)
         rows = []
         for name, extra in SETTINGS:
-            q = logits(a.engine, a.model, ids, extra, a.backend, os.path.join(tmp, "q.npy"))
+            q = logits(a.engine, a.model, ids, extra, a.backend, os.path.join(tmp, "q.npy"), a.chunk)
             lq = log_softmax(q)
             kl = (np.exp(lp) * (lp - lq)).sum(axis=-1)
             top1 = (base.argmax(axis=-1) == q.argmax(axis=-1)).mean()
@@ -69,7 +76,9 @@ def main():
     if a.json:
         print(json.dumps({"model": a.model, "positions": len(ids), "results": rows}))
         return
-    print(f"model: {a.model}, {len(ids)} prompt positions, against the unquantized checkpoint")
+    dot = os.environ.get("HALO_CPU_QUANT_DOT", "exact") or "exact"
+    print(f"model: {a.model}, {len(ids)} prompt positions ({a.chunk or 'default'} per step, quant dot {dot}), "
+          "against the unquantized checkpoint")
     print("| setting | mean KL(float || quantized) | max KL | top-1 agreement | max |logit diff| |")
     print("|---|---|---|---|---|")
     for r in rows:
