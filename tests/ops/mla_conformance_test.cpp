@@ -32,6 +32,11 @@ struct MlaCase {
     WeightSpec proj{DType::f32};  // a quantized format here quantizes q_proj, kv_a, kv_b and o_proj (f32: use wdt)
 };
 
+// Odd sizes (3 heads, widths 12/5/10 per head, rank 24, hidden 37): runs of 9 and 1 tokens after 5 cached.
+MlaCase odd_mla_case() {
+    return {.H = 3, .dn = 12, .dr = 5, .dv = 10, .r = 24, .hidden = 37, .runs = {9, 1}, .history = 5};
+}
+
 using RunCase = std::function<void(const std::string&, OpHarness&, const std::function<void(Backend&, bool)>&,
                                    const std::vector<const DualTensor*>&, double)>;
 
@@ -116,15 +121,7 @@ TEST_P(Conformance, Mla) {
     batch.runs = {1, 17, 64, 3};
     batch.history = 21;
     cases.push_back(batch);
-    MlaCase odd;
-    odd.H = 3;
-    odd.dn = 12;
-    odd.dr = 5;
-    odd.dv = 10;
-    odd.r = 24;
-    odd.hidden = 37;
-    odd.runs = {9, 1};
-    odd.history = 5;
+    MlaCase odd = odd_mla_case();
     for (DType wdt : {DType::f16, DType::f32}) {
         odd.wdt = wdt;
         cases.push_back(odd);
@@ -163,15 +160,7 @@ TEST_P(Conformance, MlaQuantized) {
         batch.proj = WeightSpec{fmt, 16};
         cases.push_back(batch);
     }
-    MlaCase odd;
-    odd.H = 3;
-    odd.dn = 12;
-    odd.dr = 5;
-    odd.dv = 10;
-    odd.r = 24;
-    odd.hidden = 37;
-    odd.runs = {9, 1};
-    odd.history = 5;
+    MlaCase odd = odd_mla_case();
     odd.proj = WeightSpec{DType::q4, 48};
     cases.push_back(odd);
     for (const MlaCase& c : cases)

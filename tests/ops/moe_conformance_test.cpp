@@ -29,6 +29,9 @@ struct MoeCase {
     WeightSpec shared_w{DType::f32}; // the same for the shared expert
 };
 
+// Odd sizes (9 rows, D 37, I 13), 3 of 10 experts, no shared expert.
+MoeCase odd_moe_case() { return {.rows = 9, .D = 37, .I = 13, .E = 10, .top_k = 3, .shared = false}; }
+
 WeightSpec spec_or(const WeightSpec& q, DType wdt) { return is_quantized(q.dtype) ? q : WeightSpec{wdt}; }
 
 // Smallest gap between the k-th and (k+1)-th selection score over rows (groups ignored: a lower bound suffices
@@ -130,13 +133,7 @@ TEST_P(Conformance, Moe) {
             c.weighting = w;
             run_moe(*this, plugin(), c, rc);
         }
-    MoeCase odd;  // odd sizes, 3 of 10 experts, no shared expert, no renormalisation, F16 weights
-    odd.rows = 9;
-    odd.D = 37;
-    odd.I = 13;
-    odd.E = 10;
-    odd.top_k = 3;
-    odd.shared = false;
+    MoeCase odd = odd_moe_case();  // no renormalisation, F16 weights
     odd.renormalize = false;
     odd.wdt = DType::f16;
     run_moe(*this, plugin(), odd, rc);
@@ -162,13 +159,7 @@ TEST_P(Conformance, MoeQuantized) {
             c.experts = WeightSpec{fmt, 32};
             run_moe(*this, plugin(), c, rc);
         }
-    MoeCase odd;  // odd widths, a group of 16 (partial last groups and words), no shared expert
-    odd.rows = 9;
-    odd.D = 37;
-    odd.I = 13;
-    odd.E = 10;
-    odd.top_k = 3;
-    odd.shared = false;
+    MoeCase odd = odd_moe_case();  // a group of 16: partial last groups and words
     odd.experts = WeightSpec{DType::q4, 16};
     run_moe(*this, plugin(), odd, rc);
     for (int64_t rows : {2, 17}) {

@@ -2,7 +2,6 @@
 // decode kernel of the real model's 32 heads) against the reference, forced with HALO_VULKAN_MLA_KERNEL, with head
 // counts that fill one group exactly, leave one partly empty, and need two groups. Tolerance as the conformance
 // suite: 1e-4 normalised with an F32 cache, 1e-2 with BF16 (one rounding step of the cached latents).
-#include <numeric>
 
 #include "ops/reference/reference.h"
 #include "tests/vulkan/vk_test_support.h"
@@ -18,9 +17,9 @@ size_t pieces_seen = 0;  // pieces of the last case's cache buffer
 void run_mla(vk::VulkanBackend& b, int64_t H, DType cache_dt, const std::vector<int>& run_tokens, int history) {
     const int64_t dn = 16, dr = 8, dv = 16, r = 32, hidden = 48, dq = dn + dr, dkv = dn + dv, width = r + dr;
     const int32_t ps = 16;
-    const int64_t rows = std::accumulate(run_tokens.begin(), run_tokens.end(), int64_t(0));
-    int64_t pages = 0;
-    for (int n : run_tokens) pages += (history + n + ps - 1) / ps;
+    // Pages handed out from the top, so tables are not the identity.
+    const PagedRuns pr(run_tokens, history, ps, PagedRuns::PageOrder::from_top);
+    const int64_t rows = pr.rows, pages = pr.pages;
     Tensors t(b);
     const float ws = 1.0f / std::sqrt(float(hidden));
     auto& q = t.make(DType::bf16, {H * dq, hidden}, random_values(size_t(H * dq * hidden), 1, ws));
@@ -31,42 +30,10 @@ void run_mla(vk::VulkanBackend& b, int64_t H, DType cache_dt, const std::vector<
     auto& x = t.make(DType::f32, {rows, hidden}, random_values(size_t(rows * hidden), 6), MemoryUse::scratch);
     auto& out = t.make(DType::f32, {rows, hidden}, {}, MemoryUse::scratch);
     auto& cache = t.make(cache_dt, {pages, ps, width}, random_values(size_t(pages * ps * width), 7), MemoryUse::cache);
-    std::vector<std::vector<int32_t>> tables;
-    std::vector<SeqRun> runs;
-    int32_t row = 0, page = int32_t(pages) - 1;
-    for (int n : run_tokens) {  // pages handed out from the top, so tables are not the identity
-        tables.emplace_back();
-        for (int64_t i = 0; i < (history + n + ps - 1) / ps; ++i) tables.back().push_back(page--);
-    }
-    for (size_t i = 0; i < run_tokens.size(); ++i) {
-        SeqRun s;
-        s.first_row = row;
-        s.n_tokens = run_tokens[i];
-        s.pos = history;
-        s.pages = tables[i].data();
-        s.n_pages = int32_t(tables[i].size());
-        runs.push_back(s);
-        row += run_tokens[i];
-    }
-    const SeqBatch batch{runs.data(), int32_t(runs.size()), int32_t(rows)};
-    auto params = [&](bool ref) {
-        auto pick = [&](Pair& pr) { return ref ? pr.ref : pr.vk; };
-        MlaParams p;
-        p.w = {pick(q), pick(kva), pick(norm), pick(kvb), pick(o)};
-        p.n_heads = int32_t(H);
-        p.qk_nope_dim = int32_t(dn);
-        p.qk_rope_dim = int32_t(dr);
-        p.v_dim = int32_t(dv);
-        p.kv_lora_rank = int32_t(r);
-        p.softmax_scale = float(1.0 / std::sqrt(double(dq)));
-        p.x = pick(x);
-        p.out = pick(out);
-        p.cache = pick(cache);
-        p.page_size = ps;
-        return p;
-    };
-    b.mla(params(false), batch);
-    ref::mla(params(true), batch);
+    const MlaPairs pairs{q, kva, norm, kvb, o, x, out, cache};
+    const MlaDims dims{H, dn, dr, dv, r};
+    b.mla(mla_params(pairs, dims, ps, false), pr.batch());
+    ref::mla(mla_params(pairs, dims, ps, true), pr.batch());
     const double tol = cache_dt == DType::bf16 ? 1e-2 : 1e-4;
     EXPECT_LE(normalised_error(b, out), tol) << "H " << H << " cache " << dtype_name(cache_dt);
     EXPECT_LE(normalised_error(b, cache), tol) << "H " << H << " cache " << dtype_name(cache_dt);

@@ -7,7 +7,6 @@
 // difference from the reference is the order of the f32 sums).
 #include <algorithm>
 #include <cstring>
-#include <numeric>
 
 #include "ops/reference/quantize.h"
 #include "ops/reference/reference.h"
@@ -178,9 +177,8 @@ void run_moe(vk::VulkanBackend& b, const std::vector<QuantSpec>& specs, const Qu
 void run_mla(vk::VulkanBackend& b, const QuantSpec& q, int64_t H, const std::vector<int>& run_tokens, int history) {
     const int64_t dn = 16, dr = 8, dv = 16, r = 40, hidden = 48, dq = dn + dr, dkv = dn + dv, width = r + dr;
     const int32_t ps = 16;
-    const int64_t rows = std::accumulate(run_tokens.begin(), run_tokens.end(), int64_t(0));
-    int64_t pages = 0;
-    for (int n : run_tokens) pages += (history + n + ps - 1) / ps;
+    const PagedRuns pr(run_tokens, history, ps, PagedRuns::PageOrder::ascending);
+    const int64_t rows = pr.rows, pages = pr.pages;
     Tensors t(b);
     Weights w(b);
     const float ws = 1.0f / std::sqrt(float(hidden));
@@ -192,42 +190,10 @@ void run_mla(vk::VulkanBackend& b, const QuantSpec& q, int64_t H, const std::vec
     auto& x = t.make(DType::f32, {rows, hidden}, random_values(size_t(rows * hidden), 6), MemoryUse::scratch);
     auto& out = t.make(DType::f32, {rows, hidden}, {}, MemoryUse::scratch);
     auto& cache = t.make(DType::f32, {pages, ps, width}, random_values(size_t(pages * ps * width), 7), MemoryUse::cache);
-    std::vector<std::vector<int32_t>> tables;
-    std::vector<SeqRun> runs;
-    int32_t row = 0, page = 0;
-    for (int n : run_tokens) {
-        tables.emplace_back();
-        for (int64_t i = 0; i < (history + n + ps - 1) / ps; ++i) tables.back().push_back(page++);
-    }
-    for (size_t i = 0; i < run_tokens.size(); ++i) {
-        SeqRun s;
-        s.first_row = row;
-        s.n_tokens = run_tokens[i];
-        s.pos = history;
-        s.pages = tables[i].data();
-        s.n_pages = int32_t(tables[i].size());
-        runs.push_back(s);
-        row += run_tokens[i];
-    }
-    const SeqBatch batch{runs.data(), int32_t(runs.size()), int32_t(rows)};
-    auto params = [&](bool ref) {
-        auto pick = [&](Pair& pr) { return ref ? pr.ref : pr.vk; };
-        MlaParams p;
-        p.w = {pick(qp), pick(kva), pick(norm), pick(kvb), pick(o)};
-        p.n_heads = int32_t(H);
-        p.qk_nope_dim = int32_t(dn);
-        p.qk_rope_dim = int32_t(dr);
-        p.v_dim = int32_t(dv);
-        p.kv_lora_rank = int32_t(r);
-        p.softmax_scale = float(1.0 / std::sqrt(double(dq)));
-        p.x = pick(x);
-        p.out = pick(out);
-        p.cache = pick(cache);
-        p.page_size = ps;
-        return p;
-    };
-    b.mla(params(false), batch);
-    ref::mla(params(true), batch);
+    const MlaPairs pairs{qp, kva, norm, kvb, o, x, out, cache};
+    const MlaDims dims{H, dn, dr, dv, r};
+    b.mla(mla_params(pairs, dims, ps, false), pr.batch());
+    ref::mla(mla_params(pairs, dims, ps, true), pr.batch());
     EXPECT_LE(normalised_error(b, out), kTol) << "mla " << describe(q) << " H " << H << " rows " << rows;
 }
 

@@ -11,6 +11,8 @@
 
 #include <gtest/gtest.h>
 
+#include "ops/batch.h"
+#include "ops/mla.h"
 #include "ops/reference/host_buffer.h"
 #include "plugins/vulkan/backend.h"
 
@@ -113,6 +115,75 @@ inline double normalised_error(ops::Backend& b, const Pair& p) {
         mx = std::max(mx, std::fabs(have - want));
     }
     return mx / std::max(std::sqrt(ss / double(std::max<int64_t>(t.numel(), 1))), 1e-30);
+}
+
+// A batch of token runs over a paged MLA cache: run i has run_tokens[i] new tokens after `history` cached ones, its
+// rows follow the previous run's, and its page table covers history + tokens. Owns the tables the runs point into
+// (so it is neither copied nor moved).
+struct PagedRuns {
+    enum class PageOrder { ascending, from_top };  // from_top: pages handed out downwards, tables not the identity
+
+    PagedRuns(const std::vector<int>& run_tokens, int history, int32_t page_size, PageOrder order) {
+        for (int n : run_tokens) {
+            rows += n;
+            pages += (history + n + page_size - 1) / page_size;
+        }
+        int32_t page = order == PageOrder::ascending ? 0 : int32_t(pages) - 1;
+        for (int n : run_tokens) {
+            tables.emplace_back();
+            for (int64_t i = 0; i < (history + n + page_size - 1) / page_size; ++i)
+                tables.back().push_back(order == PageOrder::ascending ? page++ : page--);
+        }
+        int32_t row = 0;
+        for (size_t i = 0; i < run_tokens.size(); ++i) {
+            ops::SeqRun s;
+            s.first_row = row;
+            s.n_tokens = run_tokens[i];
+            s.pos = history;
+            s.pages = tables[i].data();
+            s.n_pages = int32_t(tables[i].size());
+            runs.push_back(s);
+            row += run_tokens[i];
+        }
+    }
+    PagedRuns(const PagedRuns&) = delete;
+    PagedRuns& operator=(const PagedRuns&) = delete;
+
+    ops::SeqBatch batch() const { return {runs.data(), int32_t(runs.size()), int32_t(rows)}; }
+
+    int64_t rows = 0;   // tokens over all runs
+    int64_t pages = 0;  // cache pages the tables use, numbered [0, pages)
+    std::vector<std::vector<int32_t>> tables;
+    std::vector<ops::SeqRun> runs;
+};
+
+// The tensors of one MLA call, each in host memory (reference) and in a Vulkan buffer.
+struct MlaPairs {
+    Pair &q_proj, &kv_a, &kv_norm, &kv_b, &o_proj;
+    Pair &x, &out, &cache;
+};
+
+// MLA widths as MlaParams names them: H heads, dn/dr/dv per head, r the latent rank.
+struct MlaDims {
+    int64_t H, dn, dr, dv, r;
+};
+
+// MlaParams over the reference's tensors (ref) or the Vulkan ones, softmax scale (dn+dr)^-0.5, default eps and form.
+inline ops::MlaParams mla_params(const MlaPairs& t, const MlaDims& d, int32_t page_size, bool ref) {
+    auto pick = [ref](const Pair& pr) { return ref ? pr.ref : pr.vk; };
+    ops::MlaParams p;
+    p.w = {pick(t.q_proj), pick(t.kv_a), pick(t.kv_norm), pick(t.kv_b), pick(t.o_proj)};
+    p.n_heads = int32_t(d.H);
+    p.qk_nope_dim = int32_t(d.dn);
+    p.qk_rope_dim = int32_t(d.dr);
+    p.v_dim = int32_t(d.dv);
+    p.kv_lora_rank = int32_t(d.r);
+    p.softmax_scale = float(1.0 / std::sqrt(double(d.dn + d.dr)));
+    p.x = pick(t.x);
+    p.out = pick(t.out);
+    p.cache = pick(t.cache);
+    p.page_size = page_size;
+    return p;
 }
 
 }  // namespace halo::test
