@@ -13,7 +13,7 @@
 # mutation costs ~10x, and the fuzz tests are three quarters of this step's test time). Libraries and plugins build
 # at -O1 -g1, executables' own sources (tests, CLI, tools) at -O0 (HALO_SANITIZE_EXE_OPT), which cuts the build by a
 # third at little cost in test time.
-# What does not: the benchmarks (not built). The two tests that load the Khronos validation layer run with leak
+# What does not: the benchmarks (not built). The tests that load the Khronos validation layer run with leak
 # detection off (memory errors still abort): the layer leaks ~14 KB of its own C++ objects and the Vulkan loader
 # unloads it before LeakSanitizer looks, so a suppression cannot name it. Mesa's lavapipe reports nothing.
 # Cost on an idle 2-core machine: build ~4 min, tests ~4 min (fuzz ~6 CPU-minutes of it), ~8 min in all, twice the
@@ -40,7 +40,7 @@ reports=$dir/sanitizer-reports
 rm -rf "$reports"
 mkdir -p "$reports"
 status=0
-validation='^VulkanRecording\..*Validation'
+validation='^Vulkan(Recording|Quant)\..*Validation'
 run_ctest() {
   ASAN_OPTIONS="$ASAN_OPTIONS:log_path=$PWD/$reports/asan:log_exe_name=1$1" \
   UBSAN_OPTIONS="$UBSAN_OPTIONS:log_path=$PWD/$reports/ubsan:log_exe_name=1" \
