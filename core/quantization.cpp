@@ -14,13 +14,11 @@ using json = nlohmann::json;
 
 namespace {
 
-bool matches(const std::string& pattern, const std::string& module, const std::string& class_name) {
+bool matches(const std::string& pattern, const std::string& module, const std::string& class_name,
+             const std::map<std::string, std::regex>& compiled) {
     if (pattern.rfind("re:", 0) == 0) {
-        try {
-            return std::regex_match(module, std::regex(pattern.substr(3)));
-        } catch (const std::regex_error&) {
-            return false;  // checked when the config is parsed
-        }
+        const auto it = compiled.find(pattern);
+        return it != compiled.end() && std::regex_match(module, it->second);
     }
     return pattern == module || pattern == class_name;
 }
@@ -38,7 +36,8 @@ bool empty_object(const json& obj, const char* key) {
     return v.is_null() || (v.is_object() && v.empty());
 }
 
-std::vector<std::string> string_list(const json& obj, const char* key, const std::string& where) {
+std::vector<std::string> string_list(const json& obj, const char* key, const std::string& where,
+                                     std::map<std::string, std::regex>& compiled) {
     std::vector<std::string> out;
     if (!obj.contains(key) || obj.at(key).is_null()) return out;
     const json& v = obj.at(key);
@@ -46,9 +45,9 @@ std::vector<std::string> string_list(const json& obj, const char* key, const std
     for (const json& e : v) {
         if (!e.is_string()) throw ConfigError(where + key + " must hold only strings");
         const std::string s = e.get<std::string>();
-        if (s.rfind("re:", 0) == 0) {
+        if (s.rfind("re:", 0) == 0 && !compiled.count(s)) {
             try {
-                std::regex check(s.substr(3));
+                compiled.emplace(s, std::regex(s.substr(3)));
             } catch (const std::regex_error&) {
                 throw ConfigError(where + key + " holds " + input::quote(s) + ", which is not a valid regular expression");
             }
@@ -63,10 +62,10 @@ std::vector<std::string> string_list(const json& obj, const char* key, const std
 const QuantScheme* QuantizationConfig::scheme_for(const std::string& module) const {
     if (!present) return nullptr;
     for (const std::string& p : ignore)
-        if (matches(p, module, "Linear")) return nullptr;
+        if (matches(p, module, "Linear", patterns)) return nullptr;
     for (const QuantScheme& s : schemes)
         for (const std::string& t : s.targets)
-            if (matches(t, module, "Linear")) return &s;
+            if (matches(t, module, "Linear", patterns)) return &s;
     return nullptr;
 }
 
@@ -101,7 +100,7 @@ QuantizationConfig parse_quantization_config(const json& q, const std::string& s
 
     QuantizationConfig out;
     out.present = true;
-    out.ignore = string_list(q, "ignore", at);
+    out.ignore = string_list(q, "ignore", at, out.patterns);
     if (!q.contains("config_groups") || !q.at("config_groups").is_object() || q.at("config_groups").empty())
         throw ConfigError(at + "config_groups must be a non-empty object of quantization schemes");
     for (const auto& [name, g] : q.at("config_groups").items()) {
@@ -121,7 +120,7 @@ QuantizationConfig parse_quantization_config(const json& q, const std::string& s
         const std::string ww = where + "weights.";
         QuantScheme s;
         s.name = name;
-        s.targets = string_list(g, "targets", where);
+        s.targets = string_list(g, "targets", where, out.patterns);
         if (s.targets.empty()) throw ConfigError(where + "targets must name the modules it quantizes (e.g. \"Linear\")");
         const std::string type = str(w, "type", ww);
         if (type != "int")

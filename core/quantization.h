@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -26,6 +28,7 @@ struct QuantizationConfig {
     bool present = false;
     std::vector<QuantScheme> schemes;
     std::vector<std::string> ignore;  // module names or "re:" patterns that stay unquantized
+    std::map<std::string, std::regex> patterns;  // every "re:" entry of ignore and targets, compiled once
 
     // The scheme for a Linear module ("model.layers.1.block_sparse_moe.experts.0.w1"), or null when the config
     // leaves it unquantized (ignored, or no group targets it).
