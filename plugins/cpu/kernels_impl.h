@@ -115,14 +115,14 @@ void stored_to_f32(const Matrix& w, int64_t row, int64_t c0, int64_t n, float* d
         }
     }
 #endif
-    const uint32_t* words = reinterpret_cast<const uint32_t*>(base);
     while (c < end) {
         const int64_t g = c / w.group, stop = std::min(end, (g + 1) * w.group);
         const float sv = scale_at(srow, w.scale_dtype, g);
+        // The format as a constant per loop, so quant_value's word arithmetic becomes shifts.
         if (q4)
-            for (; c < stop; ++c) dst[c - c0] = float(int32_t((words[c >> 3] >> ((c & 7) * 4)) & 15u) - 8) * sv;
+            for (; c < stop; ++c) dst[c - c0] = float(ops::quant_value(base, DType::q4, c)) * sv;
         else
-            for (; c < stop; ++c) dst[c - c0] = float(int32_t((words[c >> 2] >> ((c & 3) * 8)) & 255u) - 128) * sv;
+            for (; c < stop; ++c) dst[c - c0] = float(ops::quant_value(base, DType::q8, c)) * sv;
     }
 }
 
