@@ -15,7 +15,7 @@
 #include <boost/dll/runtime_symbol_info.hpp>
 
 #include "core/check_backend.h"
-#include "core/profile_backend.h"
+#include "core/op_timing_backend.h"
 
 namespace halo::cli {
 
@@ -61,9 +61,9 @@ Engine open_engine(const RunOptions& o, int32_t sequences) {
         };
     const std::string dir = model_dir_of(o);
     ops::Backend* backend = &e.backend->backend();
-    if (const char* prof = std::getenv("HALO_PROFILE"); prof && std::string(prof) == "1") {
-        e.profiler = std::make_unique<ProfileBackend>(*backend);
-        backend = e.profiler.get();
+    if (const char* timing = std::getenv("HALO_OP_TIMING"); timing && std::string(timing) == "1") {
+        e.op_timer = std::make_unique<OpTimingBackend>(*backend);
+        backend = e.op_timer.get();
     }
     if (o.check) {
         e.checker = std::make_unique<CheckBackend>(*backend);

@@ -19,8 +19,8 @@ std::string demo_model_dir();
 
 struct Engine {
     std::unique_ptr<LoadedBackend> backend;
-    std::unique_ptr<ops::Backend> profiler;  // set when HALO_PROFILE=1: wraps backend, prints op times at exit
-    std::unique_ptr<ops::Backend> checker;   // set by --check: wraps backend (or the profiler), compares each op
+    std::unique_ptr<ops::Backend> op_timer;  // set when HALO_OP_TIMING=1: wraps backend, prints op times at exit
+    std::unique_ptr<ops::Backend> checker;   // set by --check: wraps backend (or the op timer), compares each op
     std::unique_ptr<Model> model;
 };
 

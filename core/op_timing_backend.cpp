@@ -1,4 +1,4 @@
-#include "core/profile_backend.h"
+#include "core/op_timing_backend.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -6,9 +6,9 @@
 
 namespace halo {
 
-ProfileBackend::~ProfileBackend() { report(); }
+OpTimingBackend::~OpTimingBackend() { report(); }
 
-void ProfileBackend::report() const {
+void OpTimingBackend::report() const {
     double total = 0;
     for (const auto& [k, e] : entries_) total += e.seconds;
     if (total == 0) return;

@@ -1,5 +1,5 @@
 // A Backend decorator that times every op (synchronising after each, so GPU times are real) and prints a table of
-// time per op kind on destruction or on report(). Turned on with HALO_PROFILE=1; slows GPU backends down.
+// time per op kind on destruction or on report(). Turned on with HALO_OP_TIMING=1; slows GPU backends down.
 #pragma once
 
 #include <chrono>
@@ -11,10 +11,10 @@
 
 namespace halo {
 
-class ProfileBackend final : public ForwardingBackend {
+class OpTimingBackend final : public ForwardingBackend {
 public:
-    explicit ProfileBackend(ops::Backend& inner) : ForwardingBackend(inner) {}
-    ~ProfileBackend() override;
+    explicit OpTimingBackend(ops::Backend& inner) : ForwardingBackend(inner) {}
+    ~OpTimingBackend() override;
     void report() const;  // prints to stderr
 
     void embedding(const ops::EmbeddingParams& p) override { time("embedding", p.out.rows(), [&] { inner_.embedding(p); }); }
