@@ -34,6 +34,8 @@ int main(int argc, char** argv) {
     commands.push_back(halo::cli::add_bench_command(app));
     commands.push_back(halo::cli::add_serve_command(app));
     commands.push_back(halo::cli::add_quantize_command(app));
+    commands.push_back(halo::cli::add_plan_command(app));
+    commands.push_back(halo::cli::add_compare_command(app));
     for (auto& c : halo::cli::add_tokenizer_commands(app)) commands.push_back(c);
     auto generate = halo::cli::add_generate_options(app);
     try {
