@@ -24,13 +24,7 @@ namespace halo::cli {
 namespace {
 
 struct ServeOptions {
-    RunOptions run;
-    std::string host = "127.0.0.1";
-    int port = 8080;
-    int32_t parallel = 4;
-    int32_t queue = 64;
-    double drain_timeout_s = 30;
-    std::string model_name;
+    RunOptions run;  // run.server: host, port, queue, drain timeout, model name; run.sequences: --parallel
     double decode_slowdown = SchedulerOptions{}.decode_slowdown;
 };
 
@@ -69,14 +63,17 @@ void start_waiting(const std::shared_ptr<SignalWaiter>& w) {
     }).detach();  // it may outlive run() when loading fails; it holds its own state
 }
 
-int run_serve(ServeOptions& o) {
+int run_serve(ServeOptions& o, const CLI::App& app) {
+    apply_profile(o.run, app);
+    const ServerSettings& ss = o.run.server;
+    const int32_t parallel = o.run.sequences;
     auto waiter = std::make_shared<SignalWaiter>();
     const std::string dir = model_dir_of(o.run);
     server::ServerOptions so;
-    so.host = o.host;
-    so.port = o.port;
-    so.model_name = o.model_name.empty() ? base_name(dir) : o.model_name;
-    so.worker_threads = o.parallel + o.queue + 8;  // every running and queued request may hold a thread
+    so.host = ss.host;
+    so.port = ss.port;
+    so.model_name = ss.model_name.empty() ? base_name(dir) : ss.model_name;
+    so.worker_threads = parallel + ss.queue + 8;  // every running and queued request may hold a thread
     server::Server server(so);
     server.bind();
     std::fprintf(stderr, "engine: listening on %s\n", server.url().c_str());
@@ -85,12 +82,12 @@ int run_serve(ServeOptions& o) {
     start_waiting(waiter);
 
     if (!o.run.quiet)
-        std::fprintf(stderr, "engine: loading %s (%d sequences x %lld tokens)\n", dir.c_str(), o.parallel,
+        std::fprintf(stderr, "engine: loading %s (%d sequences x %lld tokens)\n", dir.c_str(), parallel,
                      (long long)o.run.context);
     // One full step at load sizes the plugin's own temporaries, so the plan counts them and admission never
     // promises memory a step then fails to get.
     o.run.warm_up = true;
-    Engine engine = open_engine(o.run, o.parallel);
+    Engine engine = open_engine(o.run, parallel);
     std::unique_ptr<tok::Tokenizer> tokenizer;
     try {
         tokenizer = std::make_unique<tok::Tokenizer>(tok::Tokenizer::load(dir));
@@ -99,21 +96,21 @@ int run_serve(ServeOptions& o) {
                      input::one_line(e.what(), 300).c_str());
     }
     SchedulerOptions sched_options;
-    sched_options.max_queue = o.queue;
+    sched_options.max_queue = ss.queue;
     sched_options.decode_slowdown = o.decode_slowdown;
     Scheduler scheduler(*engine.model, tokenizer.get(), sched_options);
     server.set_ready(*engine.model, scheduler, tokenizer.get());
     waiter->ready.store(true);
-    std::fprintf(stderr, "engine: ready: model %s, %d sequences x %lld tokens\n", so.model_name.c_str(), o.parallel,
+    std::fprintf(stderr, "engine: ready: model %s, %d sequences x %lld tokens\n", so.model_name.c_str(), parallel,
                  (long long)scheduler.context_tokens());
     std::fflush(stderr);
 
     const int sig = waiter->signal.get_future().get();
     std::fprintf(stderr, "engine: %s: draining (new requests get 503; running ones have %g s to finish)\n",
-                 sig == SIGINT ? "SIGINT" : "SIGTERM", o.drain_timeout_s);
+                 sig == SIGINT ? "SIGINT" : "SIGTERM", ss.drain_timeout_s);
     std::fflush(stderr);
     server.begin_shutdown();
-    const int cancelled = scheduler.drain(std::chrono::milliseconds(int64_t(o.drain_timeout_s * 1000)));
+    const int cancelled = scheduler.drain(std::chrono::milliseconds(int64_t(ss.drain_timeout_s * 1000)));
     server.stop();
     if (cancelled > 0)
         std::fprintf(stderr, "engine: stopped (%d request%s cancelled)\n", cancelled, cancelled == 1 ? "" : "s");
@@ -130,33 +127,16 @@ Command add_serve_command(CLI::App& app) {
         "serve",
         "Serve the model over HTTP: OpenAI /v1/chat/completions, /v1/completions, /v1/models; Anthropic /v1/messages; "
         "/tokenize, /detokenize, /health, /metrics. Stops on SIGINT/SIGTERM after draining.");
+    o->run.sequences = 4;  // --parallel: requests generated at once
     add_run_options(*serve, o->run);
-    serve->add_option("--host", o->host, "Address to listen on (loopback by default; 0.0.0.0 for every interface)")
-        ->check(kNonEmpty)
-        ->capture_default_str();
-    serve->add_option("--port", o->port, "TCP port (0 picks a free one; the 'listening on' line says which)")
-        ->check(CLI::Range(0, 65535))
-        ->capture_default_str();
-    serve->add_option("--parallel", o->parallel, "Requests generated at once (sequences, i.e. KDA state slots)")
-        ->check(CLI::Range(1, 4096))
-        ->capture_default_str();
-    serve->add_option("--queue", o->queue, "Requests that may wait for a free sequence; more get 503")
-        ->check(CLI::Range(0, 100000))
-        ->capture_default_str();
-    serve->add_option("--drain-timeout", o->drain_timeout_s,
-                      "Seconds running requests get to finish after SIGINT/SIGTERM before they are cancelled")
-        ->check(CLI::Range(0.0, 86400.0))
-        ->capture_default_str();
+    add_server_options(*serve, o->run.server);
     serve->add_option("--decode-slowdown", o->decode_slowdown,
                       "While streams decode, prompt chunks are sized so a step takes about this many times a "
                       "decode-only step (their inter-token latency); lower favours running streams, higher new "
                       "prompts; 1 or less: fixed chunks of a quarter of --chunk")
         ->check(CLI::Range(0.0, 1000.0))
         ->capture_default_str();
-    serve->add_option("--model-name", o->model_name,
-                      "Model id that /v1/models lists and requests may name (default: the model directory's name)")
-        ->check(kNonEmpty);
-    return Command{serve, [o] { return run_serve(*o); }};
+    return Command{serve, [o, serve] { return run_serve(*o, *serve); }};
 }
 
 }  // namespace halo::cli

@@ -1,5 +1,5 @@
 // The default command: generate tokens from a prompt.
-//   engine [--backend=cpu] [--model DIR] --prompt-ids 1,2,3 --max-tokens N [--temperature T --seed S] [--json]
+//   engine [--profile configs/demo.toml] [--backend=cpu] [--model DIR] --prompt-ids 1,2,3 --max-tokens N [--temperature T --seed S] [--json]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -37,6 +37,7 @@ struct GenerateOptions {
 };
 
 int run_generate(GenerateOptions& o, CLI::App& app) {
+    apply_profile(o.run, app);
     auto given = [&](const char* flag) { return app.get_option(flag)->count() > 0; };
     if (int(given("--prompt-ids")) + int(given("--prompt")) + int(given("--chat")) > 1)
         throw std::runtime_error("give only one of --prompt-ids, --prompt and --chat");
@@ -89,11 +90,11 @@ int run_generate(GenerateOptions& o, CLI::App& app) {
     if (prompt.empty()) throw std::runtime_error("the prompt is empty; give at least one token");
 
     // Size the context to the job unless the user fixed it.
-    fit_context(o.run, given("--context"), config, int64_t(prompt.size()) + o.max_tokens,
+    fit_context(o.run, is_set(o.run, "context"), config, int64_t(prompt.size()) + o.max_tokens,
                 "the prompt (" + std::to_string(prompt.size()) + " tokens) plus --max-tokens " +
                     std::to_string(o.max_tokens));
 
-    Engine e = open_engine(o.run);
+    Engine e = open_engine(o.run, o.run.sequences);
     // The same engine loop the server runs: one request, streamed.
     Scheduler scheduler(*e.model, tokenizer ? &*tokenizer : nullptr);
     GenerationRequest request;

@@ -17,14 +17,15 @@ struct LogitsOptions {
 };
 
 int run_logits(LogitsOptions& o, CLI::App& sub) {
+    apply_profile(o.run, sub);
     const std::vector<int32_t> prompt = parse_ids(o.prompt_ids, "--prompt-ids");
     if (prompt.empty()) throw std::runtime_error("--prompt-ids is empty; give at least one token id");
     check_output_path(o.out, "--out");
     const ModelConfig config = load_model_config(model_dir_of(o.run));
     check_ids_in_vocab(prompt, config.vocab_size, "--prompt-ids");
-    fit_context(o.run, sub.get_option("--context")->count() > 0, config, int64_t(prompt.size()),
+    fit_context(o.run, is_set(o.run, "context"), config, int64_t(prompt.size()),
                 "the prompt (" + std::to_string(prompt.size()) + " tokens)");
-    Engine e = open_engine(o.run);
+    Engine e = open_engine(o.run, o.run.sequences);
     Sequence seq;
     e.model->begin_sequence(seq);
     const std::vector<float> logits = e.model->prefill(seq, prompt, true);

@@ -1,8 +1,13 @@
 #include "core/profile/options.h"
 
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
 #include <charconv>
+#include <cstdint>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 #include "core/input/excerpt.h"
 
@@ -20,7 +25,7 @@ std::optional<uint64_t> parse_decimal(std::string_view s) {
 
 
 void add_quantize_options(CLI::App& app, QuantTexts& q) {
-    const auto formats = CLI::IsMember({"int4", "int8", "none"});
+    const auto formats = one_of({"int4", "int8", "none"});
     app.add_option("--quantize-experts", q.experts,
                    "Quantize the routed experts of a float checkpoint at load: int4, int8 or none")
         ->check(formats)->capture_default_str();
@@ -34,7 +39,7 @@ void add_quantize_options(CLI::App& app, QuantTexts& q) {
         ->check(formats)->capture_default_str();
     app.add_option("--quantize-group", q.group,
                    "Inputs per scale of --quantize-* (symmetric, BF16 scales, the compressed-tensors recipe)")
-        ->check(CLI::Range(1, 1 << 16))->capture_default_str();
+        ->check(whole_number(1, 1 << 16))->capture_default_str();
 }
 
 QuantChoice QuantTexts::choice() const {
@@ -50,36 +55,58 @@ QuantChoice QuantTexts::choice() const {
 void add_run_options(CLI::App& app, RunOptions& o) {
     app.add_option("--profile", o.profile, "TOML profile (configs/*.toml); a switch given here overrides its key")
         ->check(kNonEmpty);
-    app.add_option("--backend", o.backend, "Backend plugin: cpu, vulkan or hip")->capture_default_str();
+    app.add_option("--backend", o.backend, "Backend plugin: cpu, vulkan or hip")->check(kNonEmpty)->capture_default_str();
     app.add_option("--model", o.model_dir, "Model directory (config.json + safetensors); default: the built-in demo model")
         ->check(kNonEmpty);
     app.add_option("--plugin-dir", o.plugin_dir, "Also look for backend plugins in this directory")->check(kNonEmpty);
     app.add_option("--threads", o.threads,
                    "CPU threads (0 = every CPU this process may use; more than the hardware threads is capped, with a "
                    "warning)")
-        ->check(CLI::Range(0, 4096))
+        ->check(whole_number(0, 4096))
         ->capture_default_str();
     app.add_option("--device", o.device, "Device index for GPU backends (-1 = best)")
-        ->check(CLI::Range(-1, 4096))
+        ->check(whole_number(-1, 4096))
         ->capture_default_str();
     app.add_option("--device-name", o.device_name, "Pick the GPU whose name contains this text")->check(kNonEmpty);
     app.add_option("--moe-weighting", o.moe_weighting,
                    "MoE mixing weights: unbiased (vLLM/llama.cpp, default) or biased (as the HF code computes)")
-        ->check(CLI::IsMember({"unbiased", "biased"}))
+        ->check(one_of({"unbiased", "biased"}))
         ->capture_default_str();
-    app.add_option("--context", o.context, "Maximum tokens per sequence (sizes the MLA cache)")
-        ->check(CLI::Range(int64_t(1), int64_t(1) << 32))
+    app.add_option_function<std::string>(
+           "--context",
+           [&o](const std::string& text) {
+               o.context_auto = text == "auto";
+               if (!o.context_auto) o.context = int64_t(*parse_decimal(text));  // kContext checked it
+           },
+           "Maximum tokens per sequence (sizes the MLA cache), or auto: the largest the memory budget holds")
+        ->check(kContext)
+        ->default_str(std::to_string(o.context));
+    app.add_option("--parallel", o.sequences,
+                   "Sequences run at once (KDA state slots): requests served together, or prompts batched")
+        ->check(whole_number(1, 4096))
         ->capture_default_str();
+    app.add_option_function<std::vector<std::string>>(
+           "--memory-budget",
+           [&o](const std::vector<std::string>& items) {
+               for (const std::string& item : items) {  // kBudgetItem checked each
+                   const size_t eq = item.find('=');
+                   o.budget[item.substr(0, eq)] = *parse_size(std::string_view(item).substr(eq + 1));
+               }
+           },
+           "Most bytes the plan may use in a placement, NAME=SIZE (e.g. heap=96GiB; units B, KB, MB, GB, TB, KiB, MiB, "
+           "GiB, TiB); repeat it or give a comma list")
+        ->check(kBudgetItem)
+        ->delimiter(',');
     app.add_option("--chunk", o.chunk, "Prefill chunk: tokens per forward step")
-        ->check(CLI::Range(1, 1 << 20))
+        ->check(whole_number(1, 1 << 20))
         ->capture_default_str();
     app.add_option("--cache-dtype", o.cache_dtype, "MLA latent cache element type: f32, f16 or bf16")
-        ->check(CLI::IsMember({"f32", "f16", "bf16"}))
+        ->check(one_of({"f32", "f16", "bf16"}))
         ->capture_default_str();
     app.add_option("--kda-form", o.kda_form, "KDA evaluation: auto, recurrent or chunked (debugging)")
-        ->check(CLI::IsMember({"auto", "recurrent", "chunked"}));
+        ->check(one_of({"auto", "recurrent", "chunked"}));
     app.add_option("--mla-form", o.mla_form, "MLA evaluation: auto, expanded or absorbed (debugging)")
-        ->check(CLI::IsMember({"auto", "expanded", "absorbed"}));
+        ->check(one_of({"auto", "expanded", "absorbed"}));
     app.add_option("--weights-placement", o.placement[0], "Placement of weights (see `engine backends`)")->check(kNonEmpty);
     app.add_option("--state-placement", o.placement[1], "Placement of KDA states")->check(kNonEmpty);
     app.add_option("--cache-placement", o.placement[2], "Placement of the MLA cache")->check(kNonEmpty);
@@ -91,9 +118,60 @@ void add_run_options(CLI::App& app, RunOptions& o) {
     app.add_flag("--validation", o.validation, "Turn on the driver's validation layers (Vulkan: Khronos validation)");
 }
 
-void apply_profile(RunOptions& o, const CLI::App& app) {
-    (void)app;
-    if (!o.profile.empty()) throw std::runtime_error("--profile " + o.profile + ": profiles are not read yet");
+void add_server_options(CLI::App& app, ServerSettings& s) {
+    app.add_option("--host", s.host, "Address to listen on (loopback by default; 0.0.0.0 for every interface)")
+        ->check(kNonEmpty)
+        ->capture_default_str();
+    app.add_option("--port", s.port, "TCP port (0 picks a free one; the 'listening on' line says which)")
+        ->check(whole_number(0, 65535))
+        ->capture_default_str();
+    app.add_option("--queue", s.queue, "Requests that may wait for a free sequence; more get 503")
+        ->check(whole_number(0, 100000))
+        ->capture_default_str();
+    app.add_option("--drain-timeout", s.drain_timeout_s,
+                   "Seconds running requests get to finish after SIGINT/SIGTERM before they are cancelled")
+        ->check(number_between(0, 86400))
+        ->capture_default_str();
+    app.add_option("--model-name", s.model_name,
+                   "Model id that /v1/models lists and requests may name (default: the model directory's name)")
+        ->check(kNonEmpty);
+}
+
+std::optional<uint64_t> parse_size(std::string_view text) {
+    // number [spaces] [unit]; the number may have a fraction ("1.5 GiB"), kept exact as digits / 10^fraction_digits.
+    size_t i = 0;
+    unsigned __int128 digits = 0, scale = 1;
+    bool any_digit = false, point = false;
+    for (; i < text.size(); ++i) {
+        const char c = text[i];
+        if (c == '.' && !point) {
+            point = true;
+        } else if (c >= '0' && c <= '9') {
+            if (digits > (unsigned __int128)(UINT64_MAX)) return std::nullopt;  // far too large already
+            digits = digits * 10 + unsigned(c - '0');
+            if (point) scale *= 10;
+            if (scale > (unsigned __int128)(UINT64_MAX)) return std::nullopt;
+            any_digit = true;
+        } else {
+            break;
+        }
+    }
+    if (!any_digit) return std::nullopt;
+    while (i < text.size() && text[i] == ' ') ++i;
+    std::string unit(text.substr(i));
+    for (char& c : unit) c = char(std::tolower((unsigned char)c));
+    static const std::pair<const char*, uint64_t> kUnits[] = {
+        {"", 1},  {"b", 1},  {"kb", 1000ull}, {"mb", 1000000ull}, {"gb", 1000000000ull}, {"tb", 1000000000000ull},
+        {"kib", 1ull << 10}, {"mib", 1ull << 20}, {"gib", 1ull << 30}, {"tib", 1ull << 40}};
+    for (const auto& [name, factor] : kUnits)
+        if (unit == name) {
+            const unsigned __int128 bytes = digits * factor;
+            if (bytes % scale != 0 && factor == 1) return std::nullopt;  // a fraction of a byte
+            const unsigned __int128 whole = (bytes + scale / 2) / scale;
+            if (whole > UINT64_MAX) return std::nullopt;
+            return uint64_t(whole);
+        }
+    return std::nullopt;
 }
 
 ModelOptions model_options(const RunOptions& o, int32_t sequences) {
@@ -118,6 +196,66 @@ ModelOptions model_options(const RunOptions& o, int32_t sequences) {
 
 const CLI::Validator kNonEmpty(
     [](std::string& s) { return s.empty() ? std::string("the value is empty") : std::string(); }, "NON-EMPTY");
+
+CLI::Validator whole_number(int64_t lo, int64_t hi) {
+    const std::string range = std::to_string(lo) + " to " + std::to_string(hi);
+    return CLI::Validator(
+        [lo, hi, range](std::string& s) {
+            int64_t v = 0;
+            const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+            if (s.empty() || ec != std::errc() || end != s.data() + s.size() || v < lo || v > hi)
+                return input::quote(s) + " is not a whole number from " + range;
+            return std::string();
+        },
+        "INT in " + range);
+}
+
+CLI::Validator number_between(double lo, double hi) {
+    char range[64];
+    std::snprintf(range, sizeof range, "%g to %g", lo, hi);
+    return CLI::Validator(
+        [lo, hi, text = std::string(range)](std::string& s) {
+            double v = 0;
+            const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+            if (s.empty() || ec != std::errc() || end != s.data() + s.size() || !(v >= lo && v <= hi))
+                return input::quote(s) + " is not a number from " + text;
+            return std::string();
+        },
+        std::string("NUMBER in ") + range);
+}
+
+CLI::Validator one_of(std::vector<std::string> values) {
+    std::string list;
+    for (const std::string& v : values) list += (list.empty() ? "" : ", ") + v;
+    return CLI::Validator(
+        [values, list](std::string& s) {
+            if (std::find(values.begin(), values.end(), s) != values.end()) return std::string();
+            return input::quote(s) + " is not one of " + list;
+        },
+        "one of " + list);
+}
+
+const CLI::Validator kContext(
+    [](std::string& s) {
+        const std::optional<uint64_t> v = parse_decimal(s);
+        if (s == "auto" || (v && *v >= 1 && *v <= (uint64_t(1) << 32))) return std::string();
+        return input::quote(s) + " is not a context length; give a number of tokens from 1 to 4294967296, or auto";
+    },
+    "TOKENS|auto");
+
+const CLI::Validator kBudgetItem(
+    [](std::string& s) {
+        const size_t eq = s.find('=');
+        if (eq == std::string::npos || eq == 0)
+            return input::quote(s) + " is not NAME=SIZE; give a placement name and a size, e.g. heap=96GiB";
+        const std::optional<uint64_t> bytes = parse_size(std::string_view(s).substr(eq + 1));
+        if (!bytes)
+            return input::quote(s.substr(eq + 1)) +
+                   " is not a size; give bytes or a number with a unit (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB), e.g. 96GiB";
+        if (*bytes == 0) return std::string("a budget of 0 bytes holds nothing; give a size above 0");
+        return std::string();
+    },
+    "NAME=SIZE");
 
 const CLI::Validator kUnsigned64(
     [](std::string& s) {

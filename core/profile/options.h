@@ -8,11 +8,13 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
 #include "core/model.h"
 #include "core/quantization.h"
+#include "ops/backend.h"
 
 namespace halo::cli {
 
@@ -25,6 +27,16 @@ struct QuantTexts {
 };
 void add_quantize_options(CLI::App& app, QuantTexts& q);
 
+// `engine serve`'s own settings (the profile's [server] table).
+struct ServerSettings {
+    std::string host = "127.0.0.1";  // --host: address to listen on
+    int32_t port = 8080;             // --port: TCP port (0 picks a free one)
+    int32_t queue = 64;              // --queue: requests that may wait for a free sequence
+    double drain_timeout_s = 30;     // --drain-timeout: seconds running requests get after SIGINT/SIGTERM
+    std::string model_name;          // --model-name: the id /v1/models lists (empty: the model folder's name)
+};
+void add_server_options(CLI::App& app, ServerSettings& s);
+
 struct RunOptions {
     std::string profile;     // --profile: the TOML file the other fields were read from (empty: none)
     std::string backend = "cpu";
@@ -36,27 +48,51 @@ struct RunOptions {
     std::string moe_weighting = "unbiased";
     int64_t context = 4096;
     bool context_auto = false;  // context = "auto": the largest context the memory budget holds (the plan picks it)
-    int32_t sequences = 1;      // sequences run at once (KDA state slots); `serve --parallel`
+    int32_t sequences = 1;      // --parallel: sequences run at once (KDA state slots); serve defaults to 4
     int32_t chunk = 512;
     std::string cache_dtype = "f32";
     std::string kda_form = "auto";
     std::string mla_form = "auto";
     std::string placement[ops::kMemoryUseCount];
     // Memory budget per placement name ("heap" -> bytes): the plan must fit min(budget, what the device reports).
-    std::map<std::string, uint64_t> budget;
+    std::map<std::string, uint64_t> budget;  // --memory-budget NAME=SIZE, the profile's [budget]
     bool quiet = false;
     bool check = false;       // re-run every op on the reference and stop at the first that diverges
     bool validation = false;  // driver validation layers (Vulkan: VK_LAYER_KHRONOS_validation)
     bool warm_up = false;     // size the plugin's temporaries with one full step at load (ModelOptions::warm_up)
     QuantTexts quantize;      // load-time quantization of a float checkpoint
+    ServerSettings server;    // serve only
+    // Where each field that was set came from, by profile key ("threads", "placement.weights", "budget.heap",
+    // "server.port"): the switch ("--threads") or "threads in configs/x.toml line 7". Defaults have no entry.
+    // Filled by apply_profile; read it through source_of().
+    std::map<std::string, std::string> origin;
 };
 
+// Adds the switches of every RunOptions field (but the [server] ones) to `app`, with the fields' values as defaults.
 void add_run_options(CLI::App& app, RunOptions& o);
 
 // After parsing: reads o.profile (when set) and fills every field whose switch was not given on `app`'s command line
-// from it. Every command that takes run options calls this first. Throws std::runtime_error naming the file, line
-// and key for a profile it cannot use.
+// from it, checking each value with its switch's rule; records o.origin. Every command that takes run options calls
+// this first. Throws std::runtime_error naming the file, line and key (and the nearest valid key) for a profile it
+// cannot use.
 void apply_profile(RunOptions& o, const CLI::App& app);
+
+// Where the field of profile key `key` ("placement.weights", "budget.heap", "context") came from, for an error
+// sentence: "--weights-placement" when the switch was given, "placement.weights in configs/x.toml line 12" when the
+// profile set it, or the switch that would set it (e.g. "--memory-budget heap=SIZE") when it has its default.
+std::string source_of(const RunOptions& o, const std::string& key);
+
+// Whether the field of profile key `key` was set by a switch or by the profile (not left at its default).
+bool is_set(const RunOptions& o, const std::string& key);
+
+// Throws unless every placement named by o.placement and by o.budget is one of `device`'s; the sentence names the
+// source of the bad name (source_of) and lists the valid names. Called once the plugin is loaded.
+void check_placements(const RunOptions& o, const ops::DeviceInfo& device);
+
+// A memory size: whole bytes ("1000000") or a number with a unit, e.g. "96 GiB", "1.5GB", "512 MiB": B, KB, MB, GB,
+// TB (powers of 1000), KiB, MiB, GiB, TiB (powers of 1024), in any letter case. Nothing when the text is not one or
+// the size does not fit 64 bits.
+std::optional<uint64_t> parse_size(std::string_view text);
 
 // The model options the run options ask for (placements, sizes, forms, quantization); `sequences` KDA state slots.
 ModelOptions model_options(const RunOptions& o, int32_t sequences);
@@ -64,8 +100,16 @@ ModelOptions model_options(const RunOptions& o, int32_t sequences);
 // Digits only (no sign, no spaces) and fits 64 bits, or nothing.
 std::optional<uint64_t> parse_decimal(std::string_view s);
 
-// CLI11 validators: a non-empty value; an unsigned decimal integer that fits 64 bits.
+// CLI11 validators: a non-empty value; an unsigned decimal integer that fits 64 bits; a --context value (a token
+// count or "auto"); a --memory-budget item (NAME=SIZE).
 extern const CLI::Validator kNonEmpty;
+// CLI11 validators whose sentences name the allowed values: a whole number in [lo, hi]; a number in [lo, hi]; one
+// of `values`.
+CLI::Validator whole_number(int64_t lo, int64_t hi);
+CLI::Validator number_between(double lo, double hi);
+CLI::Validator one_of(std::vector<std::string> values);
 extern const CLI::Validator kUnsigned64;
+extern const CLI::Validator kContext;
+extern const CLI::Validator kBudgetItem;
 
 }  // namespace halo::cli
