@@ -206,8 +206,8 @@ TEST_F(EngineCli, BadArgumentsGiveClearErrors) {
         {{"logits", "--model", g, "--prompt-ids", "1", "--out", dir_.string()}, "is a directory"},
         {{"logits", "--model", g, "--prompt-ids", "1", "--out", (dir_ / "no" / "x.npy").string()}, "does not exist"},
         {{"logits", "--model", g, "--prompt-ids", "1,400", "--out", (dir_ / "x.npy").string()}, "outside"},
-        {{"bench", "--model", g, "--prompt-len", "0"}, "--prompt-len"},
-        {{"bench", "--model", g, "--reps", "0"}, "--reps"},
+        {{"bench", "--model", g, "-p", "0", "-n", "0"}, "nothing to run"},
+        {{"bench", "--model", g, "-r", "0"}, "--repetitions"},
         {{"--model", (dir_ / "missing").string()}, "missing"},
         {{"--no-such-flag"}, "no-such-flag"},
     };

@@ -85,7 +85,7 @@ TEST_F(HostileInput, DeeplyNestedJsonIsAnErrorNotACrash) {
 
 TEST_F(HostileInput, UsageErrorsArePrefixedSentencesWithExitStatusOne) {
     const std::vector<std::vector<std::string>> cases = {
-        {"--bogus"}, {"tokenize"}, {"--max-tokens", "many"}, {"logits", "--unknown-flag"}, {"bench", "--reps"}};
+        {"--bogus"}, {"tokenize"}, {"--max-tokens", "many"}, {"logits", "--unknown-flag"}, {"bench", "-r"}};
     for (const auto& args : cases) {
         const ToolRun r = engine(args);
         EXPECT_EQ(r.code, 1) << args[0] << ": " << r.err;

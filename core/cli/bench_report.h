@@ -1,0 +1,64 @@
+// The results of `engine bench` and the ways they are written: a markdown table (llama-bench's columns plus achieved
+// GB/s and its share of the measured memory bandwidth; one column group per backend when there are several), CSV
+// (one header row, one row per test) and JSON (an array of the same records, every repetition included).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/cli/bench_tests.h"
+
+namespace halo::cli {
+
+// What every row shares: the build, the model and the machine's memory read bandwidth.
+struct BenchSetup {
+    std::string build_commit;  // git describe of the engine's sources, "unknown" outside a git checkout
+    std::string model_dir;
+    std::string model_name;    // the model directory's name
+    double bandwidth_before_gbs = 0, bandwidth_after_gbs = 0;  // best pass, measured before and after the tests
+    uint64_t bandwidth_buffer_bytes = 0;
+    int32_t bandwidth_threads = 0;
+    // The fractions use the better of the two measurements, so that they are not flattered by a slow moment.
+    double bandwidth_gbs() const { return std::max(bandwidth_before_gbs, bandwidth_after_gbs); }
+};
+
+// One test on one backend with one thread count.
+struct BenchRow {
+    std::string backend;   // --backend name: cpu, vulkan, hip
+    std::string device;    // the device the backend ran on, as it names itself
+    std::string weights;   // weight formats: "float checkpoint", "... quantized at load: ..."
+    uint64_t model_size = 0;           // bytes of weights in backend memory (scales included)
+    uint64_t model_n_params = 0;       // parameters (elements of every tensor)
+    uint64_t decode_weight_bytes = 0;  // bytes of weights one decode token reads
+    int32_t threads = 0;               // CPU threads the backend ran
+    int32_t chunk = 0;                 // prefill tokens per forward step
+    std::string cache_dtype;           // MLA cache element type
+    BenchTest test;
+    std::string test_time;             // when the test started, RFC 3339 UTC
+    std::vector<uint64_t> samples_ns;  // wall time of each repetition
+    uint64_t bytes_per_run = 0;        // bytes one repetition must read (see bench_cmd.cpp: test_bytes)
+
+    std::vector<double> samples_ts() const;  // tokens per second of each repetition
+    double avg_ts() const;                   // mean of samples_ts
+    double stddev_ts() const;                // sample standard deviation of samples_ts (0 for one repetition)
+    double avg_gbs() const;                  // mean achieved GB/s (bytes_per_run over each repetition's time)
+};
+
+// The markdown report: a few lines on the model, devices and bandwidth, the table, and the build. `backends` in the
+// order given: with more than one, each test is one line with t/s and GB/s per backend and each backend's speed
+// relative to the first.
+std::string bench_markdown(const BenchSetup& setup, const std::vector<BenchRow>& rows,
+                           const std::vector<std::string>& backends);
+
+// One record per row with every field, in a fixed order (the CSV columns and the JSON keys).
+nlohmann::ordered_json bench_record(const BenchSetup& setup, const BenchRow& row);
+// A JSON array of the records.
+nlohmann::ordered_json bench_json(const BenchSetup& setup, const std::vector<BenchRow>& rows);
+// A header line and one line per row; the repetitions as "a;b;c"; fields quoted where they hold a comma or a quote.
+std::string bench_csv(const BenchSetup& setup, const std::vector<BenchRow>& rows);
+
+}  // namespace halo::cli
