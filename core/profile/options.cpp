@@ -207,32 +207,41 @@ CLI::Validator whole_number(int64_t lo, int64_t hi) {
                 return input::quote(s) + " is not a whole number from " + range;
             return std::string();
         },
-        "INT in " + range);
+        "INT in [" + std::to_string(lo) + " - " + std::to_string(hi) + "]");
 }
 
+namespace {
+std::string text_between(double lo, double hi, const char* between) {
+    char text[80];
+    std::snprintf(text, sizeof text, "%g%s%g", lo, between, hi);
+    return text;
+}
+}  // namespace
+
 CLI::Validator number_between(double lo, double hi) {
-    char range[64];
-    std::snprintf(range, sizeof range, "%g to %g", lo, hi);
     return CLI::Validator(
-        [lo, hi, text = std::string(range)](std::string& s) {
+        [lo, hi, text = text_between(lo, hi, " to ")](std::string& s) {
             double v = 0;
             const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
             if (s.empty() || ec != std::errc() || end != s.data() + s.size() || !(v >= lo && v <= hi))
                 return input::quote(s) + " is not a number from " + text;
             return std::string();
         },
-        std::string("NUMBER in ") + range);
+        "FLOAT in [" + text_between(lo, hi, " - ") + "]");
 }
 
 CLI::Validator one_of(std::vector<std::string> values) {
-    std::string list;
-    for (const std::string& v : values) list += (list.empty() ? "" : ", ") + v;
+    std::string list, set;  // "f32, f16, bf16" for sentences, "{f32,f16,bf16}" for --help
+    for (const std::string& v : values) {
+        list += (list.empty() ? "" : ", ") + v;
+        set += (set.empty() ? "{" : ",") + v;
+    }
     return CLI::Validator(
         [values, list](std::string& s) {
             if (std::find(values.begin(), values.end(), s) != values.end()) return std::string();
             return input::quote(s) + " is not one of " + list;
         },
-        "one of " + list);
+        set + "}");
 }
 
 const CLI::Validator kContext(
