@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <set>
+#include <stdexcept>
 
 #include "ops/reference/reference.h"
 
@@ -400,6 +402,76 @@ void CheckBackend::moe(const MoeParams& p) {
         throw;
     }
     end_op();
+}
+
+// ---- PerturbBackend: a known error, to test the tools that look for errors -------------------------------------
+
+Perturbation parse_perturbation(const std::string& text, const std::string& flag) {
+    const std::string usage = " (the form is OP:LAYER:AMOUNT, e.g. kda:2:1e-2 or moe:all:0.05: OP is kda, mla, mlp or "
+                              "moe, LAYER a 0-based layer or 'all', AMOUNT the relative change of the op's output)";
+    std::vector<std::string> parts;
+    for (size_t at = 0;;) {
+        const size_t colon = text.find(':', at);
+        parts.push_back(text.substr(at, colon == std::string::npos ? std::string::npos : colon - at));
+        if (colon == std::string::npos) break;
+        at = colon + 1;
+    }
+    if (parts.size() != 3) throw std::runtime_error(flag + ": '" + text + "' is not a perturbation" + usage);
+    Perturbation p;
+    p.op = parts[0];
+    if (p.op != "kda" && p.op != "mla" && p.op != "mlp" && p.op != "moe")
+        throw std::runtime_error(flag + ": '" + p.op + "' is not an op that belongs to one layer" + usage);
+    if (parts[1] != "all") {
+        const std::string& l = parts[1];
+        if (l.empty() || l.size() > 6 || l.find_first_not_of("0123456789") != std::string::npos)
+            throw std::runtime_error(flag + ": '" + l + "' is not a layer number" + usage);
+        p.layer = int32_t(std::stoi(l));
+    }
+    const std::string& a = parts[2];
+    char* end = nullptr;
+    p.amount = a.empty() ? 0.0 : std::strtod(a.c_str(), &end);
+    if (a.empty() || end != a.c_str() + a.size() || !std::isfinite(p.amount) || p.amount == 0.0)
+        throw std::runtime_error(flag + ": '" + a + "' is not a non-zero finite amount" + usage);
+    return p;
+}
+
+void PerturbBackend::begin_step() {
+    inner_.begin_step();
+    mixers_in_step_ = 0;
+}
+
+void PerturbBackend::perturb(const char* op, const Tensor& out) {
+    if (p_.op != op || (p_.layer >= 0 && p_.layer != mixers_in_step_ - 1)) return;
+    if (out.dtype != DType::f32)
+        throw Error(std::string("perturbation: the output of '") + op + "' is not F32; only F32 outputs can be perturbed");
+    host_.resize(size_t(out.numel()));
+    inner_.read(out.buffer, out.offset, host_.data(), out.bytes());
+    const float scale = float(1.0 + p_.amount);
+    for (float& v : host_) v *= scale;
+    inner_.write(out.buffer, out.offset, host_.data(), out.bytes());
+    ++perturbed_;
+}
+
+void PerturbBackend::kda(const KdaParams& p, const SeqBatch& b) {
+    ++mixers_in_step_;
+    inner_.kda(p, b);
+    perturb("kda", p.out);
+}
+
+void PerturbBackend::mla(const MlaParams& p, const SeqBatch& b) {
+    ++mixers_in_step_;
+    inner_.mla(p, b);
+    perturb("mla", p.out);
+}
+
+void PerturbBackend::mlp(const MlpParams& p) {
+    inner_.mlp(p);
+    perturb("mlp", p.out);
+}
+
+void PerturbBackend::moe(const MoeParams& p) {
+    inner_.moe(p);
+    perturb("moe", p.out);
 }
 
 }  // namespace halo

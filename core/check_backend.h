@@ -4,6 +4,9 @@
 // Slow on purpose: every op synchronises and copies its tensors to the host. Only the state slots and cache pages
 // of the batch's sequences are copied, weights are cached on the host, and MoE loads only the experts routed to.
 // Not thread-safe (driven by the engine thread like any backend).
+//
+// PerturbBackend injects a known error (one op kind's output scaled by 1 + amount, in one layer or all), so that
+// the tools that look for divergence (check mode, `engine compare`) can be shown to find it.
 #pragma once
 
 #include <cstdint>
@@ -93,6 +96,39 @@ private:
     int32_t mixers_in_step_ = 0;
     uint64_t checked_ = 0;
     std::map<std::string, double> worst_;
+};
+
+// An error to inject: the output of every `op` in `layer` is multiplied by (1 + amount), in every step.
+struct Perturbation {
+    std::string op;      // "kda", "mla" (the mixer) or "mlp", "moe" (the FFN): ops that belong to one layer
+    int32_t layer = -1;  // 0-based decoder layer; -1 = every layer
+    double amount = 0;   // relative change of every output element
+};
+
+// "kda:2:1e-2" or "moe:all:0.05" -> Perturbation. Throws std::runtime_error naming `flag` on bad text.
+Perturbation parse_perturbation(const std::string& text, const std::string& flag);
+
+// Scales the chosen op's output after the wrapped backend computed it (read back, scaled on the host, written
+// again), in every forward step. Counts the layer of an op as CheckBackend does: a mixer (KDA or MLA) starts the
+// next layer. Not thread-safe.
+class PerturbBackend final : public ForwardingBackend {
+public:
+    PerturbBackend(ops::Backend& inner, Perturbation p) : ForwardingBackend(inner), p_(std::move(p)) {}
+    uint64_t ops_perturbed() const { return perturbed_; }
+
+    void begin_step() override;
+    void kda(const ops::KdaParams& p, const ops::SeqBatch& b) override;
+    void mla(const ops::MlaParams& p, const ops::SeqBatch& b) override;
+    void mlp(const ops::MlpParams& p) override;
+    void moe(const ops::MoeParams& p) override;
+
+private:
+    void perturb(const char* op, const ops::Tensor& out);
+
+    Perturbation p_;
+    int32_t mixers_in_step_ = 0;
+    uint64_t perturbed_ = 0;
+    std::vector<float> host_;
 };
 
 }  // namespace halo
