@@ -392,6 +392,24 @@ TEST_F(BenchCli, ModelFiguresFollowTheCheckpointAndConfig) {
     }
 }
 
+TEST_F(BenchCli, ProfileKeysApplyAndSwitchesWin) {
+    const fs::path profile = dir_ / "bench.toml";
+    std::ofstream(profile) << "threads = 1\nprefill_chunk = 8\ncache_dtype = \"bf16\"\n";
+    const ToolRun r = bench({"--profile", profile.string(), "-p", "16", "-n", "0", "-r", "1", "-o", "json", "--quiet"});
+    ASSERT_EQ(r.code, 0) << describe(r);
+    const json rec = json::parse(r.out).at(0);
+    EXPECT_EQ(rec["n_threads"], 1);
+    EXPECT_EQ(rec["n_chunk"], 8);
+    EXPECT_EQ(rec["cache_dtype"], "bf16");
+    const ToolRun over = bench({"--profile", profile.string(), "-t", "2", "--chunk", "16", "-p", "16", "-n", "0", "-r",
+                                "1", "-o", "json", "--quiet"});
+    ASSERT_EQ(over.code, 0) << describe(over);
+    const json rec2 = json::parse(over.out).at(0);
+    EXPECT_EQ(rec2["n_threads"], threads_for(2));
+    EXPECT_EQ(rec2["n_chunk"], 16);
+    EXPECT_EQ(rec2["cache_dtype"], "bf16");
+}
+
 TEST_F(BenchCli, BackendsSideBySide) {
     const auto plugins = plugins_under_test();
     if (std::find(plugins.begin(), plugins.end(), "vulkan") == plugins.end())
