@@ -396,6 +396,7 @@ int run_compare(CompareOptions& o, CLI::App& app) {
         doc["devices"] = {a.device, b.device};
         doc["model"] = dir;
         doc["prompt_tokens"] = T;
+        doc["prompt_ids"] = prompt;
         doc["generated_tokens"] = a.generated.size();
         json perturbed = {nullptr, nullptr};  // the --perturb given for A and for B
         for (const std::string& text : o.perturb) perturbed[text[0] == 'A' ? 0 : 1] = text;

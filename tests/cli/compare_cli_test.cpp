@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/npy.h"
+#include "core/tokenizer/tokenizer.h"
 #include "tests/cli/run_tool.h"
 #include "tests/support/plugins.h"
 
@@ -204,6 +205,25 @@ TEST(CompareCli, AnInjectedErrorIsFlaggedAtItsLayer) {
     EXPECT_NE(a.err.find("layer 3 (mla, moe) is the first to diverge"), std::string::npos) << a.err;
     EXPECT_NE(a.out.find("the backends DISAGREE"), std::string::npos) << a.out;
     EXPECT_NE(a.out.find("A:mla:3:0.05"), std::string::npos) << a.out;
+
+    // Check mode, wrapped around the perturbed plugin, stops at the op itself.
+    const ToolRun c = compare({"--backends", "cpu,cpu", "--max-tokens", "1", "--check", "--perturb", "B:kda:1:1e-2"},
+                              "1,2,3,4,5");
+    expect_clear_error(c, {"check mode", "op 'kda'", "layer 1", "diverges from the reference"}, "--check --perturb");
+}
+
+// Text goes through the model's tokenizer; without a prompt, a tokenizer's model gets "Once upon a time".
+TEST(CompareCli, TextPromptsUseTheModelsTokenizer) {
+    const tok::Tokenizer tokenizer = tok::Tokenizer::load(HALO_DEMO_DIR);
+    for (const std::string text : {"", "The quick brown fox"}) {
+        std::vector<std::string> args = {"compare", "--model", HALO_DEMO_DIR, "--backends", "cpu,cpu", "--threads", "2",
+                                         "--quiet", "--max-tokens", "2", "--json"};
+        if (!text.empty()) args.insert(args.end(), {"--prompt", text});
+        const ToolRun r = run_tool(HALO_ENGINE_EXE, args);
+        ASSERT_EQ(r.code, 0) << r.err;
+        const std::vector<int32_t> want = tokenizer.encode(text.empty() ? "Once upon a time" : text);
+        EXPECT_EQ(parsed(r).at("prompt_ids").get<std::vector<int32_t>>(), want) << text;
+    }
 }
 
 // Scaling layer 0's MLP output by 1 + e moves that layer's output by exactly e * mlp_out, where mlp_out is the
