@@ -78,9 +78,10 @@ const char* ffn_name(FfnKind k) { return k == FfnKind::dense ? "mlp" : "moe"; }
 
 // ---- running one backend ---------------------------------------------------------------------------------------
 
-// Loads the model on `loaded` (the backend `name`), runs the prompt once with the layer capture on (every position's logits and
-// residuals), then once more timed: prefill, and one decode step per continuation token but the last. `feed` holds
-// the continuation to decode (backend B); without it the continuation is generated greedily (backend A).
+// Loads the model on `loaded` (the backend `name`), runs the prompt once with the layer capture on (every
+// position's logits and residuals), then once more timed: prefill, and one decode step per continuation token but
+// the last. `feed` holds the continuation to decode (backend B); without it the continuation is generated greedily
+// (backend A).
 BackendRun run_backend(const CompareOptions& o, LoadedBackend& loaded, const std::string& name,
                        const std::optional<Perturbation>& perturbation, const std::vector<int32_t>& prompt,
                        const std::vector<int32_t>* feed) {
@@ -336,7 +337,15 @@ int run_compare(CompareOptions& o, CLI::App& app) {
     bo.device_name = o.run.device_name;
     bo.validation = o.run.validation;
     std::unique_ptr<LoadedBackend> loaded[2];
-    for (int i = 0; i < 2; ++i) loaded[i] = load_backend(names[size_t(i)], bo, o.run.plugin_dir);
+    for (int i = 0; i < 2; ++i) {
+        loaded[i] = load_backend(names[size_t(i)], bo, o.run.plugin_dir);
+        try {
+            check_placements(o.run, loaded[i]->backend().device());
+        } catch (const std::exception& err) {
+            throw std::runtime_error("backend " + names[size_t(i)] + " (" + "AB"[i] + "): " + err.what() +
+                                     " (compare gives both backends the same options)");
+        }
+    }
     const BackendRun a = run_backend(o, *loaded[0], names[0], perturbation[0], prompt, nullptr);
     const BackendRun b = run_backend(o, *loaded[1], names[1], perturbation[1], prompt, &a.generated);
     for (int i = 0; i < 2; ++i)
@@ -455,12 +464,17 @@ int run_compare(CompareOptions& o, CLI::App& app) {
                         fmt(f.max_abs_diff).c_str(), fmt(f.rms_a).c_str(), (long long)f.worst_position);
         }
         std::printf("\nLogits (B fed A's tokens):\n\n");
-        std::printf("| positions | count | max abs diff | mean KL(A||B) | max KL | top-1 agreement |\n");
+        std::printf("| positions | count | max abs diff | mean KL(A‖B) | max KL(A‖B) | top-1 agreement |\n");
         std::printf("|---|---:|---:|---:|---:|---:|\n");
         for (const auto& [label, f] : {std::pair{"prompt (prefill)", &prefill}, {"continuation (decode)", &decode},
-                                       {"all", &all}})
+                                       {"all", &all}}) {
+            if (f->positions == 0) {
+                std::printf("| %s | 0 | - | - | - | - |\n", label);
+                continue;
+            }
             std::printf("| %s | %lld | %s | %s | %s | %s |\n", label, (long long)f->positions, fmt(f->max_abs_diff).c_str(),
                         fmt(f->mean_kl).c_str(), fmt(f->max_kl).c_str(), percent(f->top1_agree, f->positions).c_str());
+        }
         if (a.generated.empty())
             std::printf("\nGreedy continuation: none (--max-tokens 0).\n");
         else if (first_difference < 0)

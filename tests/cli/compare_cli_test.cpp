@@ -154,6 +154,10 @@ TEST(CompareCli, CpuAgreesWithEveryOtherPluginOnTheTinyGolden) {
             EXPECT_GT(s.at("decode_tok_s").get<double>(), 0) << s.dump();
         }
         EXPECT_FALSE(doc.at("speed")[0].at("software_gpu").get<bool>());
+
+        // Both backends get the same options: a placement only the CPU has is refused, naming the other backend.
+        const ToolRun mmap = compare({"--backends", "cpu," + other, "--weights-placement", "mmap"});
+        expect_clear_error(mmap, {"backend " + other + " (B)", "'mmap'", "--weights-placement"}, "a CPU placement");
     }
     fs::remove_all(tmp);
 }
