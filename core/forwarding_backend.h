@@ -11,6 +11,9 @@ public:
 
     const ops::DeviceInfo& device() const override { return inner_.device(); }
     uint64_t internal_bytes() const override { return inner_.internal_bytes(); }
+    std::vector<ops::InternalUse> internal_use() const override { return inner_.internal_use(); }
+    std::vector<ops::InternalUse> plan_internal(const ops::StepShape& s) const override { return inner_.plan_internal(s); }
+    void reserve_internal(const ops::StepShape& s) override { inner_.reserve_internal(s); }
     ops::Buffer* allocate(ops::MemoryUse u, int32_t p, uint64_t b) override { return inner_.allocate(u, p, b); }
     ops::Buffer* import_host(ops::MemoryUse u, int32_t p, void* d, uint64_t b) override { return inner_.import_host(u, p, d, b); }
     void release(ops::Buffer* b) override { inner_.release(b); }

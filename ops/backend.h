@@ -22,7 +22,7 @@
 namespace halo::ops {
 
 // Bumped whenever anything in ops/ that crosses the plugin boundary changes (structs, virtual methods).
-constexpr uint32_t kAbiVersion = 3;  // 3: quantized weights (DType q4/q8, Tensor::scale)
+constexpr uint32_t kAbiVersion = 4;  // 4: StepShape, InternalUse, plan_internal / internal_use / reserve_internal
 
 #if defined(__GNUC__)
 #define HALO_VISIBLE __attribute__((visibility("default")))
@@ -68,6 +68,37 @@ struct BackendOptions {
     bool validation = false;      // enable driver validation layers where they exist
 };
 
+// The largest forward steps the core will run, and the model's dimensions: what a plugin needs to size its own
+// temporaries before any weight is loaded (Backend::plan_internal, reserve_internal).
+struct StepShape {
+    int32_t max_rows = 1;        // tokens of one step, all sequences together
+    int32_t max_logit_rows = 1;  // rows of one lm_head product
+    int32_t max_sequences = 1;   // sequences (runs) in one step
+    int64_t max_context = 1;     // tokens per sequence, the step's own included
+    int32_t page_size = 1;       // MLA cache tokens per page
+    DType cache_dtype = DType::f32;
+    int32_t placement[kMemoryUseCount] = {};  // where the core allocates each use (DeviceInfo::placements index)
+    int64_t hidden = 0, vocab = 0;
+    int32_t kda_layers = 0, mla_layers = 0, dense_layers = 0, moe_layers = 0;
+    int64_t dense_inter = 0;     // width of the dense MLP
+    // KDA: heads, head dim (also the rank of the f_a / g_a low-rank projections), conv width, chunk, form
+    int32_t kda_heads = 0, kda_head_dim = 0, kda_conv_width = 0, kda_chunk = 64;
+    KdaForm kda_form = KdaForm::automatic;
+    // MLA: heads, nope / rope query widths, value width, latent rank, form
+    int32_t mla_heads = 0, mla_nope_dim = 0, mla_rope_dim = 0, mla_v_dim = 0, mla_rank = 0;
+    MlaForm mla_form = MlaForm::automatic;
+    // MoE: routed experts, experts per token, routed expert width, the shared experts' width (0: none)
+    int32_t experts = 0, top_k = 0;
+    int64_t expert_inter = 0, shared_inter = 0;
+};
+
+// One of a plugin's own allocations, beside the buffers made by allocate(): op temporaries, staging, packing.
+struct InternalUse {
+    std::string what;        // "arena", "workspace", "staging": one line of the memory plan
+    int32_t placement = -1;  // the DeviceInfo::placements entry whose memory it takes; -1: none of them
+    uint64_t bytes = 0;
+};
+
 class Backend {
 public:
     virtual ~Backend() = default;
@@ -93,6 +124,13 @@ public:
     // Bytes the plugin holds for itself now, beyond the buffers allocated through allocate(): op temporaries,
     // upload and readback staging, packing scratch. They grow to the largest step run so far.
     virtual uint64_t internal_bytes() const { return 0; }
+    // The same, item by item (their bytes add up to internal_bytes()).
+    virtual std::vector<InternalUse> internal_use() const { return {}; }
+    // What internal_use() will hold at most once steps up to `shape` have run, computed by the sizing code the ops
+    // allocate with; callable before any buffer exists. The core adds it to its memory plan.
+    virtual std::vector<InternalUse> plan_internal(const StepShape& shape) const { return {}; }
+    // Allocates plan_internal(shape) now, so that no step up to `shape` allocates later (the model's warm-up).
+    virtual void reserve_internal(const StepShape& shape) {}
 
     // ---- execution ------------------------------------------------------------------------------------------
     // Ops between begin_step and end_step form one forward step; a GPU plugin records them and submits once at

@@ -7,14 +7,15 @@
 namespace halo::cpu {
 
 float* Arena::floats(int64_t n) {
-    const int64_t need = (std::max<int64_t>(n, 1) + 15) / 16 * 16;
+    const int64_t need = arena_take(n);
+    demand_ += need;
     for (Block& b : blocks_)
         if (b.size - b.used >= need) {
             float* p = b.data + b.used;
             b.used += need;
             return p;
         }
-    const int64_t size = std::max<int64_t>(need, 1 << 16);
+    const int64_t size = std::max<int64_t>(need, kMinBlockFloats);
     float* data = static_cast<float*>(std::aligned_alloc(64, size_t(size) * 4));
     if (!data) throw std::bad_alloc();
     blocks_.push_back({data, size, need});
@@ -22,15 +23,28 @@ float* Arena::floats(int64_t n) {
     return data;
 }
 
+void Arena::replace_blocks(int64_t size) {
+    for (Block& b : blocks_) std::free(b.data);
+    blocks_.clear();
+    total_ = 0;
+    float* data = static_cast<float*>(std::aligned_alloc(64, size_t(size) * 4));
+    if (!data) throw std::bad_alloc();
+    blocks_.push_back({data, size, 0});
+    total_ = size;
+}
+
 void Arena::reset() {
-    if (blocks_.size() > 1) {  // merge into one block big enough for everything seen so far
-        for (Block& b : blocks_) std::free(b.data);
-        blocks_.clear();
-        float* data = static_cast<float*>(std::aligned_alloc(64, size_t(total_) * 4));
-        if (!data) throw std::bad_alloc();
-        blocks_.push_back({data, total_, 0});
-    }
+    peak_ = std::max(peak_, demand_);
+    demand_ = 0;
+    if (blocks_.size() > 1) replace_blocks(held_for(peak_));  // one block for the largest op seen so far
     for (Block& b : blocks_) b.used = 0;
+}
+
+void Arena::reserve(int64_t demand) {
+    peak_ = std::max(peak_, demand);
+    if (blocks_.size() != 1 || blocks_[0].size < held_for(peak_)) replace_blocks(held_for(peak_));
+    blocks_[0].used = 0;
+    demand_ = 0;
 }
 
 Arena::~Arena() {

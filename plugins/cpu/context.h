@@ -1,6 +1,7 @@
 // What every CPU op needs: the kernel table, the thread pool, per-thread packing scratch and a scratch arena.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -12,12 +13,22 @@
 
 namespace halo::cpu {
 
-// Bump allocator for one op's temporaries; reset() at the start of each op. Grows by adding blocks and merges
-// them into one on the next reset, so steady state is a single allocation.
+// Floats one Arena::floats(n) call takes (64-byte granules).
+inline int64_t arena_take(int64_t n) { return (std::max<int64_t>(n, 1) + 15) / 16 * 16; }
+
+// Bump allocator for one op's temporaries; reset() at the start of each op. Grows by adding blocks and, on the next
+// reset, replaces them with one block of the largest demand seen in one op, so steady state is a single allocation
+// of held_for(largest demand) floats.
 class Arena {
 public:
+    static constexpr int64_t kMinBlockFloats = int64_t(1) << 16;
+    // Floats held once the largest demand of one op (the sum of its arena_take) was `demand`.
+    static int64_t held_for(int64_t demand) { return std::max(demand, kMinBlockFloats); }
+
     float* floats(int64_t n);  // 64-byte aligned, uninitialised
     void reset();
+    // Holds held_for(demand) floats in one block now (a block at least that large stays).
+    void reserve(int64_t demand);
     uint64_t bytes() const { return uint64_t(total_) * 4; }
     ~Arena();
 
@@ -26,8 +37,20 @@ private:
         float* data;
         int64_t size, used;
     };
+    void replace_blocks(int64_t size);
     std::vector<Block> blocks_;
     int64_t total_ = 0;
+    int64_t demand_ = 0;  // floats taken since the last reset
+    int64_t peak_ = 0;    // the largest demand of one op so far
+};
+
+// Stands in for the Arena in an op's sizing function: counts what the same floats() calls would take.
+struct ArenaCounter {
+    int64_t used = 0;
+    float* floats(int64_t n) {
+        used += arena_take(n);
+        return nullptr;
+    }
 };
 
 // Runs of a step with at most this many tokens (decode tokens, short prompt chunks) take the few-row summation order
@@ -78,6 +101,24 @@ struct CpuContext {
     // Rows [first, first + count) of a weight tensor seen as a matrix [rows, cols].
     static Matrix row_block(const ops::Tensor& w, int64_t first, int64_t count);
 };
+
+// Bytes of the per-thread packing scratch (CpuContext::pack) of a pool of `threads`.
+inline uint64_t pack_bytes(int threads) { return uint64_t(threads) * uint64_t(kPackBufferFloats + 16) * 4; }
+
+// What each op takes from the arena for a step, from the sizing code the op itself allocates with (plan.cpp picks
+// the largest steps the core will run).
+int64_t rms_norm_arena(int64_t width);
+int64_t mlp_arena(int64_t rows, int64_t inter);
+int64_t kda_arena(const ops::StepShape& s, int64_t rows, int threads);
+// runs: the step's sequences (n_tokens and pos are read); each takes the form the op would choose.
+int64_t mla_arena(const ops::StepShape& s, const std::vector<ops::SeqRun>& runs, int threads);
+// rows: the step's rows; experts: how many distinct routed experts they reach (1..min(E, rows * top_k)), with the
+// rows' choices spread over them as evenly as possible.
+int64_t moe_arena(const ops::StepShape& s, int64_t rows, int64_t experts);
+// The plugin's own memory once steps up to `s` have run: the arena (its largest op) and the packing scratch.
+std::vector<ops::InternalUse> plan_internal(const ops::StepShape& s, int threads);
+// Reserves the arena plan_internal counts.
+void reserve_arena(Arena& arena, const ops::StepShape& s, int threads);
 
 // Ops, one file each.
 void embedding(CpuContext& c, const ops::EmbeddingParams& p);

@@ -7,6 +7,39 @@ namespace halo::cpu {
 
 using namespace halo::ops;
 
+namespace {
+
+// The ops' temporaries, taken from `a` (the arena, or an ArenaCounter when planning).
+template <class A>
+float* rms_norm_temps(A& a, int64_t width) {
+    return a.floats(width);  // the weight as f32
+}
+
+struct MlpTemps {
+    float *g, *u;  // [rows, inter] each
+};
+template <class A>
+MlpTemps mlp_temps(A& a, int64_t rows, int64_t inter) {
+    MlpTemps t;
+    t.g = a.floats(rows * inter);
+    t.u = a.floats(rows * inter);
+    return t;
+}
+
+}  // namespace
+
+int64_t rms_norm_arena(int64_t width) {
+    ArenaCounter a;
+    rms_norm_temps(a, width);
+    return a.used;
+}
+
+int64_t mlp_arena(int64_t rows, int64_t inter) {
+    ArenaCounter a;
+    mlp_temps(a, rows, inter);
+    return a.used;
+}
+
 void embedding(CpuContext& c, const EmbeddingParams& p) {
     const int64_t rows = p.ids.numel(), width = p.table.cols(), vocab = p.table.rows();
     const int32_t* ids = p.ids.host_as<int32_t>();
@@ -23,7 +56,7 @@ void embedding(CpuContext& c, const EmbeddingParams& p) {
 void rms_norm(CpuContext& c, const RmsNormParams& p) {
     const int64_t rows = p.x.rows(), width = p.x.cols();
     c.arena.reset();
-    float* w = c.arena.floats(width);
+    float* w = rms_norm_temps(c.arena, width);
     c.k.to_f32(p.weight.host(), p.weight.dtype, w, width);
     const float* x = p.x.host_as<float>();
     float* out = p.out.host_as<float>();
@@ -53,8 +86,9 @@ void linear(CpuContext& c, const LinearParams& p) {
 void mlp(CpuContext& c, const MlpParams& p) {
     const int64_t rows = p.x.rows(), width = p.x.cols(), inter = p.gate.rows();
     c.arena.reset();
-    float* g = c.arena.floats(rows * inter);
-    float* u = c.arena.floats(rows * inter);
+    const MlpTemps tmp = mlp_temps(c.arena, rows, inter);
+    float* g = tmp.g;
+    float* u = tmp.u;
     const float* x = p.x.host_as<float>();
     c.matmul(p.batch, rows, x, width, p.gate, g, inter);
     c.matmul(p.batch, rows, x, width, p.up, u, inter);

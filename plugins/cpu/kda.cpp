@@ -99,7 +99,44 @@ void chunked(const Kernels& k, const HeadView& h, int64_t K, int64_t C, float* S
     }
 }
 
+// The op's temporaries, taken from `a` (the arena, or an ArenaCounter when planning). low_rank: rows of f_a / g_a.
+struct KdaTemps {
+    float* qkv;        // [T, 3D] pre-conv, then post-conv activations; row: q | k | v
+    float *gate, *ogate, *o;  // [T, D]
+    float* beta;       // [T, H]
+    float* low;        // [T, low_rank]
+    float* conv_w;     // [3, D, W]
+    float *dt_bias, *a_log, *o_norm;  // [D], [H], [K]
+    float* workspace;  // [threads, ws_floats]
+    int64_t ws_floats;
+};
+template <class A>
+KdaTemps kda_temps(A& a, int64_t T, int64_t H, int64_t K, int64_t W, int64_t low_rank, int64_t C, int threads) {
+    const int64_t D = H * K;
+    KdaTemps t;
+    t.qkv = a.floats(T * 3 * D);
+    t.gate = a.floats(T * D);
+    t.ogate = a.floats(T * D);
+    t.beta = a.floats(T * H);
+    t.low = a.floats(T * low_rank);
+    t.o = a.floats(T * D);
+    t.conv_w = a.floats(3 * D * W);
+    t.dt_bias = a.floats(D);
+    t.a_log = a.floats(H);
+    t.ws_floats = chunk_workspace(C, K) + K;
+    t.workspace = a.floats(threads * t.ws_floats);
+    t.o_norm = a.floats(K);
+    return t;
+}
+
 }  // namespace
+
+int64_t kda_arena(const StepShape& s, int64_t rows, int threads) {
+    ArenaCounter a;
+    kda_temps(a, rows, s.kda_heads, s.kda_head_dim, s.kda_conv_width, s.kda_head_dim,
+              std::max<int32_t>(1, s.kda_chunk), threads);
+    return a.used;
+}
 
 void kda(CpuContext& c, const KdaParams& p, const SeqBatch& batch) {
     const KdaWeights& w = p.w;
@@ -109,19 +146,12 @@ void kda(CpuContext& c, const KdaParams& p, const SeqBatch& batch) {
     if (W < 1 || W > 17) throw Error("cpu kda: conv width " + std::to_string(W) + " is outside the supported 1..17");
     const Kernels& k = c.k;
     c.arena.reset();
-    float* qkv = c.arena.floats(T * 3 * D);  // pre-conv, then post-conv activations; row: q | k | v
-    float* gate = c.arena.floats(T * D);
-    float* ogate = c.arena.floats(T * D);
-    float* beta = c.arena.floats(T * H);
-    float* low = c.arena.floats(T * std::max(Rf, Rg));
-    float* o = c.arena.floats(T * D);
-    float* conv_w = c.arena.floats(3 * D * W);
-    float* dt_bias = c.arena.floats(D);
-    float* a_log = c.arena.floats(H);
     const int threads = c.pool.size();
     const int64_t C = std::max<int32_t>(1, p.chunk_size);
-    const int64_t ws_floats = chunk_workspace(C, K) + K;
-    float* workspace = c.arena.floats(threads * ws_floats);
+    const KdaTemps tmp = kda_temps(c.arena, T, H, K, W, std::max(Rf, Rg), C, threads);
+    float *qkv = tmp.qkv, *gate = tmp.gate, *ogate = tmp.ogate, *beta = tmp.beta, *low = tmp.low, *o = tmp.o;
+    float *conv_w = tmp.conv_w, *dt_bias = tmp.dt_bias, *a_log = tmp.a_log, *workspace = tmp.workspace;
+    const int64_t ws_floats = tmp.ws_floats;
 
     const float* x = p.x.host_as<float>();
     c.matmul(&batch, T, x, hidden, w.q_proj, qkv, 3 * D);
@@ -223,7 +253,7 @@ void kda(CpuContext& c, const KdaParams& p, const SeqBatch& batch) {
     });
 
     // Gated RMSNorm per head with a sigmoid gate, then the output projection.
-    float* o_norm = c.arena.floats(K);
+    float* o_norm = tmp.o_norm;
     k.to_f32(w.o_norm.host(), w.o_norm.dtype, o_norm, K);
     c.pool.run(T, [&](int64_t t, int) {
         for (int64_t h = 0; h < H; ++h) {

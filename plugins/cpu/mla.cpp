@@ -10,16 +10,22 @@ namespace halo::cpu {
 
 using namespace halo::ops;
 
-namespace {
-
-// Multiply-adds per cached token for n new tokens: the absorbed form attends in the latent space (2r + dr per
-// head and token); the expanded form pays the expansion of the token ((dn + dv) r per head) once, then attends in
-// the head space (dn + dr + dv).
-bool prefer_expanded(const MlaDims& d, int64_t n) {
-    return d.dkv * d.r + n * (d.dq + d.dv) < n * (2 * d.r + d.dr);
+int64_t mla_arena(const StepShape& s, const std::vector<SeqRun>& runs, int threads) {
+    const MlaDims d(s);
+    ArenaCounter a;
+    int64_t T = 0;
+    for (const SeqRun& run : runs) T += run.n_tokens;
+    mla_temps(a, d, T);
+    std::vector<const SeqRun*> absorbed;
+    for (const SeqRun& run : runs) {
+        if (use_expanded(s.mla_form, d, run.n_tokens))
+            expanded_temps(a, d, run.n_tokens, threads);
+        else
+            absorbed.push_back(&run);
+    }
+    if (!absorbed.empty()) absorbed_temps(a, d, absorbed, threads);
+    return a.used;
 }
-
-}  // namespace
 
 void mla(CpuContext& c, const MlaParams& p, const SeqBatch& batch) {
     const MlaWeights& w = p.w;
@@ -32,10 +38,8 @@ void mla(CpuContext& c, const MlaParams& p, const SeqBatch& batch) {
             throw Error("mla: sequence page table too short for " + std::to_string(run.pos + run.n_tokens) + " tokens");
     }
     c.arena.reset();
-    float* q = c.arena.floats(T * d.H * d.dq);
-    float* ckv = c.arena.floats(T * d.width);
-    float* o = c.arena.floats(T * d.H * d.dv);
-    float* norm_w = c.arena.floats(d.r);
+    const MlaTemps tmp = mla_temps(c.arena, d, T);
+    float *q = tmp.q, *ckv = tmp.ckv, *o = tmp.o, *norm_w = tmp.norm_w;
 
     const float* x = p.x.host_as<float>();
     c.matmul(&batch, T, x, hidden, w.q_proj, q, d.H * d.dq);
@@ -60,9 +64,7 @@ void mla(CpuContext& c, const MlaParams& p, const SeqBatch& batch) {
     std::vector<const SeqRun*> absorbed;
     for (int32_t s = 0; s < batch.n_runs; ++s) {
         const SeqRun& run = batch.runs[s];
-        const bool expanded = p.form == MlaForm::expanded ||
-                              (p.form == MlaForm::automatic && prefer_expanded(d, run.n_tokens));
-        if (expanded)
+        if (use_expanded(p.form, d, run.n_tokens))
             mla_expanded(c, p, d, run, q, o);
         else
             absorbed.push_back(&run);

@@ -18,15 +18,12 @@ void mla_absorbed(CpuContext& c, const MlaParams& p, const MlaDims& d, const std
     const int64_t H = d.H, r = d.r, width = d.width, ps = d.ps;
     const float neg_inf = -std::numeric_limits<float>::infinity();
 
-    // Rows of the chosen runs, compacted: run i's tokens start at row_base[i].
-    std::vector<int64_t> row_base;
-    int64_t n_rows = 0;
-    for (const SeqRun* run : runs) {
-        row_base.push_back(n_rows);
-        n_rows += run->n_tokens;
-    }
-    float* qc = c.arena.floats(n_rows * H * width);  // [row][h][q_abs (r) | q_rot (dr)]
-    float* ctxv = c.arena.floats(n_rows * H * r);    // attended latents
+    // Rows of the chosen runs, compacted (run i's tokens start at row_base[i]), and the tasks.
+    const AbsorbedTemps tmp = absorbed_temps(c.arena, d, runs, threads);
+    const std::vector<int64_t>& row_base = tmp.row_base;
+    float *qc = tmp.qc, *ctxv = tmp.ctxv, *workspace = tmp.workspace;
+    const std::vector<AbsorbedTask>& tasks = tmp.tasks;
+    const int64_t max_rows = tmp.max_rows, ws_floats = tmp.ws_floats;
 
     // q_abs = W_UK[h]^T q_nope for every (token, head); q_rot copied beside it.
     c.pool.run(int64_t(runs.size()) * H, [&](int64_t task, int thread) {
@@ -44,36 +41,8 @@ void mla_absorbed(CpuContext& c, const MlaParams& p, const MlaDims& d, const std
             std::copy(qs + t * H * d.dq + h * d.dq + d.dn, qs + t * H * d.dq + (h + 1) * d.dq, dst + (t * H + h) * width + r);
     });
 
-    // Tasks: (run, group of tokens, context split). A group's rows are all heads of its tokens.
-    struct Task {
-        size_t run;
-        int64_t t0, t1;        // tokens of the run in this group
-        int64_t page0, page1;  // pages this task reads
-        float* part;           // [rows][r + 2] partial (acc, max, sum) when split, else null
-    };
-    // A group's context is split into spans of a fixed number of pages, so how a row's softmax is summed depends
-    // on its own sequence only, never on what else is in the batch: a sequence decodes to the same bits alone or
-    // batched. Spans of >= 512 positions keep a split worth its combine.
-    const int64_t tokens_per_group = std::max<int64_t>(1, 256 / H);
-    const int64_t pages_per_split = std::max<int64_t>(1, (512 + ps - 1) / ps);
-    std::vector<Task> tasks;
-    for (size_t ri = 0; ri < runs.size(); ++ri) {
-        const SeqRun& run = *runs[ri];
-        for (int64_t t0 = 0; t0 < run.n_tokens; t0 += tokens_per_group) {
-            const int64_t t1 = std::min<int64_t>(run.n_tokens, t0 + tokens_per_group);
-            const int64_t pages = (run.pos + t1 + ps - 1) / ps;
-            const int64_t splits = std::max<int64_t>(1, (pages + pages_per_split - 1) / pages_per_split);
-            for (int64_t sp = 0; sp < splits; ++sp)
-                tasks.push_back({ri, t0, t1, pages * sp / splits, pages * (sp + 1) / splits,
-                                 splits > 1 ? c.arena.floats((t1 - t0) * H * (r + 2)) : nullptr});
-        }
-    }
-    const int64_t max_rows = tokens_per_group * H;
-    const int64_t ws_floats = max_rows * ps + max_rows * (r + 2) + 64;
-    float* workspace = c.arena.floats(threads * ws_floats);
-
     c.pool.run(int64_t(tasks.size()), [&](int64_t ti, int thread) {
-        const Task& task = tasks[size_t(ti)];
+        const AbsorbedTask& task = tasks[size_t(ti)];
         const SeqRun& run = *runs[task.run];
         const int64_t rows = (task.t1 - task.t0) * H;
         float* pk = c.pack_buffer(thread);

@@ -16,11 +16,9 @@ void mla_expanded(CpuContext& c, const MlaParams& p, const MlaDims& d, const Seq
     const int threads = c.pool.size();
     const int64_t H = d.H, n = run.n_tokens, ctx = run.pos + n, ps = d.ps, dq = d.dq, dv = d.dv;
 
-    float* lat = c.arena.floats(ps * d.width);        // one page of latents as f32
-    float* kv = c.arena.floats(ps * H * d.dkv);       // the page expanded: [token][h][k_nope (dn) | v (dv)]
-    float* acc = c.arena.floats(n * H * (dv + 2));    // [token][h]: value accumulator, running max, running sum
-    const int64_t ws_floats = ps * dq + n * ps + 64;  // per thread: keys of one head, scores
-    float* workspace = c.arena.floats(threads * ws_floats);
+    const ExpandedTemps tmp = expanded_temps(c.arena, d, n, threads);
+    float *lat = tmp.lat, *kv = tmp.kv, *acc = tmp.acc, *workspace = tmp.workspace;
+    const int64_t ws_floats = tmp.ws_floats;
     for (int64_t i = 0; i < n * H; ++i) online_softmax_reset(acc + i * (dv + 2), dv);
     const Matrix kv_b = CpuContext::as_matrix(p.w.kv_b);
 

@@ -15,9 +15,20 @@ struct MlaDims {
     int64_t dq, dkv, width;    // dn + dr, dn + dv (rows of kv_b per head), r + dr (a cache row)
     int64_t ps;                // tokens per cache page
     explicit MlaDims(const ops::MlaParams& p)
-        : H(p.n_heads), dn(p.qk_nope_dim), dr(p.qk_rope_dim), dv(p.v_dim), r(p.kv_lora_rank), dq(dn + dr),
-          dkv(dn + dv), width(r + dr), ps(p.page_size) {}
+        : MlaDims(p.n_heads, p.qk_nope_dim, p.qk_rope_dim, p.v_dim, p.kv_lora_rank, p.page_size) {}
+    explicit MlaDims(const ops::StepShape& s)
+        : MlaDims(s.mla_heads, s.mla_nope_dim, s.mla_rope_dim, s.mla_v_dim, s.mla_rank, s.page_size) {}
+    MlaDims(int64_t H_, int64_t dn_, int64_t dr_, int64_t dv_, int64_t r_, int64_t ps_)
+        : H(H_), dn(dn_), dr(dr_), dv(dv_), r(r_), dq(dn + dr), dkv(dn + dv), width(r + dr), ps(ps_) {}
 };
+
+// Multiply-adds per cached token for n new tokens: the absorbed form attends in the latent space (2r + dr per
+// head and token); the expanded form pays the expansion of the token ((dn + dv) r per head) once, then attends in
+// the head space (dn + dr + dv). The form a run of n tokens takes.
+inline bool use_expanded(ops::MlaForm form, const MlaDims& d, int64_t n) {
+    if (form != ops::MlaForm::automatic) return form == ops::MlaForm::expanded;
+    return d.dkv * d.r + n * (d.dq + d.dv) < n * (2 * d.r + d.dr);
+}
 
 // Start of the cache row of a run's token at absolute position pos.
 inline const char* cache_row(const ops::MlaParams& p, const MlaDims& d, const ops::SeqRun& run, int64_t pos) {
@@ -57,6 +68,87 @@ inline void online_softmax_reset(float* a, int64_t width) {
     std::fill(a, a + width, 0.0f);
     a[width] = -std::numeric_limits<float>::infinity();
     a[width + 1] = 0.0f;
+}
+
+// The temporaries of each part of the op, taken from `a` (the arena, or an ArenaCounter when planning); each part
+// is defined beside its code.
+struct MlaTemps {
+    float *q, *ckv, *o, *norm_w;  // [T, H, dq], [T, width], [T, H, dv], [r]
+};
+template <class A>
+MlaTemps mla_temps(A& a, const MlaDims& d, int64_t T) {
+    MlaTemps t;
+    t.q = a.floats(T * d.H * d.dq);
+    t.ckv = a.floats(T * d.width);
+    t.o = a.floats(T * d.H * d.dv);
+    t.norm_w = a.floats(d.r);
+    return t;
+}
+
+struct ExpandedTemps {
+    float* lat;        // [ps, width] one page of latents as f32
+    float* kv;         // [ps, H, dkv] the page expanded: [token][h][k_nope (dn) | v (dv)]
+    float* acc;        // [n, H, dv + 2] value accumulator, running max, running sum
+    float* workspace;  // [threads, ws_floats]: keys of one head [ps, dq], scores [n, ps]
+    int64_t ws_floats;
+};
+template <class A>
+ExpandedTemps expanded_temps(A& a, const MlaDims& d, int64_t n, int threads) {
+    ExpandedTemps t;
+    t.lat = a.floats(d.ps * d.width);
+    t.kv = a.floats(d.ps * d.H * d.dkv);
+    t.acc = a.floats(n * d.H * (d.dv + 2));
+    t.ws_floats = d.ps * d.dq + n * d.ps + 64;
+    t.workspace = a.floats(threads * t.ws_floats);
+    return t;
+}
+
+// One task of the absorbed form: a group of a run's tokens against a span of its pages.
+struct AbsorbedTask {
+    size_t run;
+    int64_t t0, t1;        // tokens of the run in this group
+    int64_t page0, page1;  // pages this task reads
+    float* part;           // [rows][r + 2] partial (acc, max, sum) when the group's context is split, else null
+};
+struct AbsorbedTemps {
+    std::vector<int64_t> row_base;  // run i's tokens start at row row_base[i] of qc and ctxv
+    float* qc;                      // [rows][H][q_abs (r) | q_rot (dr)]
+    float* ctxv;                    // [rows][H][r] attended latents
+    std::vector<AbsorbedTask> tasks;
+    int64_t max_rows;               // rows of the largest task (all heads of its tokens)
+    float* workspace;               // [threads, ws_floats]: scores [max_rows, ps], acc [max_rows, r + 2]
+    int64_t ws_floats;
+};
+// Tasks: (run, group of tokens, context split). A group's context is split into spans of a fixed number of pages,
+// so how a row's softmax is summed depends on its own sequence only, never on what else is in the batch: a
+// sequence decodes to the same bits alone or batched. Spans of >= 512 positions keep a split worth its combine.
+template <class A>
+AbsorbedTemps absorbed_temps(A& a, const MlaDims& d, const std::vector<const ops::SeqRun*>& runs, int threads) {
+    AbsorbedTemps t;
+    int64_t n_rows = 0;
+    for (const ops::SeqRun* run : runs) {
+        t.row_base.push_back(n_rows);
+        n_rows += run->n_tokens;
+    }
+    t.qc = a.floats(n_rows * d.H * d.width);
+    t.ctxv = a.floats(n_rows * d.H * d.r);
+    const int64_t tokens_per_group = std::max<int64_t>(1, 256 / d.H);
+    const int64_t pages_per_split = std::max<int64_t>(1, (512 + d.ps - 1) / d.ps);
+    for (size_t ri = 0; ri < runs.size(); ++ri) {
+        const ops::SeqRun& run = *runs[ri];
+        for (int64_t t0 = 0; t0 < run.n_tokens; t0 += tokens_per_group) {
+            const int64_t t1 = std::min<int64_t>(run.n_tokens, t0 + tokens_per_group);
+            const int64_t pages = (run.pos + t1 + d.ps - 1) / d.ps;
+            const int64_t splits = std::max<int64_t>(1, (pages + pages_per_split - 1) / pages_per_split);
+            for (int64_t sp = 0; sp < splits; ++sp)
+                t.tasks.push_back({ri, t0, t1, pages * sp / splits, pages * (sp + 1) / splits,
+                                   splits > 1 ? a.floats((t1 - t0) * d.H * (d.r + 2)) : nullptr});
+        }
+    }
+    t.max_rows = tokens_per_group * d.H;
+    t.ws_floats = t.max_rows * d.ps + t.max_rows * (d.r + 2) + 64;
+    t.workspace = a.floats(threads * t.ws_floats);
+    return t;
 }
 
 // Attention for the given runs, writing o rows [first_row, first_row + n_tokens) x [H * dv] of each.

@@ -41,7 +41,40 @@ void select_experts(const float* sel, int E, int top_k, int n_groups, int topk_g
     std::copy(scratch, scratch + k, out);
 }
 
+// The op's temporaries, taken from `a` (the arena, or an ArenaCounter when planning): the router's, then each
+// expert slot's as its rows are known.
+struct RouterTemps {
+    float *logits, *bias;  // [T, E], [E]
+};
+template <class A>
+RouterTemps router_temps(A& a, int64_t T, int64_t E) {
+    return {a.floats(T * E), a.floats(E)};
+}
+struct SlotTemps {
+    float *xs, *h, *u, *y;  // [n, D] gathered rows, [n, inter] gate and up, [n, D] output
+};
+template <class A>
+SlotTemps slot_temps(A& a, int64_t n, int64_t D, int64_t inter) {
+    SlotTemps t;
+    t.xs = a.floats(n * D);
+    t.h = a.floats(n * inter);
+    t.u = a.floats(n * inter);
+    t.y = a.floats(n * D);
+    return t;
+}
+
 }  // namespace
+
+int64_t moe_arena(const StepShape& s, int64_t rows, int64_t experts) {
+    ArenaCounter a;
+    router_temps(a, rows, s.experts);
+    const int64_t choices = rows * s.top_k;
+    experts = std::clamp<int64_t>(experts, 1, std::min<int64_t>(s.experts, choices));
+    for (int64_t e = 0; e < experts; ++e)
+        slot_temps(a, choices / experts + (e < choices % experts ? 1 : 0), s.hidden, s.expert_inter);
+    if (s.shared_inter > 0) slot_temps(a, rows, s.hidden, s.shared_inter);
+    return a.used;
+}
 
 void moe(CpuContext& c, const MoeParams& p) {
     const int64_t T = p.x.rows(), D = p.x.cols();
@@ -50,8 +83,8 @@ void moe(CpuContext& c, const MoeParams& p) {
     const int n_slots = E + (has_shared ? 1 : 0);  // slot E is the shared expert
     const Kernels& k = c.k;
     c.arena.reset();
-    float* logits = c.arena.floats(T * E);
-    float* bias = c.arena.floats(E);
+    const RouterTemps router = router_temps(c.arena, T, E);
+    float *logits = router.logits, *bias = router.bias;
     const float* x = p.x.host_as<float>();
     c.matmul(p.batch, T, x, D, p.router, logits, E);
     if (p.router_bias.present())
@@ -131,10 +164,11 @@ void moe(CpuContext& c, const MoeParams& p) {
         s.n = int64_t(rows[size_t(e)].size());
         s.n_decode = n_decode[size_t(e)];
         s.inter = s.gate->rows();
-        s.xs = c.arena.floats(s.n * D);
-        s.h = c.arena.floats(s.n * s.inter);
-        s.u = c.arena.floats(s.n * s.inter);
-        s.y = c.arena.floats(s.n * D);
+        const SlotTemps t = slot_temps(c.arena, s.n, D, s.inter);
+        s.xs = t.xs;
+        s.h = t.h;
+        s.u = t.u;
+        s.y = t.y;
         for (int64_t i = 0; i < s.n; ++i) std::copy(x + rows[size_t(e)][size_t(i)] * D, x + (rows[size_t(e)][size_t(i)] + 1) * D, s.xs + i * D);
         slots.push_back(s);
     }

@@ -108,10 +108,20 @@ public:
 
     const DeviceInfo& device() const override { return info_; }
     uint64_t internal_bytes() const override {
+        uint64_t total = 0;
+        for (const InternalUse& u : internal_use()) total += u.bytes;
+        return total;
+    }
+    std::vector<InternalUse> internal_use() const override {
         uint64_t pack = 0;
         for (const auto& p : ctx_.pack) pack += p.capacity() * sizeof(float);
-        return ctx_.arena.bytes() + pack;
+        return {{"arena (temporaries of the largest op)", 0, ctx_.arena.bytes()},
+                {"packing scratch (" + std::to_string(ctx_.pool.size()) + " threads)", 0, pack}};
     }
+    std::vector<InternalUse> plan_internal(const StepShape& s) const override {
+        return cpu::plan_internal(s, ctx_.pool.size());
+    }
+    void reserve_internal(const StepShape& s) override { reserve_arena(ctx_.arena, s, ctx_.pool.size()); }
 
     Buffer* allocate(MemoryUse use, int32_t placement, uint64_t bytes) override {
         check_placement(placement);

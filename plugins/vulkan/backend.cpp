@@ -9,12 +9,6 @@ namespace halo::vk {
 
 using namespace halo::ops;
 
-namespace {
-
-constexpr uint64_t kChunk = uint64_t(64) << 20;  // upload/readback chunk outside a step
-
-}  // namespace
-
 VulkanBackend::VulkanBackend(const BackendOptions& options) {
     instance_ = std::make_unique<Instance>(options.validation);
     const PhysicalDevice& pd = instance_->choose(options.device_index, options.device_name);
@@ -41,7 +35,9 @@ VulkanBackend::VulkanBackend(const BackendOptions& options) {
     if (pd.kind == "cpu")
         info_.notes.push_back("this is a CPU implementation of Vulkan (lavapipe): correct but slow, for testing");
     if (options.validation) info_.notes.push_back("validation layer on (with synchronisation validation)");
-    recorder_->flush();
+    // Done before the first step records, so that steps find this frame free and one frame's staging serves them
+    // all (the memory plan counts one frame where the host can write every buffer).
+    recorder_->wait();
 }
 
 VulkanBackend::~VulkanBackend() {
@@ -65,6 +61,14 @@ const DeviceInfo& VulkanBackend::device() const {
 }
 
 uint64_t VulkanBackend::internal_bytes() const { return memory_->internal_bytes(); }
+
+std::vector<InternalUse> VulkanBackend::internal_use() const { return memory_->internal_use(); }
+
+std::vector<InternalUse> VulkanBackend::plan_internal(const StepShape& shape) const {
+    return vk::plan_internal(*ctx_, shape);
+}
+
+void VulkanBackend::reserve_internal(const StepShape& shape) { workspace_->reserve(planned_workspace(*ctx_, shape)); }
 
 // ---- memory --------------------------------------------------------------------------------------------------
 
@@ -125,8 +129,8 @@ void VulkanBackend::write(Buffer* dst, uint64_t off, const void* src, uint64_t n
     }
     const char* s = static_cast<const char*>(src);
     for (const Segment& seg : segments(dst, off, n, true))
-        for (uint64_t done = 0; done < seg.bytes; done += kChunk) {
-            const uint64_t len = std::min(kChunk, seg.bytes - done);
+        for (uint64_t done = 0; done < seg.bytes; done += kTransferChunk) {
+            const uint64_t len = std::min(kTransferChunk, seg.bytes - done);
             const Arena::Slice up = recorder_->upload(s + (seg.at - off) + done, len);
             recorder_->copy(up.view.buffer, up.view.offset, seg.piece->buffer, seg.local + done, len);
             if (!in_step_) recorder_->flush();  // bounded staging for large loads
@@ -148,8 +152,8 @@ void VulkanBackend::read(const Buffer* src, uint64_t off, void* dst, uint64_t n)
             std::memcpy(d + (seg.at - off), seg.piece->mapped + seg.local, seg.bytes);
             continue;
         }
-        for (uint64_t done = 0; done < seg.bytes; done += kChunk) {
-            const uint64_t len = std::min(kChunk, seg.bytes - done);
+        for (uint64_t done = 0; done < seg.bytes; done += kTransferChunk) {
+            const uint64_t len = std::min(kTransferChunk, seg.bytes - done);
             if (!readback_ || readback_->bytes < len) {
                 if (readback_) memory_->release(readback_);
                 readback_ = nullptr;

@@ -19,6 +19,12 @@ public:
 
     const ops::DeviceInfo& device() const override;
     uint64_t internal_bytes() const override;
+    std::vector<ops::InternalUse> internal_use() const override;
+    std::vector<ops::InternalUse> plan_internal(const ops::StepShape& shape) const override;
+    void reserve_internal(const ops::StepShape& shape) override;
+
+    // Host transfers outside a step (weight uploads, reads of memory the host cannot address) go in chunks of this.
+    static constexpr uint64_t kTransferChunk = uint64_t(64) << 20;
 
     ops::Buffer* allocate(ops::MemoryUse use, int32_t placement, uint64_t bytes) override;
     ops::Buffer* import_host(ops::MemoryUse use, int32_t placement, void* data, uint64_t bytes) override;

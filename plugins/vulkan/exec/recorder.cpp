@@ -34,7 +34,7 @@ Arena::Slice Arena::alloc(uint64_t bytes) {
             return {{b.buffer->pieces[0].buffer, at, need, 0}, static_cast<char*>(b.buffer->host) + at};
         }
     }
-    const uint64_t size = std::max<uint64_t>(need, uint64_t(4) << 20);
+    const uint64_t size = std::max<uint64_t>(need, kBlockBytes);
     blocks_.push_back({memory_.allocate_staging(size, false), need});
     Block& b = blocks_.back();
     return {{b.buffer->pieces[0].buffer, 0, need, 0}, static_cast<char*>(b.buffer->host)};

@@ -7,6 +7,7 @@
 // writes visible to the host.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -24,6 +25,18 @@ namespace halo::vk {
 // expert tables) written by the host at record time and read by shaders or copies of that frame.
 class Arena {
 public:
+    // Blocks are at least this large; a step's uploads beyond one block take more blocks until the frame completes.
+    static constexpr uint64_t kBlockBytes = uint64_t(4) << 20;
+    // Bytes of blocks a frame holds while its uploads total `uploads` (each rounded by cost()).
+    static uint64_t held_for(uint64_t uploads) {
+        return std::max<uint64_t>(1, (uploads + kBlockBytes - 1) / kBlockBytes) * kBlockBytes;
+    }
+    // Bytes one upload of `bytes` takes in a block whose uploads start at multiples of `align`.
+    static uint64_t cost(uint64_t bytes, uint64_t align) {
+        const uint64_t need = (std::max<uint64_t>(bytes, 16) + 15) / 16 * 16;
+        return (need + align - 1) / align * align;
+    }
+
     Arena(Memory& memory, uint64_t align) : memory_(memory), align_(align) {}
     ~Arena();
     struct Slice {

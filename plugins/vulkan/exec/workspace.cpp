@@ -11,20 +11,26 @@ Workspace::~Workspace() {
 void Workspace::begin(uint64_t bytes, const char* what) {
     what_ = what;
     used_ = 0;
-    if (buffer_ && buffer_->bytes >= bytes) return;
+    if (!buffer_ || buffer_->bytes < bytes) grow(bytes, what);
+}
+
+void Workspace::reserve(uint64_t bytes) {
+    if (!buffer_ || buffer_->bytes < bytes) grow(bytes, "the reserved workspace");
+}
+
+void Workspace::grow(uint64_t bytes, const char* what) {
     if (bytes > caps_.max_piece)
         throw ops::OutOfMemory("vulkan: " + std::string(what) + " needs " + std::to_string(bytes) +
                                " bytes of temporaries, more than the device's largest allocation (" +
                                std::to_string(caps_.max_piece) + " bytes); lower the step size (--chunk)");
-    const uint64_t size = std::min<uint64_t>(caps_.max_piece, std::max<uint64_t>(bytes, buffer_ ? buffer_->bytes * 3 / 2 : 0));
     if (buffer_) {
         VulkanBuffer* old = buffer_;
         Memory* m = &memory_;
         recorder_.defer([m, old] { m->release(old); });
         buffer_ = nullptr;
     }
-    buffer_ = memory_.allocate(ops::MemoryUse::scratch, placement_, size);
-    memory_.mark_internal(buffer_);
+    buffer_ = memory_.allocate(ops::MemoryUse::scratch, placement_, bytes);
+    memory_.mark_internal(buffer_, kWhat);
 }
 
 View Workspace::take(uint64_t bytes) {

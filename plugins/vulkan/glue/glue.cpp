@@ -73,10 +73,14 @@ void swiglu(Context& c, int64_t rows, int64_t width, const Operand& g, const Ope
     c.rec.dispatch(c.pipeline(spec), {in(g.view), in(u.view), out(o.view)}, &pc, groups(width, 256), uint32_t(rows));
 }
 
+uint64_t mlp_workspace(const DeviceCaps& caps, int64_t rows, int64_t inter) {
+    return 2 * workspace_cost(uint64_t(rows * inter) * 4, caps.storage_align);
+}
+
 void mlp(Context& c, const MlpParams& p) {
     const int64_t rows = p.x.rows(), inter = p.gate.rows();
     if (rows == 0) return;
-    c.ws.begin(2 * c.ws.cost(uint64_t(rows * inter) * 4), "mlp");
+    c.ws.begin(mlp_workspace(c.caps(), rows, inter), "mlp");
     const Operand g{c.ws.take(uint64_t(rows * inter) * 4), uint32_t(inter), 0};
     const Operand u{c.ws.take(uint64_t(rows * inter) * 4), uint32_t(inter), 0};
     const Operand x = activation(c, p.x, "mlp x");

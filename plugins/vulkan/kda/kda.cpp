@@ -19,6 +19,23 @@ constexpr int32_t kAutoChunkedFrom = 32; // automatic form: runs this long or lo
 
 }  // namespace
 
+bool kda_chunked(const DeviceCaps& caps, KdaForm form, int64_t head_dim, int64_t n) {
+    if (head_dim > kMaxChunkedK || caps.max_shared < 32768) return false;  // same function, recurrent form
+    return form == KdaForm::chunked || (form == KdaForm::automatic && n >= kAutoChunkedFrom);
+}
+
+uint64_t kda_workspace(const DeviceCaps& caps, int64_t T, int64_t H, int64_t K, int64_t Rf, int64_t Rg, int32_t chunk,
+                       bool chunked) {
+    const int64_t D = H * K, C = std::clamp(chunk, 1, kMaxChunk);
+    const uint64_t f = 4, a = caps.storage_align;
+    const uint64_t ws_stride = uint64_t(2 * K + K + C);
+    uint64_t need = workspace_cost(uint64_t(T * 3 * D) * f, a) * 2 + workspace_cost(uint64_t(T * D) * f, a) * 3 +
+                    workspace_cost(uint64_t(T * H) * f, a) + workspace_cost(uint64_t(T * Rf) * f, a) +
+                    workspace_cost(uint64_t(T * Rg) * f, a);
+    if (chunked) need += workspace_cost(uint64_t(T * H) * ws_stride * f, a);
+    return need;
+}
+
 void kda(Context& c, const KdaParams& p, const SeqBatch& batch) {
     const KdaWeights& w = p.w;
     const int64_t H = p.n_heads, K = p.head_dim, D = H * K, W = p.conv_width, T = batch.n_rows;
@@ -33,8 +50,7 @@ void kda(Context& c, const KdaParams& p, const SeqBatch& batch) {
     std::vector<int32_t> chunks;  // (first row, rows) pairs
     for (int32_t i = 0; i < batch.n_runs; ++i) {
         const SeqRun& r = batch.runs[i];
-        bool chunked = p.form == KdaForm::chunked || (p.form == KdaForm::automatic && r.n_tokens >= kAutoChunkedFrom);
-        if (K > kMaxChunkedK || c.caps().max_shared < 32768) chunked = false;  // same function, recurrent form
+        const bool chunked = kda_chunked(c.caps(), p.form, K, r.n_tokens);
         (chunked ? chunk_runs : rec_runs).push_back(i);
         if (chunked)
             for (int32_t t = 0; t < r.n_tokens; t += C) {
@@ -46,10 +62,7 @@ void kda(Context& c, const KdaParams& p, const SeqBatch& batch) {
 
     Workspace& ws = c.ws;
     const uint64_t f = 4;
-    uint64_t need = ws.cost(uint64_t(T * 3 * D) * f) * 2 + ws.cost(uint64_t(T * D) * f) * 3 + ws.cost(uint64_t(T * H) * f) +
-                    ws.cost(uint64_t(T * Rf) * f) + ws.cost(uint64_t(T * Rg) * f);
-    if (!chunks.empty()) need += ws.cost(uint64_t(T * H) * ws_stride * f);
-    ws.begin(need, "kda");
+    ws.begin(kda_workspace(c.caps(), T, H, K, Rf, Rg, C, !chunks.empty()), "kda");
     const View qkv = ws.take(uint64_t(T * 3 * D) * f), act = ws.take(uint64_t(T * 3 * D) * f);
     const View gate = ws.take(uint64_t(T * D) * f), ogate = ws.take(uint64_t(T * D) * f), o = ws.take(uint64_t(T * D) * f);
     const View beta = ws.take(uint64_t(T * H) * f), low_f = ws.take(uint64_t(T * Rf) * f), low_g = ws.take(uint64_t(T * Rg) * f);

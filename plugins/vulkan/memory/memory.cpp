@@ -336,7 +336,7 @@ VulkanBuffer* Memory::import_host(ops::MemoryUse use, int32_t placement, void* d
 
 void Memory::release(VulkanBuffer* b) {
     if (!b) return;
-    if (b->internal) internal_bytes_ -= b->bytes;
+    if (b->internal) count_internal(b, false);
     VkDevice dev = device_.handle();
     for (Piece& p : b->pieces) {
         if (p.buffer) vkDestroyBuffer(dev, p.buffer, nullptr);
@@ -351,17 +351,36 @@ VulkanBuffer* Memory::allocate_staging(uint64_t bytes, bool readback) {
     auto b = std::make_unique<VulkanBuffer>();
     b->bytes = bytes;
     b->kind = PlacementKind::host_visible;
+    b->placement = staging_placement();
     b->pieces.push_back(make_piece(type, 0, align_up(std::max<uint64_t>(bytes, 1), 256), true, readback ? "readback" : "uploads"));
     b->host = b->pieces[0].mapped;
-    b->internal = true;
-    internal_bytes_ += b->bytes;
+    mark_internal(b.get(), readback ? kReadbackStaging : kUploadStaging);
     return b.release();
 }
 
-void Memory::mark_internal(VulkanBuffer* b) {
+void Memory::mark_internal(VulkanBuffer* b, const char* what) {
     if (!b || b->internal) return;
-    b->internal = true;
-    internal_bytes_ += b->bytes;
+    b->internal = what;
+    count_internal(b, true);
+}
+
+void Memory::count_internal(const VulkanBuffer* b, bool add) {
+    std::lock_guard<std::mutex> lock(internal_mutex_);
+    uint64_t& n = internal_[{b->internal, b->placement}];
+    n = add ? n + b->bytes : n - b->bytes;
+}
+
+uint64_t Memory::internal_bytes() const {
+    uint64_t total = 0;
+    for (const ops::InternalUse& u : internal_use()) total += u.bytes;
+    return total;
+}
+
+std::vector<ops::InternalUse> Memory::internal_use() const {
+    std::lock_guard<std::mutex> lock(internal_mutex_);
+    std::vector<ops::InternalUse> out;
+    for (const auto& [key, bytes] : internal_) out.push_back({key.first, key.second, bytes});
+    return out;
 }
 
 }  // namespace halo::vk

@@ -19,7 +19,8 @@
 // A tensor must lie inside one piece to be bound to a shader (View resolution throws a sentence otherwise).
 #pragma once
 
-#include <atomic>
+#include <map>
+#include <mutex>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -49,7 +50,7 @@ struct VulkanBuffer : ops::Buffer {
     uint64_t own_host_bytes = 0;
     bool duplicated = false;    // split weights: pieces overlap in separate memory; every copy must be written
     uint32_t pow2_shift = 0;    // split cache: every piece but the last is 1 << pow2_shift bytes (0: not so split)
-    bool internal = false;      // staging or op temporaries: counted by Memory::internal_bytes()
+    const char* internal = nullptr;  // staging or op temporaries: what Memory::internal_use() counts it as
 
     // The piece holding bytes [offset, offset + bytes) whole, or null when they cross a piece boundary.
     const Piece* piece_for(uint64_t offset, uint64_t bytes) const;
@@ -81,15 +82,23 @@ public:
     // Frees at once: the caller makes sure the GPU no longer uses the buffer.
     void release(VulkanBuffer* b);
 
-    // An internal host-visible buffer (uploads, readback) of one piece, mapped. Not counted as a placement.
+    // An internal host-visible buffer (uploads, readback) of one piece, mapped, counted as the plugin's own in the
+    // host-visible placement (staging_placement()).
     VulkanBuffer* allocate_staging(uint64_t bytes, bool readback);
-    // Counts a buffer as the plugin's own (op temporaries): internal_bytes() includes it until it is released.
-    void mark_internal(VulkanBuffer* b);
-    // Bytes of staging and internal buffers held now.
-    uint64_t internal_bytes() const { return internal_bytes_.load(); }
+    int32_t staging_placement() const { return find(PlacementKind::host_visible); }
+    static constexpr const char* kUploadStaging = "upload staging";
+    static constexpr const char* kReadbackStaging = "readback staging";
+    // Counts a buffer as the plugin's own under `what` (op temporaries): internal_use() includes it until it is
+    // released. `what` must outlive the buffer (a string literal).
+    void mark_internal(VulkanBuffer* b, const char* what);
+    // Bytes of staging and internal buffers held now, in total and per (what, placement).
+    uint64_t internal_bytes() const;
+    std::vector<ops::InternalUse> internal_use() const;
 
 private:
-    std::atomic<uint64_t> internal_bytes_{0};
+    void count_internal(const VulkanBuffer* b, bool add);
+    mutable std::mutex internal_mutex_;
+    std::map<std::pair<std::string, int32_t>, uint64_t> internal_;
     Piece make_piece(uint32_t type_index, uint64_t begin, uint64_t size, bool map, const char* what);
     bool import_piece(void* host, uint64_t begin, uint64_t size, Piece& out);
     void check_placement(int32_t placement) const;

@@ -45,7 +45,29 @@ CacheSlots cache_slots(Context& c, const Tensor& cache) {
     return cs;
 }
 
+// All heads of a row share each cache read (mla_attention_heads, 32 heads per workgroup) unless there are few heads
+// to share it (under 16 would leave most of its lanes idle) or the latent is wider than its registers.
+bool per_head_kernel(Context::MlaKernel kernel, int64_t H, int64_t r) {
+    return kernel == Context::MlaKernel::per_head || (kernel == Context::MlaKernel::automatic && (H < 16 || r > 512));
+}
+
 }  // namespace
+
+uint32_t mla_splits(Context::MlaKernel kernel, int64_t T, int64_t H, int64_t r, int64_t max_context) {
+    // Context splits of at least 128 positions, enough of them to give the GPU ~256 workgroups.
+    const int64_t head_groups = per_head_kernel(kernel, H, r) ? H : (H + 31) / 32;
+    const int64_t want = std::max<int64_t>(1, 256 / std::max<int64_t>(1, T * head_groups));
+    return uint32_t(std::clamp<int64_t>(std::min<int64_t>((max_context + 127) / 128, want), 1, 128));
+}
+
+uint64_t mla_workspace(const DeviceCaps& caps, int64_t T, int64_t H, int64_t dn, int64_t dr, int64_t dv, int64_t r,
+                       uint32_t splits) {
+    const int64_t dq = dn + dr, width = r + dr;
+    const uint64_t f = 4, a = caps.storage_align;
+    return workspace_cost(uint64_t(T * H * dq) * f, a) + workspace_cost(uint64_t(T * width) * f, a) +
+           workspace_cost(uint64_t(T * H * width) * f, a) + workspace_cost(uint64_t(T * H * splits * (r + 2)) * f, a) +
+           workspace_cost(uint64_t(T * H * r) * f, a) + workspace_cost(uint64_t(T * H * dv) * f, a);
+}
 
 void mla(Context& c, const MlaParams& p, const SeqBatch& batch) {
     const MlaWeights& w = p.w;
@@ -59,23 +81,15 @@ void mla(Context& c, const MlaParams& p, const SeqBatch& batch) {
             throw Error("mla: sequence page table too short for " + std::to_string(run.pos + run.n_tokens) + " tokens");
     }
     const BatchViews bv = c.upload_batch(batch);
-    // All heads of a row share each cache read (mla_attention_heads, 32 heads per workgroup) unless there are few
-    // heads to share it (under 16 would leave most of its lanes idle) or the latent is wider than its registers.
-    const bool per_head = c.mla_kernel == Context::MlaKernel::per_head ||
-                          (c.mla_kernel == Context::MlaKernel::automatic && (H < 16 || r > 512));
+    const bool per_head = per_head_kernel(c.mla_kernel, H, r);
     if (!per_head && r > 512)
         throw Error("vulkan mla: the all-heads attention kernel holds at most 512 latent values, not " + std::to_string(r));
-    // Context splits of at least 128 positions, enough of them to give the GPU ~256 workgroups.
     const int64_t head_groups = per_head ? H : (H + 31) / 32;
-    const int64_t want = std::max<int64_t>(1, 256 / std::max<int64_t>(1, T * head_groups));
-    const uint32_t splits = uint32_t(std::clamp<int64_t>(std::min<int64_t>((bv.max_context + 127) / 128, want), 1, 128));
+    const uint32_t splits = mla_splits(c.mla_kernel, T, H, r, bv.max_context);
 
     Workspace& ws = c.ws;
     const uint64_t f = 4;
-    ws.begin(ws.cost(uint64_t(T * H * dq) * f) + ws.cost(uint64_t(T * width) * f) + ws.cost(uint64_t(T * H * width) * f) +
-                 ws.cost(uint64_t(T * H * splits * (r + 2)) * f) + ws.cost(uint64_t(T * H * r) * f) +
-                 ws.cost(uint64_t(T * H * dv) * f),
-             "mla");
+    ws.begin(mla_workspace(c.caps(), T, H, dn, dr, dv, r, splits), "mla");
     const View q = ws.take(uint64_t(T * H * dq) * f), ckv = ws.take(uint64_t(T * width) * f);
     const View qc = ws.take(uint64_t(T * H * width) * f), part = ws.take(uint64_t(T * H * splits * (r + 2)) * f);
     const View ctx = ws.take(uint64_t(T * H * r) * f), o = ws.take(uint64_t(T * H * dv) * f);

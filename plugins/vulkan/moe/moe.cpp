@@ -205,6 +205,17 @@ const std::vector<Pass>& cached_passes(Context& c, const MoeParams& p) {
 
 }  // namespace
 
+uint64_t moe_workspace(const DeviceCaps& caps, int64_t T, int64_t E, int64_t D, int32_t top_k, bool shared,
+                       int64_t inter) {
+    const int64_t slots = top_k + (shared ? 1 : 0), pairs = T * slots;
+    const int64_t inter_max = (inter + 7) / 8 * 8;
+    const int64_t max_tiles = pairs / HALO_MOE_TILE + std::min<int64_t>(E + 1, pairs) + 1;
+    const uint64_t f = 4, a = caps.storage_align;
+    return workspace_cost(uint64_t(T * E) * f, a) + 2 * workspace_cost(uint64_t(pairs) * f, a) +
+           workspace_cost(uint64_t(pairs * inter_max) * f, a) + workspace_cost(uint64_t(pairs * D) * f, a) +
+           workspace_cost(uint64_t(pairs) * f, a) + workspace_cost(uint64_t(max_tiles + 1) * 16, a);
+}
+
 void moe(Context& c, const MoeParams& p) {
     const int64_t T = p.x.rows(), D = p.x.cols(), E = p.n_experts;
     if (T == 0) return;
@@ -222,9 +233,7 @@ void moe(Context& c, const MoeParams& p) {
 
     Workspace& ws = c.ws;
     const uint64_t f = 4;
-    ws.begin(ws.cost(uint64_t(T * E) * f) + 2 * ws.cost(uint64_t(pairs) * f) + ws.cost(uint64_t(pairs * inter_max) * f) +
-                 ws.cost(uint64_t(pairs * D) * f) + ws.cost(uint64_t(pairs) * f) + ws.cost(uint64_t(max_tiles + 1) * 16),
-             "moe");
+    ws.begin(moe_workspace(c.caps(), T, E, D, p.top_k, shared, inter), "moe");
     const View logits = ws.take(uint64_t(T * E) * f), ids = ws.take(uint64_t(pairs) * f), wts = ws.take(uint64_t(pairs) * f);
     const View h = ws.take(uint64_t(pairs * inter_max) * f), y = ws.take(uint64_t(pairs * D) * f);
 
