@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <span>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/memory_plan.h"
 #include "core/quantization.h"
 #include "core/safetensors.h"
 #include "core/sequence.h"
@@ -44,18 +46,13 @@ struct ModelOptions {
     // Called as weights are copied into backend memory (bytes done, bytes total); not called for weights used in
     // place. May be empty.
     std::function<void(uint64_t, uint64_t)> on_load_progress;
-};
-
-// Bytes per memory use, and where they go.
-struct MemoryPlan {
-    uint64_t bytes[ops::kMemoryUseCount] = {};
-    int32_t placement[ops::kMemoryUseCount] = {};
-    bool weights_zero_copy = false;  // weights used in place from the mapped files
-    uint64_t weights_copied_bytes = 0;  // of bytes[weights], what is copied into plugin memory even when in place
-                                        // (tensors quantized at load)
-    uint64_t quantized_at_load = 0;     // tensors quantized at load (ModelOptions::quantize)
-    uint64_t plugin_bytes = 0;       // the plugin's own temporaries after the warm-up step (0 without one)
-    std::string describe(const ops::DeviceInfo& device) const;
+    // Memory budget per placement name: the plan must fit min(budget, what the device reports).
+    std::map<std::string, uint64_t> budget;
+    // Where the sizes a refusal names came from (see refusal() in core/memory_plan.h).
+    OptionOrigins origin;
+    // Called with the memory plan before anything is allocated (and before a plan that does not fit is refused).
+    // May be empty.
+    std::function<void(const MemoryPlan&)> on_plan;
 };
 
 // Which rows of a sequence's run get logits.
@@ -71,7 +68,8 @@ struct StepItem {
 class Model {
 public:
     // Reads config.json, opens and checks the checkpoint against it (every tensor's name, shape and dtype) before
-    // allocating anything, checks the memory plan against the device, then places weights and state.
+    // allocating anything, plans the memory and refuses (OutOfMemory, with the numbers) a plan that does not fit
+    // the device or the budget, then allocates what the plan's layout says: weights, state, cache, scratch.
     Model(ops::Backend& backend, const std::filesystem::path& model_dir, const ModelOptions& options);
     ~Model();
     Model(const Model&) = delete;
@@ -80,6 +78,9 @@ public:
     const ModelConfig& config() const { return config_; }
     const ModelOptions& options() const { return options_; }
     const MemoryPlan& plan() const { return plan_; }
+    // Bytes of the model's buffers per placement index of the device (imported files included); the plugin's own
+    // allocations are Backend::internal_use().
+    std::vector<uint64_t> allocated() const;
     // Tensors of the checkpoint that the config does not use (sorted): a config that does not match its weights, e.g.
     // fewer layers than the checkpoint has. Loading goes on; the caller warns.
     const std::vector<std::string>& unused_tensors() const { return unused_tensors_; }
@@ -112,15 +113,11 @@ public:
                                const std::function<void(int64_t, int64_t)>& on_chunk = {});
 
 private:
-    void check_checkpoint(const std::filesystem::path& dir);
-    void check_quantized_tensor(const TensorSpec& spec, const std::string& module, ops::Tensor& slot,
-                                std::set<std::string>& used);
-    void plan_memory();
+    void make_plan(bool allow_in_place);
     void check_plan_fits() const;
     void place_weights();
     void allocate_state();
     void warm_up();
-    int32_t placement_index(ops::MemoryUse use) const;
     ops::Tensor scratch(uint64_t offset, ops::DType dtype, std::initializer_list<int64_t> dims) const;
     void record_logit_group();
 
@@ -137,14 +134,9 @@ private:
     std::unique_ptr<Checkpoint> checkpoint_;
     std::vector<std::string> unused_tensors_;
     ModelWeights weights_;
-    // Where each weight's bytes come from, in for_each_tensor order: the mapped checkpoint, or a float tensor of it
-    // that place_weights quantizes first (quantize_from set).
-    struct WeightSource {
-        const uint8_t* data = nullptr;   // elements or packed words
-        const uint8_t* scale = nullptr;  // scales of a quantized tensor
-        const TensorRecord* quantize_from = nullptr;
-    };
-    std::vector<WeightSource> sources_;
+    // Each weight as checked, in for_each_tensor order: its dtype and where its bytes come from (the mapped
+    // checkpoint, or a float tensor of it that place_weights quantizes first).
+    std::vector<WeightTensor> sources_;
     StatePool pool_;
     // Everything allocated or imported, released in reverse order when the model goes away, including when its
     // constructor throws half way (a member's destructor runs then; the model's would not).
@@ -162,9 +154,6 @@ private:
 
     ops::Buffer* scratch_buffer_ = nullptr;
     std::vector<ops::Tensor> kda_state_, kda_conv_, mla_cache_;  // per KDA / MLA layer
-    uint64_t kda_state_slot_bytes_ = 0, kda_conv_slot_bytes_ = 0;
-    // Scratch layout (byte offsets in scratch_buffer_).
-    uint64_t off_ids_ = 0, off_rows_ = 0, off_x_ = 0, off_a_ = 0, off_t_ = 0, off_g_ = 0, off_logits_ = 0;
 };
 
 // "BF16" -> DType; throws std::runtime_error for other names.

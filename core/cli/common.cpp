@@ -15,6 +15,8 @@
 #include <boost/dll/runtime_symbol_info.hpp>
 
 #include "core/check_backend.h"
+#include "core/file_kind.h"
+#include "core/input/bounded_json.h"
 #include "core/op_timing_backend.h"
 
 namespace halo::cli {
@@ -38,7 +40,66 @@ std::string model_dir_of(const RunOptions& o) {
     return dir;
 }
 
-Engine open_engine(const RunOptions& o, int32_t sequences) {
+PlanSource plan_source_from_dir(const std::string& dir, const QuantChoice& quantize) {
+    PlanSource src;
+    src.config = load_model_config(dir);
+    src.checkpoint = Checkpoint::open(dir);
+    src.weights = checked_weights(src.config, *src.checkpoint, quantize, dir);
+    for (const auto& f : src.checkpoint->files()) src.file_bytes.push_back(f->size());
+    return src;
+}
+
+PlanSource plan_source_from_config(const std::string& path, const QuantChoice& quantize) {
+    if (const std::string why = why_not_a_file(path); !why.empty()) throw ConfigError("--config " + path + " " + why);
+    PlanSource src;
+    try {
+        src.config = parse_model_config(input::read_json_file(path, input::kConfigJson), path);
+    } catch (const input::InputError& e) {
+        throw ConfigError(e.what());
+    }
+    src.weights = weights_from_config(src.config, quantize);
+    return src;
+}
+
+OptionOrigins option_origins(const RunOptions& o) {
+    OptionOrigins origin;
+    for (const char* key : {"context", "parallel", "cache_dtype", "prefill_chunk"}) origin[key] = source_of(o, key);
+    for (const auto& [name, bytes] : o.budget) origin["budget." + name] = source_of(o, "budget." + name);
+    return origin;
+}
+
+MemoryPlan plan_for(const PlanSource& src, const RunOptions& o, int32_t sequences, const ops::Backend* backend,
+                    const std::string& unavailable) {
+    PlanInputs in;
+    in.config = &src.config;
+    in.weights = &src.weights;
+    in.file_bytes = src.file_bytes;
+    in.backend = backend;
+    in.device_unavailable = unavailable;
+    in.budget = o.budget;
+    return plan_memory(in, model_options(o, sequences));
+}
+
+ContextChoice resolve_auto_context(RunOptions& o, int32_t sequences, const PlanSource& src, const ops::Backend* backend) {
+    constexpr int64_t kStep = 256;  // the cache page (model_options)
+    const int64_t least = o.context;
+    int64_t longest = src.config.model_max_length > 0 ? src.config.model_max_length : int64_t(1) << 31;
+    longest = std::min<int64_t>({longest, int64_t(1) << 31, int64_t(INT32_MAX / std::max(sequences, 1)) * kStep});
+    auto plan_at = [&](int64_t context) {
+        RunOptions t = o;
+        t.context = context;
+        return plan_for(src, t, sequences, backend);
+    };
+    const ContextChoice choice = choose_context(plan_at, kStep, longest, option_origins(o));
+    if (choice.context < least)
+        throw std::runtime_error(choice.reason + "; that is less than the " + std::to_string(least) +
+                                 " tokens needed; " + refusal(plan_at(least), option_origins(o)));
+    o.context = choice.context;
+    return choice;
+}
+
+Engine open_engine(const RunOptions& options, int32_t sequences) {
+    RunOptions o = options;
     const auto t0 = std::chrono::steady_clock::now();
     ops::BackendOptions bo;
     bo.threads = o.threads;
@@ -47,7 +108,22 @@ Engine open_engine(const RunOptions& o, int32_t sequences) {
     bo.validation = o.validation;
     Engine e;
     e.backend = load_backend(o.backend, bo, o.plugin_dir);
+    check_placements(o, e.backend->backend().device());
+    const std::string dir = model_dir_of(o);
+    if (o.context_auto) {
+        const ContextChoice choice =
+            resolve_auto_context(o, sequences, plan_source_from_dir(dir, o.quantize.choice()), &e.backend->backend());
+        if (!o.quiet) std::fprintf(stderr, "engine: %s\n", choice.reason.c_str());
+    }
     ModelOptions mo = model_options(o, sequences);
+    mo.budget = o.budget;
+    mo.origin = option_origins(o);
+    const bool quiet = o.quiet;
+    mo.on_plan = [quiet](const MemoryPlan& plan) {  // before any weight is loaded
+        if (quiet) return;
+        std::fputs(plan_table(plan).c_str(), stderr);
+        std::fflush(stderr);
+    };
     auto load_progress = std::make_shared<Progress>("copying weights", !o.quiet);
     if (!o.quiet)
         mo.on_load_progress = [load_progress, last_pct = -1](uint64_t done, uint64_t total) mutable {
@@ -59,7 +135,6 @@ Engine open_engine(const RunOptions& o, int32_t sequences) {
                 last_pct = pct;
             }
         };
-    const std::string dir = model_dir_of(o);
     ops::Backend* backend = &e.backend->backend();
     if (const char* timing = std::getenv("HALO_OP_TIMING"); timing && std::string(timing) == "1") {
         e.op_timer = std::make_unique<OpTimingBackend>(*backend);
@@ -83,12 +158,13 @@ Engine open_engine(const RunOptions& o, int32_t sequences) {
                      unused.size(), unused.size() == 1 ? "" : "s", unused.size() == 1 ? "is" : "are",
                      input::quote(unused.front(), input::kNameBytes).c_str());
     if (!o.quiet) {
+        std::fputs(allocated_table(e.model->plan(), e.model->allocated(), backend->internal_use()).c_str(), stderr);
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         const ModelConfig& c = e.model->config();
         std::fprintf(stderr, "engine: %s on %s: %d layers (%d KDA, %d MLA), hidden %lld, vocab %lld; %s; loaded in %.2f s\n",
                      dir.c_str(), e.backend->backend().device().name.c_str(), c.num_hidden_layers,
                      c.count(MixerKind::kda), c.count(MixerKind::mla), (long long)c.hidden_size,
-                     (long long)c.vocab_size, e.model->plan().describe(e.backend->backend().device()).c_str(), secs);
+                     (long long)c.vocab_size, e.model->plan().describe().c_str(), secs);
     }
     return e;
 }
@@ -128,7 +204,9 @@ void fit_context(RunOptions& o, bool context_given, const ModelConfig& c, int64_
     if (c.model_max_length > 0 && need > c.model_max_length)
         throw std::runtime_error(job + " needs " + std::to_string(need) + " tokens, more than the model's maximum length " +
                                  std::to_string(c.model_max_length) + " (model_max_length in config.json)");
-    if (!context_given)
+    if (o.context_auto)
+        o.context = need;  // the least context open_engine's choice must reach
+    else if (!context_given)
         o.context = std::max<int64_t>(o.context, need);
     else if (need > o.context)
         throw std::runtime_error(job + " needs a context of " + std::to_string(need) + " tokens, more than --context " +
