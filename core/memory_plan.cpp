@@ -51,6 +51,7 @@ std::vector<WeightTensor> weights_from_config(const ModelConfig& config, const Q
             if (const QuantScheme* scheme = config.quant.scheme_for(spec.name.substr(0, spec.name.size() - kWeight.size())))
                 set_quantized(w.meta, scheme->format(), DType::bf16, scheme->group_size);
         }
+        w.stored_bytes = w.meta.bytes() + w.meta.scale_bytes();
         const DType target = quantize.format_for(spec.name);
         if (!w.meta.quantized() && is_quantized(target) && spec.shape.size() == 2) {
             set_quantized(w.meta, target, DType::bf16, quantize.group);
@@ -77,16 +78,10 @@ MemoryLayout layout_memory(const ModelConfig& c, const std::vector<WeightTensor>
     }
     if (L.weights_in_place) {
         for (uint64_t b : file_bytes) L.in_place_bytes += b;
-        if (file_bytes.empty())  // from config.json: the files hold the tensors as stored (before any quantizing)
-            for (const WeightTensor& w : weights) {
-                if (!w.quantized_at_load) {
-                    L.in_place_bytes += w.meta.bytes() + w.meta.scale_bytes();
-                    continue;
-                }
-                Tensor stored = w.meta;
-                stored.dtype = DType::bf16;
-                L.in_place_bytes += stored.bytes();
-            }
+        for (const WeightTensor& w : weights) {
+            if (file_bytes.empty()) L.in_place_bytes += w.stored_bytes;  // from config.json: the tensors as stored
+            if (w.quantized_at_load) L.in_place_read_once += w.stored_bytes;
+        }
     }
 
     std::map<std::string, int32_t> group_index;
@@ -251,6 +246,7 @@ MemoryPlan plan_memory(const PlanInputs& in, const ModelOptions& o) {
         return p.placements.front();
     };
     at(int(MemoryUse::weights)).weights += (L.weights_in_place ? L.in_place_bytes : 0) + L.copied_bytes;
+    at(int(MemoryUse::weights)).read_once += L.in_place_read_once;
     at(int(MemoryUse::state)).state += L.state_bytes();
     at(int(MemoryUse::cache)).cache += L.cache_bytes();
     at(int(MemoryUse::scratch)).scratch += L.scratch_bytes;
@@ -289,7 +285,7 @@ ContextChoice choose_context(const std::function<MemoryPlan(int64_t)>& plan_for,
     std::string why;
     for (const PlacementPlan& pp : over.placements)
         if (!pp.fits()) {
-            why = std::to_string(hi * step) + " tokens would need " + size_text(pp.total()) + " in placement '" +
+            why = std::to_string(hi * step) + " tokens would need " + size_text(pp.needed()) + " in placement '" +
                   pp.name + "', over the " + size_text(pp.limit()) + " available";
             break;
         }

@@ -33,6 +33,7 @@ struct WeightTensor {
     const uint8_t* scale = nullptr;
     const TensorRecord* quantize_from = nullptr;
     bool quantized_at_load = false;
+    uint64_t stored_bytes = 0;  // its bytes in the checkpoint's files (before any quantizing at load)
 };
 
 // The tensors of a model described by config.json alone: float tensors in the config's dtype (A_log and dt_bias in
@@ -46,6 +47,9 @@ struct MemoryLayout {
     // included). Tensors quantized at load are copied even then.
     bool weights_in_place = false;
     uint64_t in_place_bytes = 0;
+    // Of those, the float originals of tensors quantized at load: read once while loading, then never again (the
+    // kernel may drop their pages), so not counted against the placement's limit.
+    uint64_t in_place_read_once = 0;
     // Copied weights: one buffer per group (a layer, or a global tensor), each tensor and then its scales at
     // 256-byte aligned offsets.
     struct Group {
@@ -94,12 +98,14 @@ struct PlacementPlan {
     std::string name;          // the device's name for it ("heap"), or the name asked for when there is no device
     uint64_t weights = 0, state = 0, cache = 0, scratch = 0;
     uint64_t plugin = 0;       // the plugin's own allocations in it
+    uint64_t read_once = 0;    // of weights, mapped bytes read only while loading (MemoryLayout::in_place_read_once)
     uint64_t device_bytes = 0; // what the device reports as available (budget, else capacity); 0 = unknown
     uint64_t budget = 0;       // the profile's budget for it; 0 = none
     uint64_t total() const { return weights + state + cache + scratch + plugin; }
+    uint64_t needed() const { return total() - read_once; }  // what must fit the limit
     uint64_t limit() const;    // the smaller of the known limits; 0 = unknown
     bool limited_by_budget() const { return budget && (!device_bytes || budget <= device_bytes); }
-    bool fits() const { return !limit() || total() <= limit(); }
+    bool fits() const { return !limit() || needed() <= limit(); }
 };
 
 struct MemoryPlan {

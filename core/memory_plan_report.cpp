@@ -92,9 +92,10 @@ std::string plan_table(const MemoryPlan& p) {
     for (const PlacementPlan& pp : p.placements) {
         const std::string avail = pp.limit() ? size_text(pp.limit()) : "unknown";
         const char* fits = !pp.limit() ? "?" : pp.fits() ? "yes" : "NO";
+        // Weights read only while loading are left out (the weights line says how much): this is what must fit.
         std::snprintf(line, sizeof line, "  %-14s %9s %9s %9s %9s %9s %9s %10s  %s%s\n", pp.name.c_str(),
-                      size_text(pp.weights).c_str(), size_text(pp.state).c_str(), size_text(pp.cache).c_str(),
-                      size_text(pp.scratch).c_str(), size_text(pp.plugin).c_str(), size_text(pp.total()).c_str(),
+                      size_text(pp.weights - pp.read_once).c_str(), size_text(pp.state).c_str(), size_text(pp.cache).c_str(),
+                      size_text(pp.scratch).c_str(), size_text(pp.plugin).c_str(), size_text(pp.needed()).c_str(),
                       avail.c_str(), fits, pp.limited_by_budget() ? " (budget)" : "");
         out += line;
     }
@@ -103,6 +104,9 @@ std::string plan_table(const MemoryPlan& p) {
     out += "  weights: " + size_text(L.weight_bytes) + " held (" + dtypes + ") in " + placement_of(p, 0) +
            (L.weights_in_place ? ", used in place from the mapped files (" + size_text(L.in_place_bytes) + ")" : ", copied");
     if (p.quantized_at_load) out += ", " + std::to_string(p.quantized_at_load) + " tensors quantized at load";
+    if (L.in_place_read_once)
+        out += " (their float originals, " + size_text(L.in_place_read_once) +
+               " of the mapped files, are read once and not counted against the limit)";
     out += "\n";
     if (L.kda_layers)
         out += "  KDA state: " + size_text(p.kda_state_per_sequence) + " (" + mib_text(p.kda_state_per_sequence) +
@@ -142,6 +146,7 @@ nlohmann::json plan_json(const MemoryPlan& p) {
     w["placement"] = placement_of(p, 0);
     w["in_place"] = L.weights_in_place;
     w["in_place_bytes"] = L.in_place_bytes;
+    w["in_place_read_once_bytes"] = L.in_place_read_once;
     w["copied_bytes"] = L.copied_bytes;
     w["quantized_at_load"] = p.quantized_at_load;
     j["weights"] = w;
@@ -172,7 +177,8 @@ nlohmann::json plan_json(const MemoryPlan& p) {
     json places = json::array();
     for (const PlacementPlan& pp : p.placements) {
         json q = {{"name", pp.name},     {"weights", pp.weights}, {"state", pp.state},   {"cache", pp.cache},
-                  {"scratch", pp.scratch}, {"plugin", pp.plugin},  {"total", pp.total()}};
+                  {"scratch", pp.scratch}, {"plugin", pp.plugin},  {"total", pp.total()}, {"read_once", pp.read_once},
+                  {"needed", pp.needed()}};
         q["device_available"] = pp.device_bytes ? json(pp.device_bytes) : json(nullptr);
         q["budget"] = pp.budget ? json(pp.budget) : json(nullptr);
         q["available"] = pp.limit() ? json(pp.limit()) : json(nullptr);
@@ -227,7 +233,7 @@ std::string refusal(const MemoryPlan& p, const OptionOrigins& origin) {
     auto part = [&](uint64_t bytes, const std::string& text) {
         if (bytes) parts += (parts.empty() ? "" : ", ") + text + " " + size_text(bytes);
     };
-    part(over->weights, "weights");
+    part(over->weights - over->read_once, "weights");
     if (over->cache)
         parts += std::string(parts.empty() ? "" : ", ") + "cache " + size_text(over->cache) + " (" +
                  std::to_string(p.context) + " tokens x " + std::to_string(p.sequences) + ", " +
@@ -274,7 +280,7 @@ std::string refusal(const MemoryPlan& p, const OptionOrigins& origin) {
     std::string todo;
     for (size_t i = 0; i < actions.size(); ++i)
         todo += (i == 0 ? "" : i + 1 == actions.size() ? ", or " : ", ") + actions[i];
-    return "the memory plan does not fit: placement '" + over->name + "' needs " + size_text(over->total()) + " (" +
+    return "the memory plan does not fit: placement '" + over->name + "' needs " + size_text(over->needed()) + " (" +
            parts + ") but " + size_text(over->limit()) + " is available (" + limit_from + "); " + todo;
 }
 

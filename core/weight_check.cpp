@@ -103,6 +103,7 @@ void check_quantized_tensor(const ModelConfig& config, const Checkpoint& checkpo
     used.insert(sh);
     w.data = packed->data;
     w.scale = scale->data;
+    w.stored_bytes = (packed->end - packed->begin) + (scale->end - scale->begin) + (shape->end - shape->begin);
 }
 
 }  // namespace
@@ -144,6 +145,7 @@ std::vector<WeightTensor> checked_weights(const ModelConfig& config, const Check
         slot.ndim = int32_t(spec.shape.size());
         for (size_t i = 0; i < spec.shape.size(); ++i) slot.shape[i] = spec.shape[i];
         w.data = r->data;
+        w.stored_bytes = r->end - r->begin;
         const DType target = quantize.format_for(spec.name);
         if (is_quantized(target) && spec.shape.size() == 2) {  // quantized while loading
             slot.dtype = target;

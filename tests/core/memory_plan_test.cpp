@@ -169,6 +169,15 @@ TEST(MemoryPlan, PlanFromAModelDirectoryCountsItsFilesAndQuantizedTensors) {
     EXPECT_GT(k["weights"]["by_dtype"]["Q4"].get<uint64_t>(), 0u);
     EXPECT_GT(k["weights"]["copied_bytes"].get<uint64_t>(), 0u);
     EXPECT_LT(k["weights"]["bytes"].get<uint64_t>(), j["weights"]["bytes"].get<uint64_t>());
+    // The mapped BF16 experts are read once, to be quantized: 5 MoE layers x 16 experts x 3 x [128, 256] x 2 B. They
+    // stay in the mapped total but not in what must fit.
+    const uint64_t originals = 5ull * 16 * 3 * 128 * 256 * 2;
+    EXPECT_EQ(k["weights"]["in_place_read_once_bytes"].get<uint64_t>(), originals);
+    for (const json& pp : k["placements"])
+        if (pp["name"] == "mmap") {
+            EXPECT_EQ(pp["weights"].get<uint64_t>(), files + k["weights"]["copied_bytes"].get<uint64_t>());
+            EXPECT_EQ(pp["needed"].get<uint64_t>(), pp["total"].get<uint64_t>() - originals);
+        }
 }
 
 // ---- plan against allocated ------------------------------------------------------------------------------------
