@@ -98,7 +98,7 @@ ContextChoice resolve_auto_context(RunOptions& o, int32_t sequences, const PlanS
     return choice;
 }
 
-Engine open_engine(const RunOptions& options, int32_t sequences) {
+Engine open_engine(const RunOptions& options, int32_t sequences, const BackendWrap& wrap) {
     RunOptions o = options;
     const auto t0 = std::chrono::steady_clock::now();
     ops::BackendOptions bo;
@@ -136,6 +136,7 @@ Engine open_engine(const RunOptions& options, int32_t sequences) {
             }
         };
     ops::Backend* backend = &e.backend->backend();
+    if (wrap) backend = &wrap(*backend);
     if (const char* timing = std::getenv("HALO_OP_TIMING"); timing && std::string(timing) == "1") {
         e.op_timer = std::make_unique<OpTimingBackend>(*backend);
         backend = e.op_timer.get();

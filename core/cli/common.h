@@ -1,6 +1,7 @@
 // Options shared by the commands that run a model, and the code that turns them into a loaded backend + model.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,8 +28,11 @@ struct Engine {
 // Loads the backend plugin and the model. Prints the memory plan to stderr before any weight is loaded and refuses
 // (std::runtime_error with the numbers and the key to change) a plan that does not fit; after loading, prints what
 // was allocated beside the plan and a one-line summary. Nothing printed when quiet. context = "auto" is resolved
-// here (the largest context the plan fits, at least o.context: see fit_context).
-Engine open_engine(const RunOptions& o, int32_t sequences = 1);
+// here (the largest context the plan fits, at least o.context: see fit_context). `wrap`, when set, puts a command's
+// own decorators around the plugin (under op timing and check mode) and returns the backend the model runs on; the
+// caller owns them, and they must outlive the Engine.
+using BackendWrap = std::function<ops::Backend&(ops::Backend& plugin)>;
+Engine open_engine(const RunOptions& o, int32_t sequences = 1, const BackendWrap& wrap = {});
 
 // What a memory plan is computed from: the model's config and its tensors as they will be held.
 struct PlanSource {

@@ -78,51 +78,45 @@ const char* ffn_name(FfnKind k) { return k == FfnKind::dense ? "mlp" : "moe"; }
 
 // ---- running one backend ---------------------------------------------------------------------------------------
 
-// Loads the model on `loaded` (the backend `name`), runs the prompt once with the layer capture on (every
-// position's logits and residuals), then once more timed: prefill, and one decode step per continuation token but
-// the last. `feed` holds the continuation to decode (backend B); without it the continuation is generated greedily
-// (backend A).
-BackendRun run_backend(const CompareOptions& o, LoadedBackend& loaded, const std::string& name,
-                       const std::optional<Perturbation>& perturbation, const std::vector<int32_t>& prompt,
-                       const std::vector<int32_t>* feed) {
+// Loads `name` and the model (printing the memory plan unless quiet), runs the prompt once with the layer capture
+// on (every position's logits and residuals), then once more timed: prefill, and one decode step per continuation
+// token but the last. `feed` holds the continuation to decode (backend B); without it the continuation is generated
+// greedily (backend A).
+BackendRun run_backend(const CompareOptions& o, const std::string& name, const std::optional<Perturbation>& perturbation,
+                       const std::vector<int32_t>& prompt, const std::vector<int32_t>* feed) {
     RunOptions ro = o.run;
     ro.backend = name;
-    const auto t_load = std::chrono::steady_clock::now();
+    // Around the plugin: the injected error (when asked for), then the capture; check mode, when on, wraps both.
+    std::unique_ptr<PerturbBackend> perturb;
+    std::unique_ptr<LayerCaptureBackend> capture;
+    Engine e = open_engine(ro, 1, [&](ops::Backend& plugin) -> ops::Backend& {
+        ops::Backend* b = &plugin;
+        if (perturbation) {
+            perturb = std::make_unique<PerturbBackend>(*b, *perturbation);
+            b = perturb.get();
+        }
+        capture = std::make_unique<LayerCaptureBackend>(*b);
+        return *capture;
+    });
     BackendRun r;
     r.backend = name;
-    // Exceptions may come from the plugin, whose code goes away with `loaded`: keep only their text.
+    // Exceptions may come from the plugin, whose code goes away with `e`: keep only their text.
     try {
-        const ops::DeviceInfo& device = loaded.backend().device();
+        const ops::DeviceInfo& device = e.backend->backend().device();
         r.device = device.name;
         r.software_gpu = name != "cpu" && device.kind == "cpu";
-        ops::Backend* backend = &loaded.backend();
-        std::unique_ptr<PerturbBackend> perturb;
-        if (perturbation) {
-            perturb = std::make_unique<PerturbBackend>(*backend, *perturbation);
-            backend = perturb.get();
-        }
-        std::unique_ptr<CheckBackend> check;
-        if (ro.check) {
-            check = std::make_unique<CheckBackend>(*backend);
-            backend = check.get();
-        }
-        LayerCaptureBackend capture(*backend);
-        Model model(capture, model_dir_of(ro), model_options(ro, 1));
+        Model& model = *e.model;
         const ModelConfig& c = model.config();
-        if (!ro.quiet)
-            std::fprintf(stderr, "engine: compare: %s on %s: %s; loaded in %.2f s\n", name.c_str(), r.device.c_str(),
-                         model.plan().describe(device).c_str(),
-                         std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count());
 
         // Pass 1: every prompt position's logits and layer outputs (reading back mid-step: not timed).
         {
             Sequence seq;
             model.begin_sequence(seq);
-            capture.set_capturing(true);
+            capture->set_capturing(true);
             r.logits = model.prefill(seq, prompt, true);
-            capture.set_capturing(false);
+            capture->set_capturing(false);
             model.end_sequence(seq);
-            r.layers = capture.layers();
+            r.layers = capture->layers();
             const size_t rows = prompt.size() * size_t(c.hidden_size);
             if (r.layers.size() != size_t(c.num_hidden_layers) ||
                 std::any_of(r.layers.begin(), r.layers.end(), [&](const auto& l) { return l.size() != rows; }))
@@ -329,25 +323,24 @@ int run_compare(CompareOptions& o, CLI::App& app) {
     fit_context(o.run, given("--context"), config, T + o.max_tokens,
                 "the prompt (" + std::to_string(T) + " tokens) plus --max-tokens " + std::to_string(o.max_tokens));
 
-    // Both plugins first, so that a backend that cannot start fails before the other has run; then A's model
-    // generates, and B's follows A's tokens (one model in memory at a time).
+    // Both backends must start and take the options before either runs (the first may run for long); then A's
+    // model generates, and B's follows A's tokens, one model in memory at a time.
     ops::BackendOptions bo;
     bo.threads = o.run.threads;
     bo.device_index = o.run.device;
     bo.device_name = o.run.device_name;
     bo.validation = o.run.validation;
-    std::unique_ptr<LoadedBackend> loaded[2];
     for (int i = 0; i < 2; ++i) {
-        loaded[i] = load_backend(names[size_t(i)], bo, o.run.plugin_dir);
+        const std::unique_ptr<LoadedBackend> probe = load_backend(names[size_t(i)], bo, o.run.plugin_dir);
         try {
-            check_placements(o.run, loaded[i]->backend().device());
+            check_placements(o.run, probe->backend().device());
         } catch (const std::exception& err) {
             throw std::runtime_error("backend " + names[size_t(i)] + " (" + "AB"[i] + "): " + err.what() +
                                      " (compare gives both backends the same options)");
         }
     }
-    const BackendRun a = run_backend(o, *loaded[0], names[0], perturbation[0], prompt, nullptr);
-    const BackendRun b = run_backend(o, *loaded[1], names[1], perturbation[1], prompt, &a.generated);
+    const BackendRun a = run_backend(o, names[0], perturbation[0], prompt, nullptr);
+    const BackendRun b = run_backend(o, names[1], perturbation[1], prompt, &a.generated);
     for (int i = 0; i < 2; ++i)
         if (perturbation[i] && (i == 0 ? a : b).perturbed_ops == 0)
             throw std::runtime_error("--perturb: no op of backend " + std::string(i == 0 ? "A" : "B") +

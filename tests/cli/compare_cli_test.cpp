@@ -273,6 +273,8 @@ TEST(CompareCli, BadInputGetsOneSentence) {
         {{"--backends", "cpu,cpu", "--perturb", "B:kda:0:1", "--perturb", "B:moe:1:1"}, {"perturbed already"}},
         {{"--backends", "cpu,cpu", "--min-top1", "2"}, {"--min-top1", "between 0 and 1"}},
         {{"--backends", "cpu,cpu", "--max-tokens", "-1"}, {"--max-tokens"}},
+        // The memory plan is checked as for every command that loads a model.
+        {{"--backends", "cpu,cpu", "--memory-budget", "heap=1KB"}, {"memory plan does not fit", "'heap'", "--memory-budget"}},
     };
     for (const Case& c : cases) {
         const ToolRun r = compare(c.args);
