@@ -39,9 +39,9 @@ struct ModelOptions {
     // Load-time quantization of the float tensors of these classes (a checkpoint's own quantized tensors are used
     // as stored).
     QuantChoice quantize;
-    // Runs one step of max_step_rows rows after loading so the plugin sizes its own temporaries (arenas,
-    // workspaces, staging) now: they are counted in the plan, and a step that cannot get them fails at load, not
-    // when a request runs. The server sets it.
+    // Reserves the plugin's planned temporaries (Backend::reserve_internal: arenas, workspaces) and runs one step
+    // of max_step_rows rows after loading, so that a step that cannot get its memory fails at load, not when a
+    // request runs. The server sets it. Without it the plugin's part grows to its plan in the first steps.
     bool warm_up = false;
     // Called as weights are copied into backend memory (bytes done, bytes total); not called for weights used in
     // place. May be empty.
