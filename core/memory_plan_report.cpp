@@ -267,7 +267,13 @@ std::string refusal(const MemoryPlan& p, const OptionOrigins& origin) {
         for (size_t i = 0; i < lower.size(); ++i) a += (i == 0 ? "" : i + 1 == lower.size() ? " or " : ", ") + lower[i];
         actions.push_back(a);
     }
-    if (over->weights) actions.push_back("quantize the weights (--quantize-experts int4)");
+    if (over->weights) {
+        // Suggest the next step of quantization: the experts first (nearly all the bytes), then the rest.
+        const bool quantized = p.weights_by_dtype.count("Q4") || p.weights_by_dtype.count("Q8");
+        actions.push_back(!quantized ? "quantize the weights (--quantize-experts int4)"
+                                     : "quantize more of the weights (int4 for every class: --quantize-experts, "
+                                       "--quantize-shared, --quantize-attention, --quantize-lm-head)");
+    }
     if (over->limited_by_budget()) {
         actions.push_back("raise the budget");
     } else {

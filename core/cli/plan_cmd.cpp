@@ -1,6 +1,7 @@
 // engine plan [--profile P] [--model DIR | --config config.json] [--json]: the memory plan without loading weights.
 // The backend plugin is loaded (cheap) for what its device reports per placement and for the plugin's own
 // allocations; when it cannot be, the plan is printed without them.
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 
@@ -22,8 +23,18 @@ struct PlanOptions {
 int run_plan(PlanOptions& o, CLI::App& sub) {
     apply_profile(o.run, sub);
     const QuantChoice quantize = o.run.quantize.choice();
-    const PlanSource src = o.config.empty() ? plan_source_from_dir(model_dir_of(o.run), quantize)
-                                            : plan_source_from_config(o.config, quantize);
+    auto source = [&]() -> PlanSource {
+        if (!o.config.empty()) return plan_source_from_config(o.config, quantize);
+        try {
+            return plan_source_from_dir(model_dir_of(o.run), quantize);
+        } catch (const std::exception& e) {
+            // Plans are made before a checkpoint is fetched: point at the config-only way.
+            throw std::runtime_error(std::string(e.what()) + " (" + source_of(o.run, "model") +
+                                     "); to plan before the checkpoint is there, give its config.json with --config "
+                                     "FILE (configs/kimi-linear-48b-a3b-instruct.json is the released 48B-A3B one)");
+        }
+    };
+    const PlanSource src = source();
 
     ops::BackendOptions bo;
     bo.threads = o.run.threads;
@@ -43,8 +54,15 @@ int run_plan(PlanOptions& o, CLI::App& sub) {
     std::string context_reason;
     if (o.run.context_auto) {
         o.run.context = 1;  // any context is worth planning
-        context_reason = resolve_auto_context(o.run, sequences, src, device).reason;
-        if (!device) context_reason += " (no device to set it against)";
+        try {
+            context_reason = resolve_auto_context(o.run, sequences, src, device).reason;
+            if (!device) context_reason += " (no device to set it against)";
+        } catch (const std::runtime_error&) {
+            // Not even one cache page fits: show the plan at one page, with the refusal that says what to change.
+            o.run.context = std::min<int64_t>(256, src.config.model_max_length > 0 ? src.config.model_max_length : 256);
+            context_reason = "context auto: not even " + std::to_string(o.run.context) +
+                             " tokens fit; the plan below is at that context";
+        }
     }
     const MemoryPlan plan = plan_for(src, o.run, sequences, device, unavailable);
     const std::string verdict = plan.fits() ? "" : refusal(plan, option_origins(o.run));
@@ -78,7 +96,7 @@ Command add_plan_command(CLI::App& app) {
                                           "dtype, its quantization_config or --quantize-* say otherwise")
                               ->check(kNonEmpty);
     config->excludes(sub->get_option("--model"));
-    sub->add_flag("--json", o->json, "Print the plan as JSON (for scripts)");
+    sub->add_flag("--json", o->json, "Print the plan as JSON (for scripts; \"fits\" says whether it fits)");
     return {sub, [o, sub] { return run_plan(*o, *sub); }};
 }
 

@@ -423,3 +423,55 @@ TEST(MemoryPlan, CommandsRefuseAPlanThatDoesNotFitWithTheNumbersAndTheKey) {
 }
 
 }  // namespace halo::test
+
+// ---- the shipped profiles against the shipped 48B-A3B config ------------------------------------------------------
+
+namespace halo::test {
+namespace {
+
+TEST(ShippedProfiles, TheShipped48BConfigIsTheReleasedOne) {
+    std::ifstream in(fs::path(HALO_CONFIGS_DIR) / "kimi-linear-48b-a3b-instruct.json");
+    ASSERT_TRUE(in) << "configs/kimi-linear-48b-a3b-instruct.json is missing";
+    EXPECT_EQ(json::parse(in), json::parse(kKimi48BConfig));
+}
+
+// Every profile in configs/ plans the real model from its config.json alone: what a person does before fetching
+// 98 GB. The figures that do not depend on the machine are the model card's.
+TEST(ShippedProfiles, EveryProfilePlansThe48BModel) {
+    const std::string config = (fs::path(HALO_CONFIGS_DIR) / "kimi-linear-48b-a3b-instruct.json").string();
+    int profiles = 0;
+    for (const auto& entry : fs::directory_iterator(HALO_CONFIGS_DIR)) {
+        if (entry.path().extension() != ".toml") continue;
+        ++profiles;
+        SCOPED_TRACE(entry.path().filename().string());
+        const ToolRun r = run_tool(HALO_ENGINE_EXE, {"plan", "--profile", entry.path().string(), "--config", config,
+                                                     "--json"});
+        ASSERT_EQ(r.code, 0) << r.err;
+        const json j = json::parse(r.out);
+        EXPECT_EQ(j["kda_state"]["bytes_per_sequence"].get<uint64_t>(), kKdaStatePerSequence);
+        const std::string dtype = j["mla_cache"]["dtype"].get<std::string>();
+        EXPECT_EQ(j["mla_cache"]["bytes_per_token"].get<uint64_t>(), dtype == "F32" ? 2 * kCachePerTokenF16
+                                                                                     : kCachePerTokenF16);
+        const int64_t context = j["context"].get<int64_t>();
+        const int64_t sequences = j["mla_cache"]["sequences"].get<int64_t>();
+        EXPECT_GT(context, 0);
+        EXPECT_EQ(j["mla_cache"]["bytes"].get<uint64_t>(),
+                  j["mla_cache"]["bytes_per_token"].get<uint64_t>() * uint64_t((context + 255) / 256 * 256) *
+                      uint64_t(sequences));
+        // Quantized classes only shrink the weights below the BF16 checkpoint's bytes.
+        uint64_t weights = 0;
+        for (const auto& [name, bytes] : j["weights"]["by_dtype"].items()) weights += bytes.get<uint64_t>();
+        EXPECT_LE(weights, kWeightBytes);
+        EXPECT_GT(weights, kWeightBytes / 5);
+        for (const json& pp : j["placements"])
+            EXPECT_EQ(pp["total"].get<uint64_t>(), pp["weights"].get<uint64_t>() + pp["state"].get<uint64_t>() +
+                                                        pp["cache"].get<uint64_t>() + pp["scratch"].get<uint64_t>() +
+                                                        pp["plugin"].get<uint64_t>());
+        EXPECT_TRUE(j["fits"].is_boolean());
+        EXPECT_EQ(j["fits"].get<bool>(), j["refusal"].is_null()) << r.out;
+    }
+    EXPECT_GE(profiles, 4);
+}
+
+}  // namespace
+}  // namespace halo::test
