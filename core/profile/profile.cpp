@@ -15,6 +15,7 @@
 #include <toml++/toml.h>
 
 #include "core/input/excerpt.h"
+#include "core/input/nearest.h"
 #include "core/profile/options.h"
 
 namespace halo::cli {
@@ -96,32 +97,6 @@ const ProfileKey* find_key(const std::string& table, const std::string& name) {
     for (const ProfileKey& k : kKeys)
         if (table == k.table && name == k.name) return &k;
     return nullptr;
-}
-
-size_t edit_distance(const std::string& a, const std::string& b) {
-    std::vector<size_t> row(b.size() + 1);
-    for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-    for (size_t i = 1; i <= a.size(); ++i) {
-        size_t diagonal = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= b.size(); ++j) {
-            const size_t up = row[j];
-            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-            diagonal = up;
-        }
-    }
-    return row[b.size()];
-}
-
-std::string nearest(const std::string& name, const std::vector<std::string>& candidates) {
-    std::string best;
-    size_t best_distance = SIZE_MAX;
-    for (const std::string& c : candidates)
-        if (const size_t d = edit_distance(name, c); d < best_distance) {
-            best = c;
-            best_distance = d;
-        }
-    return best;
 }
 
 std::string type_name(const toml::node& n) {
@@ -229,7 +204,7 @@ struct Reader {
             if (node.is_table() && !find_key("", name)) {
                 const std::vector<std::string> tables(std::begin(kTables), std::end(kTables));
                 fail(key.source(), "unknown table " + input::quote(name, input::kNameBytes) + "; did you mean '" +
-                                       nearest(name, tables) + "'?");
+                                       input::nearest(name, tables) + "'?");
             }
             read_key("", name, key.source(), node);
         }
@@ -296,7 +271,7 @@ struct Reader {
             if (table == k.table) names.emplace_back(k.name);
         if (table.empty())
             for (const char* t : kTables) names.emplace_back(t);
-        fail(at, sentence + "'" + nearest(name, names) + "'?");
+        fail(at, sentence + "'" + input::nearest(name, names) + "'?");
     }
 };
 
@@ -344,7 +319,7 @@ void check_placements(const RunOptions& o, const ops::DeviceInfo& device) {
         if (std::find(names.begin(), names.end(), name) != names.end()) return;
         throw std::runtime_error(source_of(o, key) + ": " + input::quote(name, input::kNameBytes) +
                                  " is not a placement of the " + o.backend + " device " + device.name +
-                                 "; its placements are " + list + " (did you mean '" + nearest(name, names) +
+                                 "; its placements are " + list + " (did you mean '" + input::nearest(name, names) +
                                  "'? `engine backends` describes them)");
     };
     for (int u = 0; u < ops::kMemoryUseCount; ++u)

@@ -13,6 +13,7 @@
 #include <CLI/CLI.hpp>
 
 #include "core/config.h"
+#include "core/input/nearest.h"
 #include "core/weights.h"
 #include "tools/gen/checkpoint_writer.h"
 
@@ -43,30 +44,10 @@ SettableFields settable_fields(const json& config) {
     return f;
 }
 
-size_t edit_distance(const std::string& a, const std::string& b) {
-    std::vector<size_t> row(b.size() + 1);
-    for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-    for (size_t i = 1; i <= a.size(); ++i) {
-        size_t diagonal = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= b.size(); ++j) {
-            const size_t up = row[j];
-            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-            diagonal = up;
-        }
-    }
-    return row[b.size()];
-}
-
 std::string nearest_field(const SettableFields& fields, const std::string& key) {
-    std::string best;
-    size_t best_distance = SIZE_MAX;
-    for (const auto& [name, example] : fields)
-        if (const size_t d = edit_distance(key, name); d < best_distance) {
-            best = name;
-            best_distance = d;
-        }
-    return best;
+    std::vector<std::string> names;
+    for (const auto& [name, example] : fields) names.push_back(name);
+    return halo::input::nearest(key, names);
 }
 
 // The JSON value that `text` gives field `key`, whose current value `example` fixes its type. Throws a sentence
