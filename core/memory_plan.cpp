@@ -169,9 +169,28 @@ uint64_t PlacementPlan::limit() const {
     return budget ? budget : device_bytes;
 }
 
+std::vector<MemoryPlan::Pool> MemoryPlan::pools() const {
+    std::vector<Pool> out;
+    for (const PlacementPlan& pp : placements) {
+        if (pp.pool.empty() || !pp.needed()) continue;
+        auto it = std::find_if(out.begin(), out.end(), [&](const Pool& q) { return q.name == pp.pool; });
+        if (it == out.end()) {
+            out.push_back({pp.pool, {}, 0, 0});
+            it = out.end() - 1;
+        }
+        it->placements.push_back(pp.name);
+        it->needed += pp.needed();
+        if (pp.device_bytes) it->limit = it->limit ? std::min(it->limit, pp.device_bytes) : pp.device_bytes;
+    }
+    std::erase_if(out, [](const Pool& q) { return q.placements.size() < 2; });  // one placement: checked alone
+    return out;
+}
+
 bool MemoryPlan::fits() const {
     for (const PlacementPlan& p : placements)
         if (!p.fits()) return false;
+    for (const Pool& q : pools())
+        if (!q.fits()) return false;
     return true;
 }
 
@@ -191,6 +210,7 @@ MemoryPlan plan_memory(const PlanInputs& in, const ModelOptions& o) {
         for (const PlacementInfo& pi : dev->placements) {
             PlacementPlan pp;
             pp.name = pi.name;
+            pp.pool = pi.pool;
             pp.device_bytes = pi.budget_bytes ? pi.budget_bytes : pi.capacity_bytes;
             p.placements.push_back(pp);
         }

@@ -96,6 +96,7 @@ ops::StepShape step_shape(const ModelConfig& config, const ModelOptions& options
 // Bytes per placement of the device.
 struct PlacementPlan {
     std::string name;          // the device's name for it ("heap"), or the name asked for when there is no device
+    std::string pool;          // the physical memory behind it (PlacementInfo::pool); empty: its own
     uint64_t weights = 0, state = 0, cache = 0, scratch = 0;
     uint64_t plugin = 0;       // the plugin's own allocations in it
     uint64_t read_once = 0;    // of weights, mapped bytes read only while loading (MemoryLayout::in_place_read_once)
@@ -137,6 +138,16 @@ struct MemoryPlan {
     std::string device_name;         // empty without a device
     std::string device_unavailable;  // why there is no device (the plan still holds)
     std::vector<PlacementPlan> placements;  // the device's placements in its order (those named, without one)
+
+    // Placements that draw on the same physical memory (PlacementInfo::pool), when more than one of them holds
+    // something: together they must fit the pool (the smallest limit the device reports for one of them).
+    struct Pool {
+        std::string name;
+        std::vector<std::string> placements;
+        uint64_t needed = 0, limit = 0;  // limit 0 = unknown
+        bool fits() const { return !limit || needed <= limit; }
+    };
+    std::vector<Pool> pools() const;
 
     bool fits() const;
     // "weights 98.245 GB (mmap, in place), state ..., plugin temporaries ..." in one line.

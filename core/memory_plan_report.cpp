@@ -99,6 +99,14 @@ std::string plan_table(const MemoryPlan& p) {
                       avail.c_str(), fits, pp.limited_by_budget() ? " (budget)" : "");
         out += line;
     }
+    for (const MemoryPlan::Pool& q : p.pools()) {
+        std::string names;
+        for (size_t i = 0; i < q.placements.size(); ++i)
+            names += (i == 0 ? "" : i + 1 == q.placements.size() ? " and " : ", ") + q.placements[i];
+        out += "  " + names + " share " + q.name + ": " + size_text(q.needed) + " together, " +
+               (q.limit ? size_text(q.limit) + " available, fits: " + (q.fits() ? "yes" : "NO") : "available unknown") +
+               "\n";
+    }
     std::string dtypes;
     for (const auto& [name, bytes] : p.weights_by_dtype) dtypes += (dtypes.empty() ? "" : " + ") + name + " " + size_text(bytes);
     out += "  weights: " + size_text(L.weight_bytes) + " held (" + dtypes + ") in " + placement_of(p, 0) +
@@ -186,6 +194,14 @@ nlohmann::json plan_json(const MemoryPlan& p) {
         places.push_back(q);
     }
     j["placements"] = places;
+    json pools = json::array();
+    for (const MemoryPlan::Pool& q : p.pools())
+        pools.push_back({{"name", q.name},
+                         {"placements", q.placements},
+                         {"needed", q.needed},
+                         {"available", q.limit ? json(q.limit) : json(nullptr)},
+                         {"fits", q.limit ? json(q.fits()) : json(nullptr)}});
+    j["shared_pools"] = pools;
     if (p.device_unavailable.empty())
         j["device"] = {{"available", true}, {"name", p.device_name}};
     else
@@ -227,6 +243,28 @@ std::string refusal(const MemoryPlan& p, const OptionOrigins& origin) {
             over = &pp;
             break;
         }
+    // Placements that each fit but together overrun the memory they share: refused as one.
+    PlacementPlan pooled;
+    std::string pool_text;
+    if (!over)
+        for (const MemoryPlan::Pool& q : p.pools()) {
+            if (q.fits()) continue;
+            for (const PlacementPlan& pp : p.placements)
+                if (pp.pool == q.name && pp.needed()) {
+                    pooled.weights += pp.weights;
+                    pooled.read_once += pp.read_once;
+                    pooled.state += pp.state;
+                    pooled.cache += pp.cache;
+                    pooled.scratch += pp.scratch;
+                    pooled.plugin += pp.plugin;
+                    pool_text += (pool_text.empty() ? "placements '" : "' and '") + pp.name;
+                }
+            pooled.name = q.name;
+            pooled.device_bytes = q.limit;
+            pool_text += "' share " + q.name + " and together";
+            over = &pooled;
+            break;
+        }
     if (!over) return "the memory plan fits";
     const MemoryLayout& L = p.layout;
     std::string parts;
@@ -245,7 +283,8 @@ std::string refusal(const MemoryPlan& p, const OptionOrigins& origin) {
     if (over->limited_by_budget())
         limit_from = origin_of(origin, "budget." + over->name, "--memory-budget " + over->name + "=SIZE");
     else
-        limit_from = "what " + (p.device_name.empty() ? std::string("the device") : p.device_name) + " reports for it";
+        limit_from = "what " + (p.device_name.empty() ? std::string("the device") : p.device_name) + " reports for " +
+                     (pool_text.empty() ? "it" : over->name);
     // What to change: the sizes of the uses this placement holds, then its limit.
     // A key set by the profile is named with its line; one left at its default by its switch.
     auto key = [&](const std::string& k, const std::string& flag) {
@@ -276,6 +315,8 @@ std::string refusal(const MemoryPlan& p, const OptionOrigins& origin) {
     }
     if (over->limited_by_budget()) {
         actions.push_back("raise the budget");
+    } else if (!pool_text.empty()) {
+        actions.push_back("free memory on the machine");
     } else {
         std::string uses;
         for (int u = 0; u < kMemoryUseCount; ++u)
@@ -286,7 +327,8 @@ std::string refusal(const MemoryPlan& p, const OptionOrigins& origin) {
     std::string todo;
     for (size_t i = 0; i < actions.size(); ++i)
         todo += (i == 0 ? "" : i + 1 == actions.size() ? ", or " : ", ") + actions[i];
-    return "the memory plan does not fit: placement '" + over->name + "' needs " + size_text(over->needed()) + " (" +
+    const std::string who = pool_text.empty() ? "placement '" + over->name + "'" : pool_text;
+    return "the memory plan does not fit: " + who + (pool_text.empty() ? " needs " : " need ") + size_text(over->needed()) + " (" +
            parts + ") but " + size_text(over->limit()) + " is available (" + limit_from + "); " + todo;
 }
 

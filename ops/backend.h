@@ -22,7 +22,8 @@
 namespace halo::ops {
 
 // Bumped whenever anything in ops/ that crosses the plugin boundary changes (structs, virtual methods).
-constexpr uint32_t kAbiVersion = 4;  // 4: StepShape, InternalUse, plan_internal / internal_use / reserve_internal
+constexpr uint32_t kAbiVersion = 4;  // 4: StepShape, InternalUse, plan_internal / internal_use / reserve_internal,
+                                      // PlacementInfo::pool
 
 #if defined(__GNUC__)
 #define HALO_VISIBLE __attribute__((visibility("default")))
@@ -50,6 +51,9 @@ struct PlacementInfo {
     uint64_t budget_bytes = 0;    // what the process may still use now (0 when unknown)
     bool host_visible = false;    // Buffer::host is set for its buffers
     bool imports_host = false;    // import_host() can wrap existing host memory in it without a copy
+    // The physical memory behind it ("system memory", "vulkan heap 0"): placements with the same pool draw on the
+    // same bytes, so the memory plan also checks their sum against it. Empty: a pool of its own.
+    std::string pool;
 };
 
 struct DeviceInfo {

@@ -475,3 +475,70 @@ TEST(ShippedProfiles, EveryProfilePlansThe48BModel) {
 
 }  // namespace
 }  // namespace halo::test
+
+// ---- placements that share physical memory -------------------------------------------------------------------------
+
+namespace halo::test {
+namespace {
+
+// The CPU plugin's two placements are the same pages: the plan must add them up, not check each against all of
+// memory. Vulkan's imported host pages are system memory too.
+TEST(SharedPools, PluginsSayWhichPlacementsShareMemory) {
+    for (const std::string& name : plugins_under_test()) {
+        SCOPED_TRACE(name);
+        auto backend = load_plugin(name);
+        ASSERT_TRUE(backend);
+        std::map<std::string, std::string> pool;
+        for (const ops::PlacementInfo& pi : backend->backend().device().placements) {
+            EXPECT_FALSE(pi.pool.empty()) << pi.name;
+            pool[pi.name] = pi.pool;
+        }
+        if (name == "cpu") {
+            EXPECT_EQ(pool.at("heap"), "system memory");
+            EXPECT_EQ(pool.at("mmap"), "system memory");
+        }
+        if (pool.count("host-import")) EXPECT_EQ(pool.at("host-import"), "system memory");
+    }
+}
+
+// Each placement within its own limit, the two together over the memory they share: refused, naming both.
+TEST(SharedPools, PlacementsThatFitAloneButNotTogetherAreRefused) {
+    MemoryPlan p;
+    p.context = 4096;
+    p.sequences = 1;
+    PlacementPlan heap, mmap, other;
+    heap.name = "heap";
+    heap.pool = mmap.pool = "system memory";
+    mmap.name = "mmap";
+    heap.device_bytes = mmap.device_bytes = 1000;
+    heap.cache = 400;
+    mmap.weights = 700;
+    other.name = "device-local";
+    other.pool = "vulkan heap 0";
+    other.device_bytes = 10;
+    other.scratch = 5;
+    p.placements = {heap, mmap, other};
+    p.placement_name[0] = "mmap";
+    p.placement_name[1] = p.placement_name[2] = "heap";
+    p.placement_name[3] = "device-local";
+    ASSERT_TRUE(p.placements[0].fits());
+    ASSERT_TRUE(p.placements[1].fits());
+    const std::vector<MemoryPlan::Pool> pools = p.pools();
+    ASSERT_EQ(pools.size(), 1u);  // the Vulkan heap holds one placement: checked alone
+    EXPECT_EQ(pools[0].needed, 1100u);
+    EXPECT_EQ(pools[0].limit, 1000u);
+    EXPECT_FALSE(p.fits());
+    const std::string why = refusal(p, {});
+    EXPECT_NE(why.find("placements 'heap' and 'mmap' share system memory and together need 1.1 kB"), std::string::npos)
+        << why;
+    EXPECT_NE(why.find("but 1.0 kB is available"), std::string::npos) << why;
+    EXPECT_NE(why.find("--quantize-experts int4"), std::string::npos) << why;
+    EXPECT_NE(why.find("--context"), std::string::npos) << why;
+    // Within the pool: fits.
+    p.placements[1].weights = 600;
+    EXPECT_TRUE(p.fits());
+    EXPECT_EQ(refusal(p, {}), "the memory plan fits");
+}
+
+}  // namespace
+}  // namespace halo::test

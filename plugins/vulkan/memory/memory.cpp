@@ -148,7 +148,9 @@ const std::vector<ops::PlacementInfo>& Memory::placement_info() {
             i.description = "host memory imported in place (VK_EXT_external_memory_host; system memory)";
             break;
         }
+        i.pool = "vulkan heap " + std::to_string(p.heap_index);
         if (p.kind == PlacementKind::host_import) {  // host pages: limited by system memory, not by a heap
+            i.pool = "system memory";
             i.capacity_bytes = meminfo("MemTotal");
             i.budget_bytes = meminfo("MemAvailable");
         } else if (!device_.caps().memory_budget) {
