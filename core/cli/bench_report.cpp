@@ -31,7 +31,8 @@ std::string format(const char* fmt, double a, double b = 0) {
     return buf;
 }
 
-std::string size_text(uint64_t bytes) {
+// llama-bench's model size column: MiB or GiB.
+std::string binary_size_text(uint64_t bytes) {
     return bytes < (1ull << 30) ? format("%.2f MiB", double(bytes) / (1 << 20))
                                 : format("%.2f GiB", double(bytes) / (1 << 30));
 }
@@ -133,7 +134,7 @@ std::string bench_markdown(const BenchSetup& setup, const std::vector<BenchRow>&
         t.column("GB/s", true);
         t.column("% of bw", true);
         for (const BenchRow& r : rows)
-            t.rows.push_back({setup.model_name, size_text(r.model_size), params_text(r.model_n_params), r.backend,
+            t.rows.push_back({setup.model_name, binary_size_text(r.model_size), params_text(r.model_n_params), r.backend,
                               std::to_string(r.threads), r.test.name(), ts_text(r), gbs_text(r), share_text(r)});
     } else {
         for (const std::string& b : backends) {
@@ -146,7 +147,7 @@ std::string bench_markdown(const BenchSetup& setup, const std::vector<BenchRow>&
         for (const BenchRow& r : rows) by_key[{r.backend, {r.threads, r.test.name()}}] = &r;
         for (const BenchRow& first : rows) {
             if (first.backend != backends[0]) continue;
-            std::vector<std::string> cells = {setup.model_name, size_text(first.model_size),
+            std::vector<std::string> cells = {setup.model_name, binary_size_text(first.model_size),
                                               params_text(first.model_n_params), std::to_string(first.threads),
                                               first.test.name()};
             std::vector<const BenchRow*> same;

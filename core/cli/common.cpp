@@ -81,16 +81,15 @@ MemoryPlan plan_for(const PlanSource& src, const RunOptions& o, int32_t sequence
 }
 
 ContextChoice resolve_auto_context(RunOptions& o, int32_t sequences, const PlanSource& src, const ops::Backend* backend) {
-    constexpr int64_t kStep = 256;  // the cache page (model_options)
     const int64_t least = o.context;
     int64_t longest = src.config.model_max_length > 0 ? src.config.model_max_length : int64_t(1) << 31;
-    longest = std::min<int64_t>({longest, int64_t(1) << 31, int64_t(INT32_MAX / std::max(sequences, 1)) * kStep});
+    longest = std::min<int64_t>({longest, int64_t(1) << 31, int64_t(INT32_MAX / std::max(sequences, 1)) * kCachePageTokens});
     auto plan_at = [&](int64_t context) {
         RunOptions t = o;
         t.context = context;
         return plan_for(src, t, sequences, backend);
     };
-    const ContextChoice choice = choose_context(plan_at, kStep, longest, option_origins(o));
+    const ContextChoice choice = choose_context(plan_at, kCachePageTokens, longest, option_origins(o));
     if (choice.context < least)
         throw std::runtime_error(choice.reason + "; that is less than the " + std::to_string(least) +
                                  " tokens needed; " + refusal(plan_at(least), option_origins(o)));

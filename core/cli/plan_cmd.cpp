@@ -59,7 +59,8 @@ int run_plan(PlanOptions& o, CLI::App& sub) {
             if (!device) context_reason += " (no device to set it against)";
         } catch (const std::runtime_error&) {
             // Not even one cache page fits: show the plan at one page, with the refusal that says what to change.
-            o.run.context = std::min<int64_t>(256, src.config.model_max_length > 0 ? src.config.model_max_length : 256);
+            const int64_t longest = src.config.model_max_length > 0 ? src.config.model_max_length : kCachePageTokens;
+            o.run.context = std::min<int64_t>(kCachePageTokens, longest);
             context_reason = "context auto: not even " + std::to_string(o.run.context) +
                              " tokens fit; the plan below is at that context";
         }

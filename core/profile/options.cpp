@@ -182,7 +182,7 @@ ModelOptions model_options(const RunOptions& o, int32_t sequences) {
     mo.warm_up = o.warm_up;
     mo.quantize = o.quantize.choice();
     mo.max_context = o.context;
-    mo.page_size = int32_t(std::min<int64_t>(256, o.context));
+    mo.page_size = int32_t(std::min<int64_t>(kCachePageTokens, o.context));
     mo.cache_dtype = parse_cache_dtype(o.cache_dtype);
     mo.moe_weighting = o.moe_weighting == "biased" ? ops::MoeWeighting::biased : ops::MoeWeighting::unbiased;
     mo.kda_form = o.kda_form == "recurrent" ? ops::KdaForm::recurrent

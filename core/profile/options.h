@@ -94,6 +94,9 @@ void check_placements(const RunOptions& o, const ops::DeviceInfo& device);
 // the size does not fit 64 bits.
 std::optional<uint64_t> parse_size(std::string_view text);
 
+// Tokens per MLA cache page (shorter contexts take one page of their length); context = "auto" moves in pages.
+constexpr int64_t kCachePageTokens = 256;
+
 // The model options the run options ask for (placements, sizes, forms, quantization); `sequences` KDA state slots.
 ModelOptions model_options(const RunOptions& o, int32_t sequences);
 
