@@ -1,6 +1,7 @@
 #include "core/memory_plan.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <map>
 #include <stdexcept>
 
@@ -110,6 +111,9 @@ MemoryLayout layout_memory(const ModelConfig& c, const std::vector<WeightTensor>
     L.kda_layers = c.count(MixerKind::kda);
     L.kda_state_slot_bytes = uint64_t(H * K * K) * 4;
     L.kda_conv_slot_bytes = uint64_t(3 * std::max<int64_t>(W - 1, 0) * H * K) * 4;
+
+    if (o.prefix_cache_bytes && L.prefix_snapshot_bytes())
+        L.prefix_snapshots = int32_t(std::min<uint64_t>(o.prefix_cache_bytes / L.prefix_snapshot_bytes(), INT32_MAX));
 
     L.mla_layers = c.count(MixerKind::mla);
     L.page_size = o.page_size;
@@ -240,7 +244,7 @@ MemoryPlan plan_memory(const PlanInputs& in, const ModelOptions& o) {
     p.layout = layout_memory(c, *in.weights, o, imports, in.file_bytes);
     const MemoryLayout& L = p.layout;
     p.bytes[int(MemoryUse::weights)] = L.weight_bytes;
-    p.bytes[int(MemoryUse::state)] = L.state_bytes();
+    p.bytes[int(MemoryUse::state)] = L.state_bytes() + L.prefix_bytes();
     p.bytes[int(MemoryUse::cache)] = L.cache_bytes();
     p.bytes[int(MemoryUse::scratch)] = L.scratch_bytes;
     p.weights_zero_copy = L.weights_in_place;
@@ -267,7 +271,7 @@ MemoryPlan plan_memory(const PlanInputs& in, const ModelOptions& o) {
     };
     at(int(MemoryUse::weights)).weights += (L.weights_in_place ? L.in_place_bytes : 0) + L.copied_bytes;
     at(int(MemoryUse::weights)).read_once += L.in_place_read_once;
-    at(int(MemoryUse::state)).state += L.state_bytes();
+    at(int(MemoryUse::state)).state += L.state_bytes() + L.prefix_bytes();
     at(int(MemoryUse::cache)).cache += L.cache_bytes();
     at(int(MemoryUse::scratch)).scratch += L.scratch_bytes;
     for (const InternalUse& u : p.plugin)

@@ -81,6 +81,12 @@ struct MemoryLayout {
     uint64_t off_ids = 0, off_rows = 0, off_x = 0, off_a = 0, off_t = 0, off_g = 0, off_logits = 0;
     uint64_t scratch_bytes = 0;
 
+    // The prefix cache: at most prefix_snapshots copies of one sequence's KDA state and conv history (every KDA
+    // layer), allocated as prompts are read; the MLA pages of cached prefixes are cache pages nobody else uses.
+    int32_t prefix_snapshots = 0;
+    uint64_t prefix_snapshot_bytes() const { return uint64_t(kda_layers) * (kda_state_slot_bytes + kda_conv_slot_bytes); }
+    uint64_t prefix_bytes() const { return uint64_t(prefix_snapshots) * prefix_snapshot_bytes(); }
+
     uint64_t state_bytes() const { return uint64_t(kda_layers) * sequences * (kda_state_slot_bytes + kda_conv_slot_bytes); }
     uint64_t cache_bytes() const { return uint64_t(mla_layers) * cache_layer_bytes; }
 };

@@ -120,6 +120,11 @@ std::string plan_table(const MemoryPlan& p) {
         out += "  KDA state: " + size_text(p.kda_state_per_sequence) + " (" + mib_text(p.kda_state_per_sequence) +
                ") of F32 recurrent state per sequence, plus " + size_text(p.kda_conv_per_sequence) +
                " of F32 conv history, x " + std::to_string(p.sequences) + " in " + placement_of(p, 1) + "\n";
+    if (L.prefix_snapshots)
+        out += "  prefix cache: up to " + std::to_string(L.prefix_snapshots) + " snapshots of " +
+               size_text(L.prefix_snapshot_bytes()) + " (KDA state and conv history) = " + size_text(L.prefix_bytes()) +
+               " in " + placement_of(p, 1) + ", allocated as prompts are read; cached prefixes' MLA pages are cache "
+               "pages no running sequence needs\n";
     if (L.mla_layers)
         out += "  MLA cache: " + with_commas(p.cache_per_token) + " B per token (" + dtype_name(L.cache_dtype) + ") x " +
                std::to_string(p.context) + " tokens x " + std::to_string(p.sequences) + " in " +
@@ -164,6 +169,10 @@ nlohmann::json plan_json(const MemoryPlan& p) {
                       {"sequences", p.sequences},
                       {"bytes", L.state_bytes()},
                       {"placement", placement_of(p, 1)}};
+    j["prefix_cache"] = {{"snapshots", L.prefix_snapshots},
+                         {"bytes_per_snapshot", L.prefix_snapshot_bytes()},
+                         {"bytes", L.prefix_bytes()},
+                         {"placement", placement_of(p, 1)}};
     j["mla_cache"] = {{"layers", L.mla_layers},
                       {"bytes_per_token", p.cache_per_token},
                       {"dtype", dtype_name(L.cache_dtype)},
@@ -299,6 +308,7 @@ std::string refusal(const MemoryPlan& p, const OptionOrigins& origin) {
     } else if (over->state) {
         lower.push_back(key("parallel", "--parallel"));
     }
+    if (over->state && L.prefix_snapshots) lower.push_back(key("prefix_cache.size", "--prefix-cache"));
     if (over->scratch || over->plugin) lower.push_back(key("prefill_chunk", "--chunk"));
     std::vector<std::string> actions;
     if (!lower.empty()) {

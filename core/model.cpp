@@ -274,6 +274,75 @@ void Model::begin_sequence(Sequence& seq) {
     }
 }
 
+// ---- prefix reuse ------------------------------------------------------------------------------------------------
+
+Buffer* Model::new_snapshot() {
+    return backend_.allocate(MemoryUse::state, plan_.placement[int(MemoryUse::state)], snapshot_bytes());
+}
+
+void Model::save_state(const Sequence& seq, Buffer* snapshot) {
+    if (seq.slot < 0) throw std::logic_error("save_state: the sequence has no slot");
+    const MemoryLayout& L = plan_.layout;
+    const uint64_t per_layer = L.kda_state_slot_bytes + L.kda_conv_slot_bytes;
+    for (size_t l = 0; l < kda_state_.size(); ++l) {
+        backend_.copy(snapshot, l * per_layer, kda_state_[l].buffer, uint64_t(seq.slot) * L.kda_state_slot_bytes,
+                      L.kda_state_slot_bytes);
+        backend_.copy(snapshot, l * per_layer + L.kda_state_slot_bytes, kda_conv_[l].buffer,
+                      uint64_t(seq.slot) * L.kda_conv_slot_bytes, L.kda_conv_slot_bytes);
+    }
+}
+
+void Model::restore_state(const Buffer* snapshot, Sequence& seq) {
+    if (seq.slot < 0) throw std::logic_error("restore_state: the sequence has no slot");
+    const MemoryLayout& L = plan_.layout;
+    const uint64_t per_layer = L.kda_state_slot_bytes + L.kda_conv_slot_bytes;
+    for (size_t l = 0; l < kda_state_.size(); ++l) {
+        backend_.copy(kda_state_[l].buffer, uint64_t(seq.slot) * L.kda_state_slot_bytes, snapshot, l * per_layer,
+                      L.kda_state_slot_bytes);
+        backend_.copy(kda_conv_[l].buffer, uint64_t(seq.slot) * L.kda_conv_slot_bytes, snapshot,
+                      l * per_layer + L.kda_state_slot_bytes, L.kda_conv_slot_bytes);
+    }
+}
+
+void Model::read_snapshot(const Buffer* snapshot, void* dst) { backend_.read(snapshot, 0, dst, snapshot_bytes()); }
+
+void Model::write_snapshot(Buffer* snapshot, const void* src) { backend_.write(snapshot, 0, src, snapshot_bytes()); }
+
+uint64_t Model::page_bytes() const {
+    const MemoryLayout& L = plan_.layout;
+    return uint64_t(L.mla_layers) * uint64_t(L.page_size * L.cache_width) * dtype_size(L.cache_dtype);
+}
+
+void Model::read_page(int32_t page, void* dst) {
+    const MemoryLayout& L = plan_.layout;
+    const uint64_t one = uint64_t(L.page_size * L.cache_width) * dtype_size(L.cache_dtype);
+    for (size_t l = 0; l < mla_cache_.size(); ++l)
+        backend_.read(mla_cache_[l].buffer, uint64_t(page) * one, static_cast<uint8_t*>(dst) + l * one, one);
+}
+
+void Model::write_page(int32_t page, const void* src) {
+    const MemoryLayout& L = plan_.layout;
+    const uint64_t one = uint64_t(L.page_size * L.cache_width) * dtype_size(L.cache_dtype);
+    for (size_t l = 0; l < mla_cache_.size(); ++l)
+        backend_.write(mla_cache_[l].buffer, uint64_t(page) * one, static_cast<const uint8_t*>(src) + l * one, one);
+}
+
+void Model::own_pages(Sequence& seq, int64_t from, int64_t to) {
+    const MemoryLayout& L = plan_.layout;
+    const int64_t ps = options_.page_size;
+    const uint64_t one = uint64_t(L.page_size * L.cache_width) * dtype_size(L.cache_dtype);
+    for (int64_t p = from / ps; p < int64_t(seq.pages.size()) && p * ps < to; ++p) {
+        const int32_t old = seq.pages[size_t(p)];
+        if (!pool_.shared(old)) continue;
+        const int32_t fresh = pool_.take_page();
+        // The whole page: the tokens before `from` are the shared prefix's, the rest is overwritten before it is read.
+        for (const Tensor& cache : mla_cache_)
+            backend_.copy(cache.buffer, uint64_t(fresh) * one, cache.buffer, uint64_t(old) * one, one);
+        seq.pages[size_t(p)] = fresh;
+        pool_.release(std::span<const int32_t>(&old, 1));
+    }
+}
+
 void Model::step(std::span<const StepItem> items, std::vector<float>& logits) {
     submit_step(items);
     collect_step(logits);
@@ -305,6 +374,7 @@ void Model::submit_step(std::span<const StepItem> items) {
             if (id < 0 || id >= V)
                 throw std::runtime_error("token id " + std::to_string(id) + " is outside the vocabulary (0.." +
                                          std::to_string(V - 1) + ")");
+        own_pages(*it.seq, it.seq->n_tokens, it.seq->n_tokens + int64_t(it.tokens.size()));
         pool_.reserve(*it.seq, it.seq->n_tokens + int64_t(it.tokens.size()));
         SeqRun run;
         run.first_row = int32_t(ids.size());

@@ -46,6 +46,9 @@ struct ModelOptions {
     // Called as weights are copied into backend memory (bytes done, bytes total); not called for weights used in
     // place. May be empty.
     std::function<void(uint64_t, uint64_t)> on_load_progress;
+    // Prefix reuse: bytes of KDA state snapshots the prefix cache may hold (in the state placement; 0: none). The
+    // plan counts them in full; they are allocated as snapshots are taken.
+    uint64_t prefix_cache_bytes = 0;
     // Memory budget per placement name: the plan must fit min(budget, what the device reports).
     std::map<std::string, uint64_t> budget;
     // Where the sizes a refusal names came from (see refusal() in core/memory_plan.h).
@@ -107,6 +110,25 @@ public:
     void submit_step(std::span<const StepItem> items);
     void collect_step(std::vector<float>& logits);
 
+    // ---- prefix reuse (core/prefix_cache.h) -------------------------------------------------------------
+    // A snapshot is one buffer in the state placement holding, per KDA layer, one sequence's recurrent state and
+    // then its conv history (the bytes of its slot).
+    uint64_t snapshot_bytes() const { return plan_.layout.prefix_snapshot_bytes(); }
+    // Allocates a snapshot (contents undefined). Throws ops::OutOfMemory when the placement cannot hold it.
+    ops::Buffer* new_snapshot();
+    void release_snapshot(ops::Buffer* snapshot) { backend_.release(snapshot); }
+    // Copies the sequence's KDA state and conv history into a snapshot, or a snapshot into the sequence's slot
+    // (ordered with the steps around it).
+    void save_state(const Sequence& seq, ops::Buffer* snapshot);
+    void restore_state(const ops::Buffer* snapshot, Sequence& seq);
+    // Bytes of one MLA cache page of every MLA layer (layer after layer, as read_page writes them).
+    uint64_t page_bytes() const;
+    // Host copies for persistence: a snapshot's bytes, and one cache page of every MLA layer.
+    void read_snapshot(const ops::Buffer* snapshot, void* dst);
+    void write_snapshot(ops::Buffer* snapshot, const void* src);
+    void read_page(int32_t page, void* dst);
+    void write_page(int32_t page, const void* src);
+
     // Feeds tokens to one sequence in chunks of max_step_rows; returns the logits of the last token, or all rows
     // when all_logits. on_chunk(done, total) is called after every chunk (progress).
     std::vector<float> prefill(Sequence& seq, std::span<const int32_t> tokens, bool all_logits,
@@ -120,6 +142,8 @@ private:
     void warm_up();
     ops::Tensor scratch(uint64_t offset, ops::DType dtype, std::initializer_list<int64_t> dims) const;
     void record_logit_group();
+    // Copy-on-write: gives the sequence a page of its own for every shared page that tokens [from, to) fall in.
+    void own_pages(Sequence& seq, int64_t from, int64_t to);
 
     // The submitted, not yet collected step: rows that need logits, the next group of them to read, step rows.
     bool step_pending_ = false;

@@ -66,6 +66,7 @@ void GenerationStream::push(GenerationEvent&& ev) {
         pending_.stop_string = std::move(ev.stop_string);
         pending_.prompt_tokens = ev.prompt_tokens;
         pending_.prompt_done = ev.prompt_done;
+        pending_.cached_tokens = ev.cached_tokens;
         pending_.completion_tokens = ev.completion_tokens;
         has_pending_ = true;
     }
@@ -84,6 +85,10 @@ struct Scheduler::Active {
     int64_t fed = 0;              // prompt tokens fed to the model
     int32_t next_token = -1;      // sampled, to be fed at the next step (-1: still reading the prompt)
     int64_t generated = 0;        // tokens sampled
+    std::vector<int32_t> output;  // the tokens sampled, in order (for the snapshot of the finished turn)
+    int64_t cached = 0;           // prompt tokens resumed from the prefix cache
+    std::vector<float> resume_logits;  // the whole prompt came from the cache: the logits of its last token
+    bool failed = false;          // a step of this request failed: its state is not worth keeping
     int32_t booked = 0;           // pages promised at admission
     std::string held;             // decoded text not sent yet: it may be the start of a stop string
     bool done = false;
@@ -110,6 +115,7 @@ Scheduler::Scheduler(Model& model, const tok::Tokenizer* tokenizer, const Schedu
     stats_.slots_total = pool.total_slots();
     stats_.pages_total = pool.total_pages();
     stats_.page_size = pool.page_size();
+    if (options_.prefix_cache) stats_.prefix = options_.prefix_cache->stats();
     thread_ = std::thread([this] { loop(); });
 }
 
@@ -235,6 +241,7 @@ void Scheduler::loop() {
         stats_.pages_used = pool.total_pages() - pool.free_pages();
         stats_.pages_booked = pages_booked_;
         stats_.queued = int32_t(queue_.size());
+        if (options_.prefix_cache) stats_.prefix = options_.prefix_cache->stats();
         ++stats_.steps;
         stats_.prompt_tokens += step_prompt_tokens_;
         stats_.generated_tokens += step_generated_tokens_;
@@ -282,6 +289,11 @@ void Scheduler::admit(std::unique_lock<std::mutex>& lock) {
         queue_.pop_front();
         pages_booked_ += need_pages;
         model_.begin_sequence(a->seq);
+        if (options_.prefix_cache) {
+            const bool need_logits = a->request.max_tokens > 0;
+            a->cached = options_.prefix_cache->resume(a->seq, a->request.prompt, need_logits, &a->resume_logits);
+            a->fed = a->cached;
+        }
         active_.push_back(std::move(a));
     }
     stats_.queued = int32_t(queue_.size());
@@ -295,6 +307,10 @@ void Scheduler::run_step() {
         auto s = a->stream.lock();
         if (!s || s->cancelled_.load() || cancel_all_) finish(*a, FinishReason::cancelled);
     }
+    std::erase_if(active_, [](const std::unique_ptr<Active>& a) { return a->done; });
+    // Requests whose whole prompt came from the prefix cache start without a step.
+    for (auto& a : active_)
+        if (!a->done && !a->reading_prompt() && a->next_token < 0 && a->generated == 0) start_resumed(*a);
     std::erase_if(active_, [](const std::unique_ptr<Active>& a) { return a->done; });
     if (active_.empty()) return;
 
@@ -323,6 +339,10 @@ void Scheduler::run_step() {
         const int64_t left = int64_t(a->request.prompt.size()) - a->fed;
         int64_t take = std::min<int64_t>({left, allowed, budget});
         if (take < left && take >= align_) take = take / align_ * align_;  // a chunk that is not the prompt's last ends on the grid
+        if (const int64_t stride = options_.prefix_cache ? options_.prefix_cache->stride() : 0; stride > 0) {
+            const int64_t next = (a->fed / stride + 1) * stride;  // the next snapshot point ends the chunk
+            take = std::min(take, next - a->fed);
+        }
         if (take <= 0) continue;
         // The prompt's last token gives the first sampled one (none when max_tokens is 0).
         const bool sample = take == left && a->request.max_tokens > 0;
@@ -360,21 +380,31 @@ void Scheduler::run_step() {
         // The step failed as a whole (a backend error): the requests in it cannot go on; the others can.
         const std::string why = input::one_line(e.what());
         std::fprintf(stderr, "engine: a step of %zu sequences failed: %s\n", items.size(), why.c_str());
-        for (Active* a : owners) finish(*a, FinishReason::error, why);
+        for (Active* a : owners) {
+            a->failed = true;
+            finish(*a, FinishReason::error, why);
+        }
         std::erase_if(active_, [](const std::unique_ptr<Active>& a) { return a->done; });
         return;
     }
 
     const int64_t vocab = model_.config().vocab_size;
+    PrefixCache* cache = options_.prefix_cache;
     size_t row = 0;
     for (size_t i = 0; i < items.size(); ++i) {
         Active& a = *owners[i];
+        const bool prompt_chunk = i >= size_t(decoding);
+        const std::span<const int32_t> read(a.request.prompt.data(), size_t(a.fed));
         if (items[i].logits == LogitRows::none) {  // a prompt chunk with more to come, or max_tokens 0
+            if (cache && prompt_chunk && (!a.reading_prompt() || (cache->stride() && a.fed % cache->stride() == 0)))
+                cache->save(a.seq, read);
             if (!a.reading_prompt()) finish(a, FinishReason::length);
             continue;
         }
         const float* row_logits = logits_.data() + row * size_t(vocab);
         ++row;
+        // The end of a prompt: a snapshot with the logits its first token is sampled from.
+        if (cache && prompt_chunk) cache->save(a.seq, read, std::span<const float>(row_logits, size_t(vocab)));
         int32_t id;
         try {
             id = a.sampler.sample(row_logits, vocab);
@@ -423,6 +453,7 @@ void Scheduler::emit(Active& a, int32_t id) {
         step_itl_.push_back(seconds_between(a.last_token, now));
     a.last_token = now;
     ++a.generated;
+    a.output.push_back(id);
     ++step_generated_tokens_;
 
     GenerationEvent ev;
@@ -460,6 +491,7 @@ void Scheduler::emit(Active& a, int32_t id) {
     a.held.erase(0, end ? a.held.size() : send);
     ev.prompt_tokens = int64_t(a.request.prompt.size());
     ev.prompt_done = ev.prompt_tokens;
+    ev.cached_tokens = a.cached;
     ev.completion_tokens = a.generated;
     if (end) {
         ev.finished = true;
@@ -482,6 +514,7 @@ void Scheduler::finish(Active& a, FinishReason reason, std::string error) {
     ev.error = std::move(error);
     ev.prompt_tokens = int64_t(a.request.prompt.size());
     ev.prompt_done = a.fed;
+    ev.cached_tokens = a.cached;
     ev.completion_tokens = a.generated;
     a.done = true;
     release(a);
@@ -489,7 +522,32 @@ void Scheduler::finish(Active& a, FinishReason reason, std::string error) {
     if (auto s = a.stream.lock()) s->push(std::move(ev));
 }
 
+void Scheduler::start_resumed(Active& a) {
+    if (a.request.max_tokens == 0) {
+        finish(a, FinishReason::length);
+        return;
+    }
+    int32_t id;
+    try {
+        id = a.sampler.sample(a.resume_logits.data(), model_.config().vocab_size);
+    } catch (const std::exception& e) {
+        finish(a, FinishReason::error, input::one_line(e.what()));
+        return;
+    }
+    a.resume_logits.clear();
+    emit(a, id);
+}
+
 void Scheduler::release(Active& a) {
+    // The end of a turn: a snapshot of everything the sequence read (the prompt and the tokens fed back), for the
+    // next request of the conversation.
+    PrefixCache* cache = options_.prefix_cache;
+    const int64_t n = int64_t(a.request.prompt.size());
+    if (cache && !a.failed && a.seq.slot >= 0 && a.seq.n_tokens > n && a.seq.n_tokens - n <= int64_t(a.output.size())) {
+        std::vector<int32_t> tokens(a.request.prompt);
+        tokens.insert(tokens.end(), a.output.begin(), a.output.begin() + (a.seq.n_tokens - n));
+        cache->save(a.seq, tokens);
+    }
     model_.end_sequence(a.seq);
     pages_booked_ -= a.booked;
     a.booked = 0;

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "core/model.h"
+#include "core/prefix_cache.h"
 #include "core/sampler.h"
 #include "core/tokenizer/tokenizer.h"
 
@@ -91,7 +92,8 @@ struct GenerationEvent {
     std::string error;          // set when finish_reason == error
     std::string stop_string;    // the stop string that ended the request, if one did
     int64_t prompt_tokens = 0;  // the request's counts so far
-    int64_t prompt_done = 0;    // prompt tokens read so far (prefill progress)
+    int64_t prompt_done = 0;    // prompt tokens read so far (prefill progress), cached ones included
+    int64_t cached_tokens = 0;  // prompt tokens taken from the prefix cache instead of being read
     int64_t completion_tokens = 0;
 };
 
@@ -145,6 +147,7 @@ struct SchedulerStats {
     uint64_t generated_tokens = 0;
     uint64_t steps = 0;
     std::array<uint64_t, 4> finished{};  // by FinishReason
+    PrefixCacheStats prefix;             // the prefix cache's counters (enabled = false without one)
     Histogram time_to_first_token;       // submit -> first generated token
     Histogram inter_token_latency;       // between consecutive generated tokens of one request
     bool accepting = true;
@@ -161,6 +164,9 @@ struct SchedulerOptions {
     // prompt is read (which then takes longer). <= 1 turns the timing off (chunks of prefill_tokens_while_decoding).
     double decode_slowdown = 1.5;
     int32_t retry_after_s = 1; // advice given with Overloaded
+    // Prefix reuse (null: none). Owned by the caller, used by the engine thread only while the scheduler lives; it
+    // must outlive the scheduler (the caller may save it to disk after the scheduler is gone).
+    PrefixCache* prefix_cache = nullptr;
 };
 
 class Scheduler {
@@ -193,7 +199,8 @@ private:
     void run_step();
     void finish(Active& a, FinishReason reason, std::string error = {});
     void emit(Active& a, int32_t id);
-    void release(Active& a);  // returns the slot and pages
+    void release(Active& a);  // returns the slot and pages (after a snapshot of the finished turn)
+    void start_resumed(Active& a);  // a request whose whole prompt came from the prefix cache
     void learn_step_time(double seconds, int32_t decoding, int64_t prompt_rows, int64_t long_rows);
 
     Model& model_;

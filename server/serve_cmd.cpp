@@ -87,6 +87,7 @@ int run_serve(ServeOptions& o, const CLI::App& app) {
     // One full step at load sizes the plugin's own temporaries, so the plan counts them and admission never
     // promises memory a step then fails to get.
     o.run.warm_up = true;
+    o.run.use_prefix_cache = true;
     Engine engine = open_engine(o.run, parallel);
     std::unique_ptr<tok::Tokenizer> tokenizer;
     try {
@@ -130,6 +131,7 @@ Command add_serve_command(CLI::App& app) {
     o->run.sequences = 4;  // --parallel: requests generated at once
     add_run_options(*serve, o->run);
     add_server_options(*serve, o->run.server);
+    add_prefix_cache_options(*serve, o->run);
     serve->add_option("--decode-slowdown", o->decode_slowdown,
                       "While streams decode, prompt chunks are sized so a step takes about this many times a "
                       "decode-only step (their inter-token latency); lower favours running streams, higher new "

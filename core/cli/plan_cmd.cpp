@@ -22,6 +22,8 @@ struct PlanOptions {
 
 int run_plan(PlanOptions& o, CLI::App& sub) {
     apply_profile(o.run, sub);
+    // The prefix cache is the server's: planned when the profile or a switch sizes it.
+    o.run.use_prefix_cache = is_set(o.run, "prefix_cache.size");
     const QuantChoice quantize = o.run.quantize.choice();
     auto source = [&]() -> PlanSource {
         if (!o.config.empty()) return plan_source_from_config(o.config, quantize);
@@ -92,6 +94,7 @@ Command add_plan_command(CLI::App& app) {
         "plan", "The memory plan of a model (weights per dtype, KDA state, MLA cache, scratch, the plugin's own "
                 "temporaries) per placement against what the device reports, without loading any weight");
     add_run_options(*sub, o->run);
+    add_prefix_cache_options(*sub, o->run);
     CLI::Option* config = sub->add_option("--config", o->config,
                                           "Plan from this config.json alone (no checkpoint): BF16 weights unless its "
                                           "dtype, its quantization_config or --quantize-* say otherwise")

@@ -174,8 +174,28 @@ std::optional<uint64_t> parse_size(std::string_view text) {
     return std::nullopt;
 }
 
+void add_prefix_cache_options(CLI::App& app, RunOptions& o) {
+    app.add_option_function<std::string>(
+           "--prefix-cache",
+           [&o](const std::string& text) { o.prefix_cache = text == "off" ? 0 : *parse_size(text); },  // kSize checked it
+           "Most memory for prefix-cache snapshots (KDA state copies; e.g. 4GiB; 0 or off: no prefix reuse). A "
+           "request that starts with a cached prefix reads only the rest of its prompt")
+        ->check(kSize)
+        ->default_str("2GiB");
+    app.add_option("--prefix-stride", o.prefix_stride,
+                   "Prompt tokens between prefix-cache snapshots (a multiple of 64); snapshots are also taken at the "
+                   "end of every prompt and every reply")
+        ->check(whole_number(64, int64_t(1) << 31))
+        ->capture_default_str();
+    app.add_option("--prefix-cache-dir", o.prefix_cache_dir,
+                   "Save the prefix cache to this folder when the server stops and load it when it starts (a cache "
+                   "of another engine build or model is not loaded, and says why)")
+        ->check(kNonEmpty);
+}
+
 ModelOptions model_options(const RunOptions& o, int32_t sequences) {
     ModelOptions mo;
+    if (o.use_prefix_cache) mo.prefix_cache_bytes = o.prefix_cache;
     for (int u = 0; u < ops::kMemoryUseCount; ++u) mo.placement[u] = o.placement[u];
     mo.max_step_rows = int32_t(std::min<int64_t>(o.chunk, o.context));  // no scratch for rows a step never holds
     mo.max_sequences = sequences;
@@ -193,6 +213,14 @@ ModelOptions model_options(const RunOptions& o, int32_t sequences) {
                                              : ops::MlaForm::automatic;
     return mo;
 }
+
+const CLI::Validator kSize(
+    [](std::string& s) {
+        return s == "off" || parse_size(s) ? std::string()
+                                           : input::quote(s) + " is not a size (bytes, or a number with a unit: "
+                                                               "B, KB, MB, GB, TB, KiB, MiB, GiB, TiB), or off";
+    },
+    "SIZE");
 
 const CLI::Validator kNonEmpty(
     [](std::string& s) { return s.empty() ? std::string("the value is empty") : std::string(); }, "NON-EMPTY");

@@ -37,6 +37,10 @@ struct ServerSettings {
 };
 void add_server_options(CLI::App& app, ServerSettings& s);
 
+struct RunOptions;
+// --prefix-cache, --prefix-stride, --prefix-cache-dir (serve and plan).
+void add_prefix_cache_options(CLI::App& app, RunOptions& o);
+
 struct RunOptions {
     std::string profile;     // --profile: the TOML file the other fields were read from (empty: none)
     std::string backend = "cpu";
@@ -61,6 +65,14 @@ struct RunOptions {
     bool validation = false;  // driver validation layers (Vulkan: VK_LAYER_KHRONOS_validation)
     bool warm_up = false;     // size the plugin's temporaries with one full step at load (ModelOptions::warm_up)
     QuantTexts quantize;      // load-time quantization of a float checkpoint
+    // Prefix reuse (serve; `engine plan` shows it): the most bytes of KDA state snapshots the prefix cache holds
+    // (0: no cache), prompt tokens between snapshots, and the folder the cache is saved to when the server stops
+    // and loaded from when it starts (empty: not kept). The profile's [prefix_cache] table.
+    uint64_t prefix_cache = uint64_t(2) << 30;  // --prefix-cache SIZE
+    int64_t prefix_stride = 2048;               // --prefix-stride N
+    std::string prefix_cache_dir;               // --prefix-cache-dir DIR
+    bool use_prefix_cache = false;              // set by the commands that keep one (serve, plan): model_options
+                                                // then plans prefix_cache bytes of snapshots
     ServerSettings server;    // serve only
     // Where each field that was set came from, by profile key ("threads", "placement.weights", "budget.heap",
     // "server.port"): the switch ("--threads") or "threads in configs/x.toml line 7". Defaults have no entry.
@@ -114,5 +126,6 @@ CLI::Validator one_of(std::vector<std::string> values);
 extern const CLI::Validator kUnsigned64;
 extern const CLI::Validator kContext;
 extern const CLI::Validator kBudgetItem;
+extern const CLI::Validator kSize;  // a memory size (parse_size), or "off" (0)
 
 }  // namespace halo::cli

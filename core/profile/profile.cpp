@@ -83,10 +83,16 @@ constexpr ProfileKey kKeys[] = {
      [](RunOptions& t, const RunOptions& f) { t.server.drain_timeout_s = f.server.drain_timeout_s; }},
     {"server", "model_name", "--model-name", ValueType::string,
      [](RunOptions& t, const RunOptions& f) { t.server.model_name = f.server.model_name; }},
+    {"prefix_cache", "size", "--prefix-cache", ValueType::size,
+     [](RunOptions& t, const RunOptions& f) { t.prefix_cache = f.prefix_cache; }},
+    {"prefix_cache", "stride", "--prefix-stride", ValueType::integer,
+     [](RunOptions& t, const RunOptions& f) { t.prefix_stride = f.prefix_stride; }},
+    {"prefix_cache", "dir", "--prefix-cache-dir", ValueType::path,
+     [](RunOptions& t, const RunOptions& f) { t.prefix_cache_dir = f.prefix_cache_dir; }},
 };
 
 // The tables a profile may have; [budget] has one key per placement name, so any key, each a size.
-constexpr const char* kTables[] = {"placement", "budget", "quantize", "server"};
+constexpr const char* kTables[] = {"placement", "budget", "quantize", "server", "prefix_cache"};
 constexpr const char* kBudgetFlag = "--memory-budget";
 
 std::string key_path(const std::string& table, const std::string& name) {
@@ -174,6 +180,7 @@ struct Reader {
     Reader(RunOptions& options, const CLI::App& a) : o(options), app(a) {
         add_run_options(scratch_app, scratch);
         add_server_options(scratch_app, scratch.server);
+        add_prefix_cache_options(scratch_app, scratch);
         where = o.profile + " line ";
     }
 
