@@ -371,6 +371,7 @@ void Scheduler::run_step() {
                 GenerationEvent ev;
                 ev.prompt_tokens = int64_t(a.request.prompt.size());
                 ev.prompt_done = a.fed;
+                ev.cached_tokens = a.cached;
                 st->push(std::move(ev));
             }
         }
