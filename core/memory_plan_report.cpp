@@ -230,7 +230,9 @@ std::string allocated_table(const MemoryPlan& p, const std::vector<uint64_t>& mo
     bool first = true;
     for (size_t i = 0; i < p.placements.size(); ++i) {
         const PlacementPlan& pp = p.placements[i];
-        const uint64_t planned = pp.total() - pp.plugin, got = i < model.size() ? model[i] : 0;
+        // Prefix-cache snapshots are allocated as prompts are read: not part of what loading allocates.
+        const uint64_t prefix = int32_t(i) == p.placement[int(MemoryUse::state)] ? p.layout.prefix_bytes() : 0;
+        const uint64_t planned = pp.total() - pp.plugin - prefix, got = i < model.size() ? model[i] : 0;
         if (!pp.total() && !got && !plugin_at[i]) continue;
         char pct[32] = "";
         if (planned) std::snprintf(pct, sizeof pct, " (%+.1f %%)", 100.0 * (double(got) - double(planned)) / double(planned));
@@ -238,6 +240,7 @@ std::string allocated_table(const MemoryPlan& p, const std::vector<uint64_t>& mo
                " planned" + pct;
         if (pp.plugin || plugin_at[i])
             out += ", the plugin's own " + size_text(plugin_at[i]) + " of " + size_text(pp.plugin) + " planned";
+        if (prefix) out += ", and up to " + size_text(prefix) + " of prefix-cache snapshots as prompts are read";
         first = false;
     }
     bool grows = false;

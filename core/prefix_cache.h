@@ -64,7 +64,7 @@ public:
     PrefixCache& operator=(const PrefixCache&) = delete;
 
     bool enabled() const { return options_.max_snapshots > 0; }
-    int64_t stride() const { return options_.stride; }
+    int64_t stride() const { return enabled() ? options_.stride : 0; }  // 0 when off: prompts are cut as usual
 
     // Starts `seq` (begun: a slot, no tokens) from the longest cached prefix of `prompt` it can use: at most
     // prompt.size() - 1 tokens, or the whole prompt when that entry kept the logits of its last token (copied to

@@ -185,7 +185,14 @@ void add_prefix_cache_options(CLI::App& app, RunOptions& o) {
     app.add_option("--prefix-stride", o.prefix_stride,
                    "Prompt tokens between prefix-cache snapshots (a multiple of 64); snapshots are also taken at the "
                    "end of every prompt and every reply")
-        ->check(whole_number(64, int64_t(1) << 31))
+        ->check(CLI::Validator(
+            [](std::string& s) {
+                const std::optional<uint64_t> v = parse_decimal(s);
+                return v && *v >= 64 && *v <= (uint64_t(1) << 31) && *v % 64 == 0
+                           ? std::string()
+                           : input::quote(s) + " is not a multiple of 64 (the KDA chunk) from 64 to 2147483648";
+            },
+            "N"))
         ->capture_default_str();
     app.add_option("--prefix-cache-dir", o.prefix_cache_dir,
                    "Save the prefix cache to this folder when the server stops and load it when it starts (a cache "
@@ -217,8 +224,8 @@ ModelOptions model_options(const RunOptions& o, int32_t sequences) {
 const CLI::Validator kSize(
     [](std::string& s) {
         return s == "off" || parse_size(s) ? std::string()
-                                           : input::quote(s) + " is not a size (bytes, or a number with a unit: "
-                                                               "B, KB, MB, GB, TB, KiB, MiB, GiB, TiB), or off";
+                                           : input::quote(s) + " is not a size; give bytes or a number with a unit (B, "
+                                                               "KB, MB, GB, TB, KiB, MiB, GiB, TiB), e.g. 4GiB, or off";
     },
     "SIZE");
 

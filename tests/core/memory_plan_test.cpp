@@ -135,6 +135,30 @@ TEST(MemoryPlan, PlanCommandPrintsThe48BFiguresAsJson) {
     EXPECT_NE(t.out.find("8,064 B per token (F16)"), std::string::npos) << t.out;
 }
 
+// The prefix cache's snapshots are one sequence's KDA state and conv history each; the plan holds as many as the
+// budget buys, in the state placement, and says so (it is planned only when a profile or switch sizes it).
+TEST(MemoryPlan, PrefixCacheSnapshotsOfThe48BModel) {
+    const fs::path dir = write_48b_config("halo_plan48_prefix");
+    const std::string config = (dir / "config.json").string();
+    const ToolRun r = run_tool(HALO_ENGINE_EXE, {"plan", "--config", config, "--json", "--cache-dtype", "f16",
+                                                 "--prefix-cache", "2GiB"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    const json j = json::parse(r.out);
+    const uint64_t snapshot = kKdaStatePerSequence + kConvPerSequence;  // 44,892,160 B
+    EXPECT_EQ(j["prefix_cache"]["bytes_per_snapshot"].get<uint64_t>(), snapshot);
+    EXPECT_EQ(j["prefix_cache"]["snapshots"].get<int64_t>(), int64_t((uint64_t(2) << 30) / snapshot));  // 47
+    EXPECT_EQ(j["prefix_cache"]["bytes"].get<uint64_t>(), 47 * snapshot);
+    uint64_t state = 0;
+    for (const json& pp : j["placements"]) state += pp["state"].get<uint64_t>();
+    EXPECT_EQ(state, j["kda_state"]["bytes"].get<uint64_t>() + 47 * snapshot);
+    // Not sized: not planned.
+    const ToolRun none = run_tool(HALO_ENGINE_EXE, {"plan", "--config", config, "--json"});
+    ASSERT_EQ(none.code, 0) << none.err;
+    EXPECT_EQ(json::parse(none.out)["prefix_cache"]["snapshots"].get<int64_t>(), 0);
+    const ToolRun table = run_tool(HALO_ENGINE_EXE, {"plan", "--config", config, "--prefix-cache", "1GiB"});
+    EXPECT_NE(table.out.find("prefix cache: up to 23 snapshots of 44.9 MB"), std::string::npos) << table.out;
+}
+
 TEST(MemoryPlan, PlanWithoutALoadableBackendStillPrintsThePlan) {
     const fs::path dir = write_48b_config("halo_plan_nodevice");
     const ToolRun r = run_tool(HALO_ENGINE_EXE, {"plan", "--config", (dir / "config.json").string(), "--backend", "hip"});

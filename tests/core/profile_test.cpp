@@ -97,6 +97,11 @@ TEST(ShippedProfiles, DemoReadsIntoTheRunOptions) {
     EXPECT_EQ(o.server.queue, 8);
     EXPECT_EQ(o.server.drain_timeout_s, 5.0);
     EXPECT_EQ(o.server.model_name, "demo");
+    EXPECT_EQ(o.prefix_cache, uint64_t(16) << 20);
+    EXPECT_EQ(o.prefix_stride, 256);
+    EXPECT_EQ(o.prefix_cache_dir, "");
+    EXPECT_EQ(halo::cli::source_of(o, "prefix_cache.size"),
+              "prefix_cache.size in " + file.string() + " line " + std::to_string(line_of(file, "size =")));
     // Where each value came from, for later error sentences.
     EXPECT_EQ(halo::cli::source_of(o, "prefill_chunk"),
               "prefill_chunk in " + file.string() + " line " + std::to_string(line_of(file, "prefill_chunk =")));
@@ -322,6 +327,14 @@ TEST(BadProfiles, BadValuesFollowTheSwitchRules) {
     EXPECT_EQ(error_of(f), f.path.string() + " line 2: key 'server.port': '70000' is not a whole number from 0 to 65535");
     TempProfile g("[quantize]\nexperts = \"int3\"\n", "g.toml");
     EXPECT_EQ(error_of(g), g.path.string() + " line 2: key 'quantize.experts': 'int3' is not one of int4, int8, none");
+    TempProfile i("[prefix_cache]\nsize = \"lots\"\n", "i.toml");
+    EXPECT_EQ(error_of(i), i.path.string() +
+                               " line 2: key 'prefix_cache.size': 'lots' is not a size; give bytes or a number with a unit "
+                               "(B, KB, MB, GB, TB, KiB, MiB, GiB, TiB), e.g. 4GiB, or off");
+    TempProfile j("[prefix_cache]\nstride = 100\n", "j.toml");
+    EXPECT_EQ(error_of(j), j.path.string() +
+                               " line 2: key 'prefix_cache.stride': '100' is not a multiple of 64 (the KDA chunk) from 64 "
+                               "to 2147483648");
     TempProfile h("parallel = 0\n", "h.toml");
     EXPECT_EQ(error_of(h), h.path.string() + " line 1: key 'parallel': '0' is not a whole number from 1 to 4096");
     // A bad value is an error even where a switch overrides it: the file itself is wrong.
