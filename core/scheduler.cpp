@@ -334,7 +334,8 @@ void Scheduler::run_step() {
     int32_t short_budget = decoding > 0 ? std::min(budget, prefill_cap_) : budget;
     for (auto& a : active_) {
         if (!a->reading_prompt() || budget <= 0) continue;
-        const bool short_prompt = int64_t(a->request.prompt.size()) <= prefill_cap_;
+        // What is left to read decides (a prompt resumed from the prefix cache is short when its new part is).
+        const bool short_prompt = int64_t(a->request.prompt.size()) - a->cached <= prefill_cap_;
         int32_t& allowed = short_prompt ? short_budget : long_budget;
         const int64_t left = int64_t(a->request.prompt.size()) - a->fed;
         int64_t take = std::min<int64_t>({left, allowed, budget});
