@@ -13,6 +13,15 @@ namespace {
 
 std::string event(const char* name, const Json& data) { return std::string("event: ") + name + "\n" + sse_data(data); }
 
+// Anthropic's input counts: the prompt is input_tokens + cache_creation_input_tokens + cache_read_input_tokens, so
+// input_tokens are the prompt tokens read, and cache_read_input_tokens those resumed from the prefix cache (which
+// fills itself: nothing is ever counted as written to it).
+Json input_usage(int64_t prompt_tokens, int64_t cached_tokens) {
+    return {{"input_tokens", prompt_tokens - cached_tokens},
+            {"cache_creation_input_tokens", 0},
+            {"cache_read_input_tokens", cached_tokens}};
+}
+
 // Generated arguments as the tool_use input object; arguments that are not a JSON object give {}.
 Json input_of(const std::string& arguments) {
     try {
@@ -33,7 +42,10 @@ public:
         message["content"] = Json::array();
         message["stop_reason"] = nullptr;
         message["stop_sequence"] = nullptr;
-        message["usage"] = {{"input_tokens", prompt_tokens_}, {"output_tokens", 0}};
+        // What comes from the cache is not known yet: the whole prompt counts as input here, and message_delta
+        // gives the split (its usage counts are totals that replace these).
+        message["usage"] = input_usage(prompt_tokens_, 0);
+        message["usage"]["output_tokens"] = 0;
         return event("message_start", {{"type", "message_start"}, {"message", std::move(message)}});
     }
 
@@ -46,9 +58,11 @@ public:
         std::string out = parse_tools_ ? deltas(tools_.finish()) : std::string();
         out += close_block();
         const auto [reason, sequence] = stop_reason(last, tools_.calls() > 0);
+        Json usage = input_usage(last.prompt_tokens, last.cached_tokens);
+        usage["output_tokens"] = last.completion_tokens;
         out += event("message_delta", {{"type", "message_delta"},
                                        {"delta", {{"stop_reason", reason}, {"stop_sequence", sequence}}},
-                                       {"usage", {{"output_tokens", last.completion_tokens}}}});
+                                       {"usage", std::move(usage)}});
         return out + event("message_stop", {{"type", "message_stop"}});
     }
 
@@ -73,7 +87,8 @@ public:
         const auto [reason, sequence] = stop_reason(last, calls);
         j["stop_reason"] = reason;
         j["stop_sequence"] = sequence;
-        j["usage"] = {{"input_tokens", last.prompt_tokens}, {"output_tokens", last.completion_tokens}};
+        j["usage"] = input_usage(last.prompt_tokens, last.cached_tokens);
+        j["usage"]["output_tokens"] = last.completion_tokens;
         return dump_json(j);
     }
 

@@ -101,6 +101,27 @@ std::string Metrics::render(const SchedulerStats* s, const std::vector<MemoryHel
     single(out, "halo_mla_pages_total", "gauge", "MLA cache pages.", s->pages_total);
     single(out, "halo_mla_page_tokens", "gauge", "Tokens per MLA cache page.", s->page_size);
     single(out, "halo_accepting_requests", "gauge", "1 while new requests are accepted (0 once draining).", s->accepting ? 1 : 0);
+    if (const PrefixCacheStats& p = s->prefix; p.enabled) {  // absent when the server runs without a prefix cache
+        single(out, "halo_prefix_cache_lookups_total", "counter", "Requests that looked for a cached prompt prefix.",
+               double(p.lookups));
+        single(out, "halo_prefix_cache_hits_total", "counter", "Requests that resumed from a cached prompt prefix.",
+               double(p.hits));
+        single(out, "halo_prefix_cache_tokens_reused_total", "counter",
+               "Prompt tokens taken from the prefix cache instead of being read.", double(p.tokens_reused));
+        single(out, "halo_prefix_cache_snapshots_taken_total", "counter", "Snapshots of sequence state taken.",
+               double(p.snapshots_taken));
+        single(out, "halo_prefix_cache_evictions_total", "counter",
+               "Snapshots evicted (least recently used first) to make room.", double(p.evictions));
+        single(out, "halo_prefix_cache_snapshots", "gauge", "Snapshots held.", p.snapshots);
+        header(out, "halo_prefix_cache_snapshot_bytes", "gauge",
+               "Bytes the held snapshots take: device (KDA state copies) and host (their tokens and kept logits).");
+        sample(out, "halo_prefix_cache_snapshot_bytes{memory=\"device\"}", double(p.snapshot_bytes));
+        sample(out, "halo_prefix_cache_snapshot_bytes{memory=\"host\"}", double(p.host_bytes));
+        single(out, "halo_prefix_cache_pages", "gauge",
+               "MLA cache pages the prefix cache holds (shared with running requests or not).", p.pages);
+        single(out, "halo_prefix_cache_max_snapshots", "gauge", "Snapshots the prefix cache may hold.",
+               p.max_snapshots);
+    }
     if (memory) {
         header(out, "halo_memory_bytes", "gauge", "Bytes held, by memory use and placement.");
         for (const MemoryHeld& m : *memory)

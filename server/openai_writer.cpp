@@ -36,10 +36,13 @@ std::string sse_data(const Json& j) { return "data: " + dump_json(j) + "\n\n"; }
 
 namespace {
 
+// prompt_tokens counts every prompt token; cached_tokens those of them resumed from the prefix cache (always
+// present, 0 without a hit, as OpenAI reports it).
 Json usage_of(const GenerationEvent& last) {
     return {{"prompt_tokens", last.prompt_tokens},
             {"completion_tokens", last.completion_tokens},
-            {"total_tokens", last.prompt_tokens + last.completion_tokens}};
+            {"total_tokens", last.prompt_tokens + last.completion_tokens},
+            {"prompt_tokens_details", {{"cached_tokens", last.cached_tokens}}}};
 }
 
 const char* finish_name(const GenerationEvent& last, bool tool_calls) {

@@ -128,7 +128,66 @@ TEST(AnthropicWriter, BodyWithToolUse) {
     EXPECT_EQ(j["content"][1]["type"], "tool_use");
     EXPECT_EQ(j["content"][1]["name"], "get_weather");
     EXPECT_EQ(j["content"][1]["input"], Json({{"city", "Paris"}}));
-    EXPECT_EQ(j["usage"], Json({{"input_tokens", 3}, {"output_tokens", 20}}));
+    EXPECT_EQ(j["usage"], Json({{"input_tokens", 3},
+                                {"cache_creation_input_tokens", 0},
+                                {"cache_read_input_tokens", 0},
+                                {"output_tokens", 20}}));
+}
+
+// Prompt tokens resumed from the prefix cache: OpenAI counts them inside prompt_tokens (prompt_tokens_details), in
+// the body and in a stream's usage chunk; Anthropic's input_tokens leave them out (the prompt is input_tokens +
+// cache_creation_input_tokens + cache_read_input_tokens), and a stream's message_delta gives the split that
+// message_start could not know yet.
+GenerationEvent cached_event() {
+    GenerationEvent e = final_event();
+    e.prompt_tokens = 300;
+    e.cached_tokens = 256;
+    return e;
+}
+
+TEST(OpenAiWriter, UsageCountsCachedPromptTokens) {
+    for (Api api : {Api::chat, Api::completions}) {
+        ApiRequest r = request(api, false);
+        r.include_usage = true;
+        auto w = make_writer(r, "demo");
+        const Json whole = Json::parse(w->body("text", cached_event()));
+        EXPECT_EQ(whole["usage"], Json({{"prompt_tokens", 300},
+                                        {"completion_tokens", 20},
+                                        {"total_tokens", 320},
+                                        {"prompt_tokens_details", {{"cached_tokens", 256}}}}));
+        const std::string sse = w->stream_start() + w->stream_text("text") + w->stream_end(cached_event());
+        const std::vector<Json> events = data_events(sse);
+        ASSERT_FALSE(events.empty());
+        EXPECT_EQ(events.back()["usage"], whole["usage"]);
+        // Without a hit the detail is still there, as OpenAI sends it.
+        EXPECT_EQ(Json::parse(w->body("text", final_event()))["usage"]["prompt_tokens_details"],
+                  Json({{"cached_tokens", 0}}));
+    }
+}
+
+TEST(AnthropicWriter, UsageSplitsCachedInputTokens) {
+    auto w = make_writer(request(Api::messages, false), "demo");
+    EXPECT_EQ(Json::parse(w->body("text", cached_event()))["usage"], Json({{"input_tokens", 44},
+                                                                           {"cache_creation_input_tokens", 0},
+                                                                           {"cache_read_input_tokens", 256},
+                                                                           {"output_tokens", 20}}));
+    ApiRequest r = request(Api::messages, false);
+    r.generation.prompt.assign(300, 1);
+    auto s = make_writer(r, "demo");
+    const std::string sse = s->stream_start() + s->stream_text("text") + s->stream_end(cached_event());
+    Json start, delta;
+    for (const Json& e : data_events(sse)) {
+        if (e["type"] == "message_start") start = e["message"]["usage"];
+        if (e["type"] == "message_delta") delta = e["usage"];
+    }
+    EXPECT_EQ(start, Json({{"input_tokens", 300},
+                           {"cache_creation_input_tokens", 0},
+                           {"cache_read_input_tokens", 0},
+                           {"output_tokens", 0}}));
+    EXPECT_EQ(delta, Json({{"input_tokens", 44},
+                           {"cache_creation_input_tokens", 0},
+                           {"cache_read_input_tokens", 256},
+                           {"output_tokens", 20}}));
 }
 
 TEST(AnthropicWriter, StopSequenceAndMaxTokens) {
