@@ -215,6 +215,7 @@ PrefixCacheStats PrefixCache::stats() const {
     PrefixCacheStats s = stats_;
     s.snapshots = int32_t(entries_.size());
     s.pages = int32_t(page_refs_.size());
+    for (const auto& [page, entries] : page_refs_) s.pages_idle += model_.pool().references(page) == entries ? 1 : 0;
     return s;
 }
 

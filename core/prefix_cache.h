@@ -49,6 +49,7 @@ struct PrefixCacheStats {
     uint64_t snapshot_bytes = 0;  // their KDA state copies (device memory of the state placement)
     uint64_t host_bytes = 0;      // their token lists and kept logits (host memory)
     int32_t pages = 0;            // MLA cache pages the cache holds (shared with running sequences or not)
+    int32_t pages_idle = 0;       // of those, the ones no sequence holds: free for a request that needs them
 };
 
 // The engine and model a saved cache belongs to: "engine", "model", "backend", ... -> value. A saved cache is only

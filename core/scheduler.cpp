@@ -238,10 +238,10 @@ void Scheduler::loop() {
         const StatePool& pool = model_.pool();
         stats_.running = int32_t(active_.size());
         stats_.slots_used = pool.total_slots() - pool.free_slots();
-        stats_.pages_used = pool.total_pages() - pool.free_pages();
         stats_.pages_booked = pages_booked_;
         stats_.queued = int32_t(queue_.size());
         if (options_.prefix_cache) stats_.prefix = options_.prefix_cache->stats();
+        stats_.pages_used = pool.total_pages() - pool.free_pages() - stats_.prefix.pages_idle;
         ++stats_.steps;
         stats_.prompt_tokens += step_prompt_tokens_;
         stats_.generated_tokens += step_generated_tokens_;

@@ -141,7 +141,9 @@ struct SchedulerStats {
     int32_t queued = 0;         // submitted, not yet admitted
     int32_t running = 0;        // admitted (prefilling or decoding)
     int32_t slots_total = 0, slots_used = 0;
-    int32_t pages_total = 0, pages_used = 0, pages_booked = 0;  // MLA cache pages: taken now / promised to running
+    // MLA cache pages: held by running sequences now / promised to running ones (pages only the prefix cache holds
+    // are free for requests: prefix.pages_idle)
+    int32_t pages_total = 0, pages_used = 0, pages_booked = 0;
     int32_t page_size = 0;
     uint64_t prompt_tokens = 0;     // totals since start
     uint64_t generated_tokens = 0;

@@ -180,9 +180,11 @@ TEST_F(PrefixReuse, ResumedRequestsEqualColdRuns) {
     EXPECT_EQ(st.tokens_reused, uint64_t(r2.cached + r3.cached + r4.cached + r4b.cached + r5.cached + r6.cached));
     EXPECT_EQ(st.evictions, 0u);
     EXPECT_EQ(st.snapshot_bytes, uint64_t(st.snapshots) * model_->snapshot_bytes());
-    // Idle, every page in use is one the cache holds.
+    // Idle, no sequence holds a page; the pages in use are the cache's, free for requests that need them.
     const SchedulerStats ss = s.stats();
-    EXPECT_EQ(ss.pages_used, st.pages);
+    EXPECT_EQ(ss.pages_used, 0);
+    EXPECT_EQ(st.pages_idle, st.pages);
+    EXPECT_EQ(model_->pool().total_pages() - model_->pool().free_pages(), st.pages);
     EXPECT_EQ(ss.slots_used, 0);
     // The cache's pages cover its longest entries and nothing else: dropping it frees them all.
     sched_.reset();
@@ -313,6 +315,8 @@ TEST_P(PrefixCacheOnPlugin, SequencesThatDivergeInsideASharedPageCopyIt) {
     }
     const int32_t shared = seqs[0].pages[4];
     EXPECT_EQ(model_->pool().references(shared), 4);  // three sequences and the cache
+    EXPECT_EQ(cache.stats().pages, 5);
+    EXPECT_EQ(cache.stats().pages_idle, 0);
     std::vector<StepItem> items;
     for (int i = 0; i < 3; ++i) items.push_back({&seqs[size_t(i)], tails[size_t(i)], LogitRows::last});
     std::vector<float> logits;
