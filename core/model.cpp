@@ -334,7 +334,15 @@ void Model::own_pages(Sequence& seq, int64_t from, int64_t to) {
     for (int64_t p = from / ps; p < int64_t(seq.pages.size()) && p * ps < to; ++p) {
         const int32_t old = seq.pages[size_t(p)];
         if (!pool_.shared(old)) continue;
-        const int32_t fresh = pool_.take_page();
+        int32_t fresh;
+        try {
+            fresh = pool_.take_page();
+        } catch (const CapacityError&) {
+            // No page could be freed, so the prefix cache gave up its entries: when they were what shared this
+            // page, it is now the sequence's alone and needs no copy (a pool of one page per sequence, say).
+            if (pool_.shared(old)) throw;
+            continue;
+        }
         // The whole page: the tokens before `from` are the shared prefix's, the rest is overwritten before it is read.
         for (const Tensor& cache : mla_cache_)
             backend_.copy(cache.buffer, uint64_t(fresh) * one, cache.buffer, uint64_t(old) * one, one);
