@@ -119,6 +119,9 @@ std::string Metrics::render(const SchedulerStats* s, const std::vector<MemoryHel
         sample(out, "halo_prefix_cache_snapshot_bytes{memory=\"host\"}", double(p.host_bytes));
         single(out, "halo_prefix_cache_pages", "gauge",
                "MLA cache pages the prefix cache holds (shared with running requests or not).", p.pages);
+        single(out, "halo_prefix_cache_pages_idle", "gauge",
+               "Of those, the pages no request holds (not counted in halo_mla_pages_used: given back when needed).",
+               p.pages_idle);
         single(out, "halo_prefix_cache_max_snapshots", "gauge", "Snapshots the prefix cache may hold.",
                p.max_snapshots);
     }

@@ -111,12 +111,12 @@ void check_cache_dir(const RunOptions& o) {
     const fs::path dir = o.prefix_cache_dir;
     std::error_code ec;
     if (fs::exists(dir, ec) && !fs::is_directory(dir, ec))
-        throw std::runtime_error(source_of(o, "prefix_cache.dir") + ": " + input::quote(o.prefix_cache_dir) +
+        throw std::runtime_error(source_of(o, "prefix_cache.dir") + ": " + input::quote(o.prefix_cache_dir, 400) +
                                  " is a file; name a folder (it is created when missing)");
     fs::create_directories(dir, ec);
     if (ec)
         throw std::runtime_error(source_of(o, "prefix_cache.dir") + ": cannot create the folder " +
-                                 input::quote(o.prefix_cache_dir) + " (" + ec.message() + "); name a folder this "
+                                 input::quote(o.prefix_cache_dir, 400) + " (" + ec.message() + "); name a folder this "
                                  "user may write");
 }
 
@@ -174,14 +174,8 @@ int run_serve(ServeOptions& o, const CLI::App& app) {
     apply_profile(o.run, app);
     const ServerSettings& ss = o.run.server;
     const int32_t parallel = o.run.sequences;
-    // A stride PrefixCache would refuse, or a cache folder that cannot be written, is refused before the (long) load.
-    if (const int32_t chunk = model_options(o.run, parallel).kda_chunk;
-        o.run.prefix_cache && chunk > 0 && o.run.prefix_stride % chunk != 0)
-        throw std::runtime_error(stride_refusal(o.run,
-                                                "the prefix cache stride must be a multiple of the KDA chunk (" +
-                                                    std::to_string(chunk) + " tokens), not " +
-                                                    std::to_string(o.run.prefix_stride),
-                                                chunk));
+    // A cache folder that cannot be written is refused before the (long) load, as --prefix-stride's own check
+    // refuses a stride that is not a multiple of the KDA chunk.
     const bool keep_cache = o.run.prefix_cache && !o.run.prefix_cache_dir.empty();
     if (keep_cache) check_cache_dir(o.run);
     auto waiter = std::make_shared<SignalWaiter>();

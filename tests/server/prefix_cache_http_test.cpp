@@ -33,11 +33,11 @@ struct Served {
     std::unique_ptr<Scheduler> scheduler;
     std::unique_ptr<Server> server;
 
-    explicit Served(bool with_cache) {
+    explicit Served(bool with_cache, int64_t context = 2048, int32_t sequences = 2) {
         backend = test::load_plugin("cpu", 2);
         ModelOptions mo;
-        mo.max_sequences = 2;
-        mo.max_context = 2048;
+        mo.max_sequences = sequences;
+        mo.max_context = context;
         mo.max_step_rows = 256;
         if (with_cache) mo.prefix_cache_bytes = 16 << 20;
         model = std::make_unique<Model>(backend->backend(), HALO_DEMO_DIR, mo);
@@ -174,14 +174,16 @@ TEST_F(PrefixCacheHttp, SecondTurnResumesFromTheFirstAndMatchesAServerWithoutCac
     EXPECT_EQ(m["usage"]["cache_creation_input_tokens"], 0);
 
     // /metrics: four lookups, and the hits and reused tokens the four responses reported (published after the
-    // engine's step, so it may lag the responses by a moment).
+    // engine's step, so it may lag the responses by a moment: wait until it shows nothing running).
     const int64_t reported = cached_tokens(r1) + cached_tokens(r2) + usage["prompt_tokens_details"]["cached_tokens"].get<int64_t>() +
                              m["usage"]["cache_read_input_tokens"].get<int64_t>();
     const int hits = (cached_tokens(r1) > 0) + (cached_tokens(r2) > 0) + 2;
     std::string after;
     for (auto end = std::chrono::steady_clock::now() + 10s; std::chrono::steady_clock::now() < end;) {
         after = cached_->metrics();
-        if (sample(after, "halo_prefix_cache_lookups_total") >= lookups0 + 4) break;
+        if (sample(after, "halo_prefix_cache_lookups_total") >= lookups0 + 4 &&
+            sample(after, "halo_running_sequences") == 0)
+            break;
         std::this_thread::sleep_for(10ms);
     }
     EXPECT_EQ(sample(after, "halo_prefix_cache_lookups_total"), lookups0 + 4) << after;
@@ -194,6 +196,8 @@ TEST_F(PrefixCacheHttp, SecondTurnResumesFromTheFirstAndMatchesAServerWithoutCac
     EXPECT_GT(sample(after, "halo_prefix_cache_snapshot_bytes{memory=\"host\"}"), 0);
     EXPECT_GE(sample(after, "halo_prefix_cache_snapshots_taken_total"), snapshots);
     EXPECT_GT(sample(after, "halo_prefix_cache_pages"), 0);
+    // Idle, every page the cache holds is one no request holds.
+    EXPECT_EQ(sample(after, "halo_prefix_cache_pages_idle"), sample(after, "halo_prefix_cache_pages"));
     EXPECT_EQ(sample(after, "halo_prefix_cache_max_snapshots"), cached_->model->plan().layout.prefix_snapshots);
     EXPECT_EQ(sample(after, "halo_prefix_cache_evictions_total"), 0);
     for (const char* name : {"halo_prefix_cache_lookups_total", "halo_prefix_cache_snapshot_bytes"})
@@ -204,6 +208,19 @@ TEST_F(PrefixCacheHttp, WithoutACacheMetricsHaveNoPrefixSeries) {
     const std::string m = cold_->metrics();
     ASSERT_NE(m.find("halo_prompt_tokens_total"), std::string::npos);
     EXPECT_EQ(m.find("halo_prefix_cache"), std::string::npos);
+}
+
+// One sequence of one 256-token page: the page a finished prompt shares with its snapshot cannot be copied (there is
+// no other), so writing the first generated token must evict the snapshot and keep the page, not fail the request.
+TEST(PrefixCacheHttpOnePage, TheOnlyPageIsTakenBackFromTheCache) {
+    Served one(true, 256, 1);
+    const Json request = {{"prompt", {1, 2, 3}}, {"max_tokens", 4}, {"temperature", 0}, {"ignore_eos", true}};
+    const Json first = one.post("/v1/completions", request);
+    const Json second = one.post("/v1/completions", request);
+    ASSERT_FALSE(first.is_null());
+    ASSERT_FALSE(second.is_null());
+    EXPECT_EQ(second["choices"][0]["text"], first["choices"][0]["text"]);
+    EXPECT_EQ(second["usage"]["completion_tokens"], 4);
 }
 
 }  // namespace

@@ -79,6 +79,12 @@ describe('anthropic messages', () => {
   test('stream: the text events concatenate to the non-stream text; events come in order', async () => {
     const body = { model: 'demo', max_tokens: MAX_TOKENS, messages: MESSAGES, temperature: 0, ignore_eos: true };
     const whole = await client.messages.create(body);
+    // The first test sent this conversation already: the prefix cache holds all of it, which Anthropic's usage counts
+    // as cache_read_input_tokens, apart from input_tokens (the prompt is their sum with cache_creation_input_tokens).
+    const promptTokens = (await tokenize(server, { messages: MESSAGES })).length;
+    assert.equal(whole.usage.input_tokens, 0);
+    assert.equal(whole.usage.cache_creation_input_tokens, 0);
+    assert.equal(whole.usage.cache_read_input_tokens, promptTokens);
 
     // The SDK's stream helper.
     const stream = client.messages.stream(body);
@@ -89,6 +95,8 @@ describe('anthropic messages', () => {
     assert.equal(textOf(final), textOf(whole));
     assert.equal(final.stop_reason, 'max_tokens');
     assert.equal(final.usage.output_tokens, MAX_TOKENS);
+    assert.equal(final.usage.input_tokens, 0);
+    assert.equal(final.usage.cache_read_input_tokens, promptTokens);
 
     // The raw events: message_start, then per block start / delta* / stop, then message_delta and message_stop.
     const raw = await client.messages.create({ ...body, stream: true });
@@ -100,12 +108,16 @@ describe('anthropic messages', () => {
       if (ev.type === 'message_start') {
         assert.equal(ev.message.role, 'assistant');
         assert.deepEqual(ev.message.content, []);
-        assert.equal(ev.message.usage.input_tokens, whole.usage.input_tokens);
+        // Before the engine has looked the prompt up, all of it counts as input; message_delta gives the split.
+        assert.equal(ev.message.usage.input_tokens, promptTokens);
+        assert.equal(ev.message.usage.cache_read_input_tokens, 0);
       }
       if (ev.type === 'content_block_delta' && ev.delta.type === 'text_delta') deltaText += ev.delta.text;
       if (ev.type === 'message_delta') {
         stopReason = ev.delta.stop_reason;
         assert.equal(ev.usage.output_tokens, MAX_TOKENS);
+        assert.equal(ev.usage.input_tokens, 0);
+        assert.equal(ev.usage.cache_read_input_tokens, promptTokens);
       }
     }
     assert.equal(types[0], 'message_start');

@@ -57,7 +57,12 @@ describe('openai completions', () => {
     }));
     assert.equal(s.text, r.choices[0].text);
     assert.equal(s.finishReason, 'length');
-    assert.deepEqual({ ...s.usage }, { ...r.usage });
+    // The same prompt again: all of it comes from the prefix cache, which usage says.
+    const { prompt_tokens_details: cachedDetail, ...streamed } = s.usage;
+    const { prompt_tokens_details: coldDetail, ...whole } = r.usage;
+    assert.deepEqual(streamed, whole);
+    assert.deepEqual(coldDetail, { cached_tokens: 0 });
+    assert.deepEqual(cachedDetail, { cached_tokens: promptIds.length });
     assert.deepEqual(s.chunks[s.chunks.length - 1].choices, []);
 
     // The CLI run alone on the same text gives the same greedy continuation.
