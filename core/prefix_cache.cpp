@@ -369,8 +369,10 @@ int32_t PrefixCache::load_from(const std::filesystem::path& dir, const CacheFing
         for (uint32_t i = 0; i < n_entries; ++i) {
             Entry e;
             const uint64_t n = r.value<uint64_t>();
-            if (n == 0 || n > uint64_t(model_.options().max_context))
+            if (n == 0 || n * sizeof(int32_t) > file_bytes)
                 throw std::runtime_error(r.path + " is damaged (an entry of " + std::to_string(n) + " tokens); delete it");
+            // Saved by a server with a longer context: read past it.
+            const bool too_long = n > uint64_t(model_.options().max_context);
             e.tokens.resize(n);
             r.get(e.tokens.data(), n * sizeof(int32_t));
             for (int32_t t : e.tokens)
@@ -392,7 +394,7 @@ int32_t PrefixCache::load_from(const std::filesystem::path& dir, const CacheFing
             if (has_snapshot > 1 || (has_snapshot == 0) != (model_.snapshot_bytes() == 0))
                 throw std::runtime_error(r.path + " is damaged (an entry's snapshot)");
             if (has_snapshot) r.get(buf.data(), model_.snapshot_bytes());
-            if (i < skip || !complete) continue;
+            if (i < skip || !complete || too_long) continue;
             e.hash = prefix_hashes(e.tokens).back();
             if (find(e.tokens, e.hash)) continue;
             if (has_snapshot) {

@@ -459,6 +459,15 @@ TEST_F(PrefixCacheModel, SavedCacheLoadsIntoAFreshModelAndIsRefusedForAnother) {
         model_->end_sequence(t);
         EXPECT_EQ(kept, cold(b));
     }
+    // A model with a shorter context skips the entries longer than it and keeps the rest.
+    {
+        ModelOptions o = model_->options();
+        o.max_context = 256;
+        Model shorter(backend_->backend(), HALO_DEMO_DIR, o);
+        PrefixCache cache(shorter, {16, kStride});
+        EXPECT_EQ(cache.load_from(dir, print), 3);  // a's 300-token entry does not fit
+        EXPECT_EQ(cache.stats().pages, 2 + 3);
+    }
     // Another model (or engine): refused, naming what differs; nothing is loaded.
     {
         PrefixCache cache(*model_, {16, kStride});
