@@ -2,8 +2,11 @@
 
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <random>
 #include <thread>
+
+#include <sys/resource.h>
 
 namespace halo::bench {
 
@@ -12,6 +15,20 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// CPU seconds of this process so far (all threads, user and system).
+double process_cpu_s() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * double(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+double load_average_1m() {
+    std::ifstream in("/proc/loadavg");
+    double load = 0;
+    in >> load;
+    return load;
+}
 
 // Random ids in [0, limit) from a fixed generator (the same conversation for a given seed on every machine).
 void append_random(std::vector<int32_t>& ids, int64_t n, std::mt19937_64& rng, int32_t limit) {
@@ -25,12 +42,17 @@ Timed run_request(Scheduler& sched, const std::vector<int32_t>& prompt, int32_t 
     req.prompt = prompt;
     req.max_tokens = max_tokens;
     Timed t;
+    t.load_1m = load_average_1m();
+    const double cpu0 = process_cpu_s();
     const Clock::time_point t0 = Clock::now();
     std::shared_ptr<GenerationStream> stream = sched.submit(std::move(req));
     GenerationEvent ev;
     while (stream->next(ev)) {
         if (!ev.ids.empty()) {
-            if (t.ids.empty()) t.ttft_s = seconds_since(t0);
+            if (t.ids.empty()) {
+                t.ttft_s = seconds_since(t0);
+                t.ttft_cpu_s = process_cpu_s() - cpu0;
+            }
             t.ids.insert(t.ids.end(), ev.ids.begin(), ev.ids.end());
         }
         t.cached_tokens = ev.cached_tokens;

@@ -22,9 +22,13 @@ struct ReplaySettings {
     int32_t id_limit = 0;      // random ids are drawn from [0, id_limit): below the model's special tokens
 };
 
-// One request's outcome, timed from submit() to the first generated token (TTFT) and to the last (total).
+// One request's outcome, timed from submit() to the first generated token (TTFT) and to the last (total). On a
+// shared machine the wall time grows with other processes' load; the CPU seconds this process spent until the first
+// token (every thread, user and system) much less so, and the load average says how busy the machine was.
 struct Timed {
     double ttft_s = 0, total_s = 0;
+    double ttft_cpu_s = 0;  // process CPU time from submit() to the first token
+    double load_1m = 0;     // the 1-minute load average when it was submitted
     int64_t cached_tokens = 0;
     std::vector<int32_t> ids;
     std::string error;  // empty when it finished with its `reply` tokens

@@ -62,6 +62,7 @@ const Turn* largest_cold(const std::vector<Turn>& turns) {
 
 // TTFT of `t` over turn 1's, as measured and per new token read.
 double ttft_ratio(const Turn& t, const Turn& first) { return t.reuse.ttft_s / first.reuse.ttft_s; }
+double cpu_ratio(const Turn& t, const Turn& first) { return t.reuse.ttft_cpu_s / first.reuse.ttft_cpu_s; }
 double ttft_ratio_per_token(const Turn& t, const Turn& first) {
     return (t.reuse.ttft_s / double(std::max<int64_t>(t.new_read(), 1))) /
            (first.reuse.ttft_s / double(std::max<int64_t>(first.new_read(), 1)));
@@ -129,36 +130,36 @@ std::string replay_markdown(const ReplaySetup& s, const std::vector<Turn>& turns
     out += format("conversation: system prompt %lld tokens, then per turn the previous reply + %lld new tokens; "
                   "%d-token greedy replies; up to %lld tokens; seed %llu\n\n",
                   (long long)r.first, (long long)r.fresh, r.reply, (long long)r.max_tokens, (unsigned long long)r.seed);
-    out += "| turn | prompt tokens | cached | new read | TTFT reuse (s) | TTFT cold (s) | cold / reuse | "
-           "new tok/s | snapshots | snapshot MB | MLA pages | evictions |\n";
+    out += "| turn | prompt tokens | cached | new read | TTFT reuse s (CPU s) | TTFT cold s (CPU s) | cold / reuse | "
+           "snapshots | snapshot MB | MLA pages | evictions | load 1m |\n";
     out += "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
     for (const Turn& t : turns) {
-        const std::string cold = t.cold_measured ? format("%.3f", t.cold.ttft_s) : "";
+        const std::string cold = t.cold_measured ? format("%.3f (%.2f)", t.cold.ttft_s, t.cold.ttft_cpu_s) : "";
         const std::string ratio = t.cold_measured ? format("%.1fx", t.cold.ttft_s / t.reuse.ttft_s) : "";
-        out += format("| %d | %lld | %lld | %lld | %.3f | %s | %s | %.1f | %d | %.1f | %d | %llu |\n", t.number,
+        out += format("| %d | %lld | %lld | %lld | %.3f (%.2f) | %s | %s | %d | %.1f | %d | %llu | %.1f |\n", t.number,
                       (long long)t.prompt_tokens(), (long long)t.reuse.cached_tokens, (long long)t.new_read(),
-                      t.reuse.ttft_s, cold.c_str(), ratio.c_str(), double(t.new_read()) / t.reuse.ttft_s,
-                      t.prefix.snapshots, mb(t.prefix.snapshot_bytes), t.prefix.pages,
-                      (unsigned long long)t.prefix.evictions);
+                      t.reuse.ttft_s, t.reuse.ttft_cpu_s, cold.c_str(), ratio.c_str(), t.prefix.snapshots,
+                      mb(t.prefix.snapshot_bytes), t.prefix.pages, (unsigned long long)t.prefix.evictions,
+                      t.reuse.load_1m);
     }
-
     out += "\nSummary\n";
     if (const Turn* first = turn_at(turns, 1)) {
-        out += format("- TTFT turn 1: %.3f s for %lld new tokens\n", first->reuse.ttft_s, (long long)first->new_read());
+        out += format("- TTFT turn 1: %.3f s (%.2f CPU s) for %lld new tokens\n", first->reuse.ttft_s,
+                      first->reuse.ttft_cpu_s, (long long)first->new_read());
+        auto versus_first = [&](const Turn& t) {
+            return format("TTFT %.3f s (%.2f CPU s) for %lld new tokens (%lld cached): %.2fx turn 1 (%.2fx per new "
+                          "token; CPU time %.2fx)",
+                          t.reuse.ttft_s, t.reuse.ttft_cpu_s, (long long)t.new_read(), (long long)t.reuse.cached_tokens,
+                          ttft_ratio(t, *first), ttft_ratio_per_token(t, *first), cpu_ratio(t, *first));
+        };
         if (const Turn* tenth = turn_at(turns, kTargetTurn))
-            out += format("- TTFT turn %d: %.3f s for %lld new tokens (%lld cached): %.2fx turn 1 (%.2fx per new "
-                          "token); target within %.1fx: %s\n",
-                          kTargetTurn, tenth->reuse.ttft_s, (long long)tenth->new_read(),
-                          (long long)tenth->reuse.cached_tokens, ttft_ratio(*tenth, *first),
-                          ttft_ratio_per_token(*tenth, *first), kTargetRatio,
-                          ttft_ratio(*tenth, *first) <= kTargetRatio ? "met" : "missed");
+            out += format("- turn %d: %s; target within %.1fx: %s (CPU time: %s)\n", kTargetTurn,
+                          versus_first(*tenth).c_str(), kTargetRatio,
+                          ttft_ratio(*tenth, *first) <= kTargetRatio ? "met" : "missed",
+                          cpu_ratio(*tenth, *first) <= kTargetRatio ? "met" : "missed");
         else
             out += format("- turn %d was not reached (%zu turns)\n", kTargetTurn, turns.size());
-        const Turn& last = turns.back();
-        out += format("- TTFT last turn (%d): %.3f s for %lld new tokens (%lld cached): %.2fx turn 1 (%.2fx per new "
-                      "token)\n",
-                      last.number, last.reuse.ttft_s, (long long)last.new_read(), (long long)last.reuse.cached_tokens,
-                      ttft_ratio(last, *first), ttft_ratio_per_token(last, *first));
+        out += format("- last turn (%d): %s\n", turns.back().number, versus_first(turns.back()).c_str());
         if (r.first != r.fresh + 1)
             out += format("- note: turn 1 reads %lld tokens and later turns %lld (the previous reply's last token and "
                           "%lld new); the per-token ratio compares them fairly\n",
@@ -166,9 +167,10 @@ std::string replay_markdown(const ReplaySetup& s, const std::vector<Turn>& turns
     }
     if (const Turn* c = largest_cold(turns))
         out += format("- reuse speedup at turn %d (%lld prompt tokens, the largest measured cold): TTFT %.3f s cold vs "
-                      "%.3f s with reuse = %.1fx\n",
+                      "%.3f s with reuse = %.1fx (CPU time %.2f s vs %.2f s = %.1fx)\n",
                       c->number, (long long)c->prompt_tokens(), c->cold.ttft_s, c->reuse.ttft_s,
-                      c->cold.ttft_s / c->reuse.ttft_s);
+                      c->cold.ttft_s / c->reuse.ttft_s, c->cold.ttft_cpu_s, c->reuse.ttft_cpu_s,
+                      c->cold.ttft_cpu_s / c->reuse.ttft_cpu_s);
     const Memory m = memory_of(s, turns);
     if (!turns.empty())
         out += format("- snapshot memory for the conversation (%lld tokens): %.1f MB = %d snapshots x %.2f MB of KDA "
@@ -218,6 +220,8 @@ nlohmann::json replay_json(const ReplaySetup& s, const std::vector<Turn>& turns,
                     {"cached_tokens", t.reuse.cached_tokens},
                     {"new_tokens_read", t.new_read()},
                     {"ttft_s", t.reuse.ttft_s},
+                    {"ttft_cpu_s", t.reuse.ttft_cpu_s},
+                    {"load_1m", t.reuse.load_1m},
                     {"total_s", t.reuse.total_s},
                     {"reply_tokens", t.reuse.ids.size()},
                     {"snapshots", t.prefix.snapshots},
@@ -230,12 +234,15 @@ nlohmann::json replay_json(const ReplaySetup& s, const std::vector<Turn>& turns,
                     {"snapshots_taken", t.prefix.snapshots_taken},
                     {"evictions", t.prefix.evictions},
                     {"cold_ttft_s", nullptr},
+                    {"cold_ttft_cpu_s", nullptr},
                     {"cold_total_s", nullptr},
                     {"cold_over_reuse", nullptr},
                     {"match", nullptr}};
         if (!t.reuse.error.empty()) row["error"] = t.reuse.error;
         if (t.cold_measured) {
             row["cold_ttft_s"] = t.cold.ttft_s;
+            row["cold_ttft_cpu_s"] = t.cold.ttft_cpu_s;
+            row["cold_load_1m"] = t.cold.load_1m;
             row["cold_total_s"] = t.cold.total_s;
             row["cold_over_reuse"] = t.cold.ttft_s / t.reuse.ttft_s;
             row["match"] = t.reuse.ids == t.cold.ids;
@@ -248,24 +255,31 @@ nlohmann::json replay_json(const ReplaySetup& s, const std::vector<Turn>& turns,
     json summary = json::object();
     if (const Turn* first = turn_at(turns, 1)) {
         summary["ttft_turn1_s"] = first->reuse.ttft_s;
+        summary["ttft_turn1_cpu_s"] = first->reuse.ttft_cpu_s;
         if (const Turn* tenth = turn_at(turns, kTargetTurn)) {
             summary["ttft_turn10_s"] = tenth->reuse.ttft_s;
             summary["turn10_over_turn1"] = ttft_ratio(*tenth, *first);
             summary["turn10_over_turn1_per_new_token"] = ttft_ratio_per_token(*tenth, *first);
+            summary["turn10_over_turn1_cpu"] = cpu_ratio(*tenth, *first);
             summary["turn10_target"] = kTargetRatio;
             summary["turn10_target_met"] = ttft_ratio(*tenth, *first) <= kTargetRatio;
         }
         summary["last_turn"] = turns.back().number;
         summary["ttft_last_s"] = turns.back().reuse.ttft_s;
+        summary["ttft_last_cpu_s"] = turns.back().reuse.ttft_cpu_s;
         summary["last_over_turn1"] = ttft_ratio(turns.back(), *first);
         summary["last_over_turn1_per_new_token"] = ttft_ratio_per_token(turns.back(), *first);
+        summary["last_over_turn1_cpu"] = cpu_ratio(turns.back(), *first);
     }
     if (const Turn* c = largest_cold(turns))
         summary["largest_cold"] = {{"turn", c->number},
                                    {"prompt_tokens", c->prompt_tokens()},
                                    {"cold_ttft_s", c->cold.ttft_s},
                                    {"reuse_ttft_s", c->reuse.ttft_s},
-                                   {"speedup", c->cold.ttft_s / c->reuse.ttft_s}};
+                                   {"speedup", c->cold.ttft_s / c->reuse.ttft_s},
+                                   {"cold_ttft_cpu_s", c->cold.ttft_cpu_s},
+                                   {"reuse_ttft_cpu_s", c->reuse.ttft_cpu_s},
+                                   {"speedup_cpu", c->cold.ttft_cpu_s / c->reuse.ttft_cpu_s}};
     const Memory m = memory_of(s, turns);
     summary["memory"] = {{"conversation_tokens", m.conversation_tokens},
                          {"conversation_pages", m.conversation_pages},
