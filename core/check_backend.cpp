@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <cstring>
 #include <set>
 #include <stdexcept>
 
 #include "ops/reference/reference.h"
+#include "ops/reference/reference_backend.h"
 
 namespace halo {
 
@@ -33,7 +33,18 @@ Tensor like(HostBuffer* b, const Tensor& t) {
 
 }  // namespace
 
-CheckBackend::CheckBackend(Backend& plugin, CheckTolerances tol) : ForwardingBackend(plugin), plugin_(plugin), tol_(tol) {}
+double CheckTolerances::of(Op op) const {
+    switch (op) {
+#define HALO_OP_TOLERANCE_CASE(name, ...) \
+    case Op::name: return name;
+        HALO_OPS(HALO_OP_TOLERANCE_CASE)
+#undef HALO_OP_TOLERANCE_CASE
+    }
+    throw std::logic_error("CheckTolerances::of: not an op");
+}
+
+CheckBackend::CheckBackend(Backend& plugin, CheckTolerances tol)
+    : ForwardingBackend(plugin), plugin_(plugin), reference_(ref::make_reference_backend()), tol_(tol) {}
 
 CheckBackend::~CheckBackend() = default;
 
@@ -94,10 +105,10 @@ std::string CheckBackend::where(const char* op) const {
     return s;
 }
 
-void CheckBackend::begin_op(const char* op) {
+void CheckBackend::begin_op(Op op) {
     temps_.clear();
     if (in_step_) ++op_in_step_;
-    if (std::strcmp(op, "kda") == 0 || std::strcmp(op, "mla") == 0) ++mixers_in_step_;
+    if (op_traits(op).role == OpRole::mixer) ++mixers_in_step_;
 }
 
 void CheckBackend::end_op() {
@@ -120,6 +131,11 @@ Tensor CheckBackend::snapshot_rows(const Tensor& t, const std::vector<int32_t>& 
     Tensor r = like(temps_.back().get(), t);
     r.shape[0] = int64_t(rows.size());
     return r;
+}
+
+Tensor CheckBackend::host_output(const Tensor& t) {
+    temps_.push_back(std::make_unique<HostBuffer>(MemoryUse::scratch, 0, t.bytes()));
+    return like(temps_.back().get(), t);
 }
 
 Tensor CheckBackend::weight(const Tensor& t) {
@@ -176,70 +192,50 @@ void CheckBackend::compare(const char* op, const char* name, const Tensor& got, 
                          "); the plugin computes this op differently from ops/reference");
 }
 
-// ---- glue ops --------------------------------------------------------------------------------------------------
-
-void CheckBackend::embedding(const EmbeddingParams& p) {
-    begin_op("embedding");
-    EmbeddingParams r{p.table.buffer && p.table.buffer->use == MemoryUse::weights ? weight(p.table) : snapshot(p.table),
-                      snapshot(p.ids), Tensor{}};
-    temps_.push_back(std::make_unique<HostBuffer>(MemoryUse::scratch, 0, p.out.bytes()));
-    r.out = like(temps_.back().get(), p.out);
-    plugin_.embedding(p);
-    ref::embedding(r);
-    compare("embedding", "out", snapshot(p.out), r.out, tol_.embedding);
-    end_op();
+void CheckBackend::on_op(const OpCall& call) {
+    visit_params(call, [&](const auto& p) { check(p, call.batch); });
 }
 
-void CheckBackend::rms_norm(const RmsNormParams& p) {
-    begin_op("rms_norm");
-    RmsNormParams r = p;
-    r.x = snapshot(p.x);
-    r.weight = weight(p.weight);
-    temps_.push_back(std::make_unique<HostBuffer>(MemoryUse::scratch, 0, p.out.bytes()));
-    r.out = like(temps_.back().get(), p.out);
-    plugin_.rms_norm(p);
-    ref::rms_norm(r);
-    compare("rms_norm", "out", snapshot(p.out), r.out, tol_.rms_norm);
-    end_op();
-}
+// ---- ops that name their tensors ----------------------------------------------------------------------------------
 
-void CheckBackend::add(const AddParams& p) {
-    begin_op("add");
-    AddParams r{snapshot(p.a), snapshot(p.b), Tensor{}};
-    temps_.push_back(std::make_unique<HostBuffer>(MemoryUse::scratch, 0, p.out.bytes()));
-    r.out = like(temps_.back().get(), p.out);
-    plugin_.add(p);
-    ref::add(r);
-    compare("add", "out", snapshot(p.out), r.out, tol_.add);
-    end_op();
-}
-
-void CheckBackend::linear(const LinearParams& p) {
-    begin_op("linear");
-    LinearParams r{snapshot(p.x), weight(p.weight), Tensor{}};
-    temps_.push_back(std::make_unique<HostBuffer>(MemoryUse::scratch, 0, p.y.bytes()));
-    r.y = like(temps_.back().get(), p.y);
-    plugin_.linear(p);
-    ref::linear(r);
-    compare("linear", "y", snapshot(p.y), r.y, tol_.linear);
-    end_op();
-}
-
-void CheckBackend::mlp(const MlpParams& p) {
-    begin_op("mlp");
-    MlpParams r{snapshot(p.x), weight(p.gate), weight(p.up), weight(p.down), Tensor{}};
-    temps_.push_back(std::make_unique<HostBuffer>(MemoryUse::scratch, 0, p.out.bytes()));
-    r.out = like(temps_.back().get(), p.out);
-    plugin_.mlp(p);
-    ref::mlp(r);
-    compare("mlp", "out", snapshot(p.out), r.out, tol_.mlp);
+template <class Params>
+void CheckBackend::check(const Params& p, const SeqBatch* batch) {
+    constexpr Op op = op_of<Params>;
+    begin_op(op);
+    // The reference's params: p with every tensor replaced by a host copy, taken before the plugin runs (an output
+    // may alias an input).
+    Params r = p;
+    struct Output {
+        const char* name;
+        Tensor plugin;     // in the plugin's memory, read after it ran
+        const Tensor* ref;  // in r
+    };
+    std::vector<Output> outputs;
+    r.for_each_tensor([&](const char* name, Tensor& t, TensorRole role) {
+        if (!t.present()) return;
+        const Tensor plugin_t = t;
+        switch (role) {
+        case TensorRole::input: t = snapshot(t); break;
+        // Weights are cached on the host; anything else in a weight's place is copied like an input.
+        case TensorRole::weight:
+            t = t.buffer->use == MemoryUse::weights || t.quantized() ? weight(t) : snapshot(t);
+            break;
+        case TensorRole::output: t = host_output(t); break;
+        case TensorRole::inout: t = snapshot(t); break;
+        }
+        if (role == TensorRole::output || role == TensorRole::inout) outputs.push_back({name, plugin_t, &t});
+    });
+    run_op(plugin_, p, batch);
+    run_op(*reference_, r, batch);
+    for (const Output& o : outputs) compare(op_name(op), o.name, snapshot(o.plugin), *o.ref, tol_.of(op));
     end_op();
 }
 
 // ---- KDA and MLA: only the batch's state slots and cache pages travel ----------------------------------------------
 
-void CheckBackend::kda(const KdaParams& p, const SeqBatch& batch) {
-    begin_op("kda");
+void CheckBackend::check(const KdaParams& p, const SeqBatch* batch_ptr) {
+    const SeqBatch& batch = *batch_ptr;
+    begin_op(Op::kda);
     std::vector<int32_t> slots;
     std::vector<SeqRun> runs(batch.runs, batch.runs + batch.n_runs);
     for (SeqRun& run : runs) {
@@ -265,8 +261,9 @@ void CheckBackend::kda(const KdaParams& p, const SeqBatch& batch) {
     end_op();
 }
 
-void CheckBackend::mla(const MlaParams& p, const SeqBatch& batch) {
-    begin_op("mla");
+void CheckBackend::check(const MlaParams& p, const SeqBatch* batch_ptr) {
+    const SeqBatch& batch = *batch_ptr;
+    begin_op(Op::mla);
     std::vector<int32_t> pages;
     std::vector<SeqRun> runs(batch.runs, batch.runs + batch.n_runs);
     std::vector<std::vector<int32_t>> tables(runs.size());
@@ -297,8 +294,8 @@ void CheckBackend::mla(const MlaParams& p, const SeqBatch& batch) {
 
 // ---- MoE: the reference loads only the experts it routes to ---------------------------------------------------------
 
-void CheckBackend::moe(const MoeParams& p) {
-    begin_op("moe");
+void CheckBackend::check(const MoeParams& p, const SeqBatch*) {
+    begin_op(Op::moe);
     const int64_t T = p.x.rows(), D = p.x.cols(), E = p.n_experts, k = p.top_k;
     MoeParams r = p;
     r.x = snapshot(p.x);
@@ -406,9 +403,22 @@ void CheckBackend::moe(const MoeParams& p) {
 
 // ---- PerturbBackend: a known error, to test the tools that look for errors -------------------------------------
 
+namespace {
+
+// An op that belongs to one layer: a mixer or an FFN.
+bool layer_op(const OpTraits& t) { return t.role == OpRole::mixer || t.role == OpRole::ffn; }
+
+}  // namespace
+
 Perturbation parse_perturbation(const std::string& text, const std::string& flag) {
-    const std::string usage = " (the form is OP:LAYER:AMOUNT, e.g. kda:2:1e-2 or moe:all:0.05: OP is kda, mla, mlp or "
-                              "moe, LAYER a 0-based layer or 'all', AMOUNT the relative change of the op's output)";
+    std::vector<std::string> layer_ops;
+    for (const OpTraits& t : kOpTraits)
+        if (layer_op(t)) layer_ops.push_back(t.name);
+    std::string op_list;
+    for (size_t i = 0; i < layer_ops.size(); ++i)
+        op_list += (i == 0 ? "" : i + 1 == layer_ops.size() ? " or " : ", ") + layer_ops[i];
+    const std::string usage = " (the form is OP:LAYER:AMOUNT, e.g. kda:2:1e-2 or moe:all:0.05: OP is " + op_list +
+                              ", LAYER a 0-based layer or 'all', AMOUNT the relative change of the op's output)";
     std::vector<std::string> parts;
     for (size_t at = 0;;) {
         const size_t colon = text.find(':', at);
@@ -419,7 +429,7 @@ Perturbation parse_perturbation(const std::string& text, const std::string& flag
     if (parts.size() != 3) throw std::runtime_error(flag + ": '" + text + "' is not a perturbation" + usage);
     Perturbation p;
     p.op = parts[0];
-    if (p.op != "kda" && p.op != "mla" && p.op != "mlp" && p.op != "moe")
+    if (std::find(layer_ops.begin(), layer_ops.end(), p.op) == layer_ops.end())
         throw std::runtime_error(flag + ": '" + p.op + "' is not an op that belongs to one layer" + usage);
     if (parts[1] != "all") {
         const std::string& l = parts[1];
@@ -452,26 +462,11 @@ void PerturbBackend::perturb(const char* op, const Tensor& out) {
     ++perturbed_;
 }
 
-void PerturbBackend::kda(const KdaParams& p, const SeqBatch& b) {
-    ++mixers_in_step_;
-    inner_.kda(p, b);
-    perturb("kda", p.out);
-}
-
-void PerturbBackend::mla(const MlaParams& p, const SeqBatch& b) {
-    ++mixers_in_step_;
-    inner_.mla(p, b);
-    perturb("mla", p.out);
-}
-
-void PerturbBackend::mlp(const MlpParams& p) {
-    inner_.mlp(p);
-    perturb("mlp", p.out);
-}
-
-void PerturbBackend::moe(const MoeParams& p) {
-    inner_.moe(p);
-    perturb("moe", p.out);
+void PerturbBackend::on_op(const OpCall& call) {
+    const OpTraits& t = call.traits();
+    if (t.role == OpRole::mixer) ++mixers_in_step_;
+    run_op(inner_, call);
+    if (layer_op(t)) perturb(t.name, call.output());
 }
 
 }  // namespace halo

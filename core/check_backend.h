@@ -26,16 +26,14 @@ public:
     using ops::Error::Error;
 };
 
-// Normalised error tolerances: max |plugin - reference| / rms(reference), per op. NaN/Inf must match exactly.
+// Normalised error tolerances: max |plugin - reference| / rms(reference), one member per op (`linear`, `kda`, ...)
+// defaulting to its check_tolerance in ops/op_list.h, where each is explained. NaN/Inf must match exactly.
 struct CheckTolerances {
-    double embedding = 1e-6;  // a copy
-    double add = 1e-6;        // one F32 addition
-    double rms_norm = 1e-5;   // F32 sum of squares over the row
-    double linear = 1e-3;     // F32 dot products of up to 9216 terms (the conformance suite's 1e-4 covers <= 2304)
-    double mlp = 1e-3;        // two such products in a row
-    double kda = 1e-3;        // F32 state over a 512-token prefill chunk (conformance: 1e-4 over 200 tokens)
-    double mla = 1e-3;        // F32 softmax over the context (BF16/F16 caches: 2e-2 / 5e-3, one rounding step)
-    double moe = 1e-3;        // rows whose routing is a near-tie (< 1e-5 apart) are compared only where both agree
+#define HALO_OP_TOLERANCE(name, Params, call, output, role, tolerance) double name = tolerance;
+    HALO_OPS(HALO_OP_TOLERANCE)
+#undef HALO_OP_TOLERANCE
+
+    double of(ops::Op op) const;
 };
 
 class CheckBackend final : public ForwardingBackend {
@@ -56,31 +54,36 @@ public:
     void begin_step() override;
     void end_step() override;
 
-    void embedding(const ops::EmbeddingParams& p) override;
-    void rms_norm(const ops::RmsNormParams& p) override;
-    void add(const ops::AddParams& p) override;
-    void linear(const ops::LinearParams& p) override;
-    void mlp(const ops::MlpParams& p) override;
-    void kda(const ops::KdaParams& p, const ops::SeqBatch& batch) override;
-    void mla(const ops::MlaParams& p, const ops::SeqBatch& batch) override;
-    void moe(const ops::MoeParams& p) override;
-
 private:
+    void on_op(const ops::OpCall& call) override;
+    // Any op whose params name their tensors' parts (for_each_tensor): its inputs, weights and in-place tensors are
+    // copied to the host, the reference runs on them, and every output and in-place tensor is compared.
+    template <class Params>
+    void check(const Params& p, const ops::SeqBatch* batch);
+    // Only the batch's state slots and cache pages travel.
+    void check(const ops::KdaParams& p, const ops::SeqBatch* batch);
+    void check(const ops::MlaParams& p, const ops::SeqBatch* batch);
+    // The reference loads only the experts it routes to, and rows routed differently by a near-tie are left out.
+    void check(const ops::MoeParams& p, const ops::SeqBatch* batch);
+
     // Host copy of a whole plugin tensor (kept until the op finishes), or of the given rows of its outer dimension.
     ops::Tensor snapshot(const ops::Tensor& t);
     ops::Tensor snapshot_rows(const ops::Tensor& t, const std::vector<int32_t>& rows);
     // Host copy of a weight tensor, cached until its buffer is written or released.
     ops::Tensor weight(const ops::Tensor& t);
+    // A host tensor of t's shape for the reference's output (kept until the op finishes).
+    ops::Tensor host_output(const ops::Tensor& t);
     void forget(const ops::Buffer* b);
     // Compares a plugin tensor (read now) with the reference's host tensor; throws CheckError beyond tol.
     // skip_rows (one flag per row of the outermost dimensions) leaves rows out.
     void compare(const char* op, const char* name, const ops::Tensor& plugin_t, const ops::Tensor& ref_t, double tol,
                  const std::vector<bool>* skip_rows = nullptr);
     std::string where(const char* op) const;
-    void begin_op(const char* op);
+    void begin_op(ops::Op op);
     void end_op();
 
     ops::Backend& plugin_;
+    std::unique_ptr<ops::Backend> reference_;  // ops/reference on host memory
     CheckTolerances tol_;
     std::vector<std::unique_ptr<ops::HostBuffer>> temps_;  // host copies of the current op
     struct CachedWeight {
@@ -100,7 +103,7 @@ private:
 
 // An error to inject: the output of every `op` in `layer` is multiplied by (1 + amount), in every step.
 struct Perturbation {
-    std::string op;      // "kda", "mla" (the mixer) or "mlp", "moe" (the FFN): ops that belong to one layer
+    std::string op;      // an op that belongs to one layer: a mixer ("kda", "mla") or an FFN ("mlp", "moe")
     int32_t layer = -1;  // 0-based decoder layer; -1 = every layer
     double amount = 0;   // relative change of every output element
 };
@@ -117,12 +120,9 @@ public:
     uint64_t ops_perturbed() const { return perturbed_; }
 
     void begin_step() override;
-    void kda(const ops::KdaParams& p, const ops::SeqBatch& b) override;
-    void mla(const ops::MlaParams& p, const ops::SeqBatch& b) override;
-    void mlp(const ops::MlpParams& p) override;
-    void moe(const ops::MoeParams& p) override;
 
 private:
+    void on_op(const ops::OpCall& call) override;
     void perturb(const char* op, const ops::Tensor& out);
 
     Perturbation p_;

@@ -1,4 +1,6 @@
 // Base of Backend decorators (profiling, check mode): every call goes to the wrapped backend unless overridden.
+// Every op method comes to on_op(), so a decorator that treats all ops alike overrides that one function and stays
+// correct when an op is added to ops/op_list.h; one that changes a single op may override that op's method instead.
 #pragma once
 
 #include "ops/backend.h"
@@ -27,16 +29,15 @@ public:
     void end_step() override { inner_.end_step(); }
     void synchronize() override { inner_.synchronize(); }
 
-    void embedding(const ops::EmbeddingParams& p) override { inner_.embedding(p); }
-    void rms_norm(const ops::RmsNormParams& p) override { inner_.rms_norm(p); }
-    void add(const ops::AddParams& p) override { inner_.add(p); }
-    void linear(const ops::LinearParams& p) override { inner_.linear(p); }
-    void mlp(const ops::MlpParams& p) override { inner_.mlp(p); }
-    void kda(const ops::KdaParams& p, const ops::SeqBatch& b) override { inner_.kda(p, b); }
-    void mla(const ops::MlaParams& p, const ops::SeqBatch& b) override { inner_.mla(p, b); }
-    void moe(const ops::MoeParams& p) override { inner_.moe(p); }
+#define HALO_OP_FORWARD(name, Params, call, ...) \
+    void name(HALO_OP_SIGNATURE(Params, call)) override { on_op(ops::OpCall(HALO_OP_ARGS(call))); }
+    HALO_OPS(HALO_OP_FORWARD)
+#undef HALO_OP_FORWARD
 
 protected:
+    // Every op, whichever it is; by default it runs on the wrapped backend.
+    virtual void on_op(const ops::OpCall& call) { ops::run_op(inner_, call); }
+
     ops::Backend& inner_;
 };
 

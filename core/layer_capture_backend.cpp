@@ -10,28 +10,21 @@ void LayerCaptureBackend::begin_step() {
     adds_in_layer_ = 0;
 }
 
-void LayerCaptureBackend::kda(const KdaParams& p, const SeqBatch& b) {
-    ++mixers_in_step_;
-    adds_in_layer_ = 0;
-    inner_.kda(p, b);
-}
-
-void LayerCaptureBackend::mla(const MlaParams& p, const SeqBatch& b) {
-    ++mixers_in_step_;
-    adds_in_layer_ = 0;
-    inner_.mla(p, b);
-}
-
-void LayerCaptureBackend::add(const AddParams& p) {
-    inner_.add(p);
-    if (!capturing_ || mixers_in_step_ == 0 || ++adds_in_layer_ != 2) return;
-    if (p.out.dtype != DType::f32) throw Error("layer capture: the residual stream is not F32");
+void LayerCaptureBackend::on_op(const OpCall& call) {
+    if (call.traits().role == OpRole::mixer) {
+        ++mixers_in_step_;
+        adds_in_layer_ = 0;
+    }
+    run_op(inner_, call);
+    if (call.op() != Op::add || !capturing_ || mixers_in_step_ == 0 || ++adds_in_layer_ != 2) return;
+    const Tensor& out = call.output();
+    if (out.dtype != DType::f32) throw Error("layer capture: the residual stream is not F32");
     const size_t layer = size_t(mixers_in_step_ - 1);
     if (layers_.size() <= layer) layers_.resize(layer + 1);
     std::vector<float>& rows = layers_[layer];
     const size_t at = rows.size();
-    rows.resize(at + size_t(p.out.numel()));
-    inner_.read(p.out.buffer, p.out.offset, rows.data() + at, p.out.bytes());
+    rows.resize(at + size_t(out.numel()));
+    inner_.read(out.buffer, out.offset, rows.data() + at, out.bytes());
 }
 
 }  // namespace halo

@@ -23,11 +23,10 @@ public:
     void clear() { layers_.clear(); }
 
     void begin_step() override;
-    void kda(const ops::KdaParams& p, const ops::SeqBatch& b) override;
-    void mla(const ops::MlaParams& p, const ops::SeqBatch& b) override;
-    void add(const ops::AddParams& p) override;
 
 private:
+    void on_op(const ops::OpCall& call) override;
+
     bool capturing_ = false;
     int32_t mixers_in_step_ = 0;  // layers begun in this step
     int32_t adds_in_layer_ = 0;   // adds since the last mixer: the second ends the layer

@@ -17,16 +17,12 @@ public:
     ~OpTimingBackend() override;
     void report() const;  // prints to stderr
 
-    void embedding(const ops::EmbeddingParams& p) override { time("embedding", p.out.rows(), [&] { inner_.embedding(p); }); }
-    void rms_norm(const ops::RmsNormParams& p) override { time("rms_norm", p.x.rows(), [&] { inner_.rms_norm(p); }); }
-    void add(const ops::AddParams& p) override { time("add", p.out.rows(), [&] { inner_.add(p); }); }
-    void linear(const ops::LinearParams& p) override { time("linear", p.x.rows(), [&] { inner_.linear(p); }); }
-    void mlp(const ops::MlpParams& p) override { time("mlp", p.x.rows(), [&] { inner_.mlp(p); }); }
-    void kda(const ops::KdaParams& p, const ops::SeqBatch& b) override { time("kda", b.n_rows, [&] { inner_.kda(p, b); }); }
-    void mla(const ops::MlaParams& p, const ops::SeqBatch& b) override { time("mla", b.n_rows, [&] { inner_.mla(p, b); }); }
-    void moe(const ops::MoeParams& p) override { time("moe", p.x.rows(), [&] { inner_.moe(p); }); }
-
 private:
+    // Every op: timed under its name and whether it had one row (decode) or many (prefill).
+    void on_op(const ops::OpCall& call) override {
+        time(call.traits().name, call.output().rows(), [&] { ops::run_op(inner_, call); });
+    }
+
     template <class F>
     void time(const char* op, int64_t rows, F&& f) {
         inner_.begin_step();

@@ -12,11 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "ops/batch.h"
-#include "ops/glue_ops.h"
-#include "ops/kda.h"
-#include "ops/mla.h"
-#include "ops/moe.h"
+#include "ops/op_list.h"
 #include "ops/tensor.h"
 
 namespace halo::ops {
@@ -39,6 +35,14 @@ public:
 
 // Thrown when a placement cannot hold a request; the core reports it against its memory plan.
 class HALO_VISIBLE OutOfMemory : public Error {
+public:
+    using Error::Error;
+};
+
+// Thrown by an op the plugin does not implement (for some or all of its inputs), with a sentence naming the op and
+// why: "<op> is not supported by the <plugin> plugin: <reason>". The conformance suite reports such a case as not
+// run, with that sentence, instead of as a failure, when the plugin's list of expected-unsupported cases names it.
+class HALO_VISIBLE Unsupported : public Error {
 public:
     using Error::Error;
 };
@@ -145,15 +149,30 @@ public:
     virtual void synchronize() {}
 
     // ---- ops --------------------------------------------------------------------------------------------------
-    virtual void embedding(const EmbeddingParams& p) = 0;
-    virtual void rms_norm(const RmsNormParams& p) = 0;
-    virtual void add(const AddParams& p) = 0;
-    virtual void linear(const LinearParams& p) = 0;
-    virtual void mlp(const MlpParams& p) = 0;
-    virtual void kda(const KdaParams& p, const SeqBatch& batch) = 0;
-    virtual void mla(const MlaParams& p, const SeqBatch& batch) = 0;
-    virtual void moe(const MoeParams& p) = 0;
+    // One pure virtual per entry of HALO_OPS (ops/op_list.h), in its order, e.g.
+    //   virtual void linear(const LinearParams& p) = 0;
+    //   virtual void kda(const KdaParams& p, const SeqBatch& batch) = 0;
+#define HALO_OP_PURE_VIRTUAL(name, Params, call, ...) virtual void name(HALO_OP_SIGNATURE(Params, call)) = 0;
+    HALO_OPS(HALO_OP_PURE_VIRTUAL)
+#undef HALO_OP_PURE_VIRTUAL
 };
+
+// Runs an op on a backend through its method: run_op(b, p[, &batch]) for one op's params, run_op(b, call) for any.
+#define HALO_OP_RUN(name, Params, call, ...)                                          \
+    inline void run_op(Backend& b, const Params& p, const SeqBatch* batch = nullptr) { \
+        HALO_OP_RUN_##call(name);                                                     \
+    }
+#define HALO_OP_RUN_params(name) b.name(p)
+#define HALO_OP_RUN_params_batch(name) \
+    batch ? b.name(p, *batch) : throw Error(std::string(#name) + " was run without the step's SeqBatch")
+HALO_OPS(HALO_OP_RUN)
+#undef HALO_OP_RUN
+#undef HALO_OP_RUN_params
+#undef HALO_OP_RUN_params_batch
+
+inline void run_op(Backend& b, const OpCall& call) {
+    visit_params(call, [&](const auto& p) { run_op(b, p, call.batch); });
+}
 
 // What a plugin says about itself before any backend is created (for `engine backends`).
 struct PluginProbe {

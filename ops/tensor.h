@@ -105,6 +105,14 @@ struct Tensor {
     }
 };
 
+// The part a tensor plays in an op, as an op's params struct names it in for_each_tensor (check mode reads it).
+enum class TensorRole : uint32_t {
+    input,   // read: activations, ids
+    weight,  // read, and unchanged from one call to the next while its buffer is not written
+    output,  // written over entirely
+    inout,   // read and updated in place (a recurrent state)
+};
+
 inline Tensor make_tensor(Buffer* buffer, uint64_t offset, DType dtype, std::initializer_list<int64_t> dims) {
     Tensor t;
     t.buffer = buffer;

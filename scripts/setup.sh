@@ -9,6 +9,7 @@ packages=(
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   libvulkan-dev glslc glslang-tools spirv-tools mesa-vulkan-drivers vulkan-tools vulkan-validationlayers
   python3-numpy
+  clang  # builds the skeleton plugin a second time, to test a plugin from another compiler than the core's
 )
 
 missing=()

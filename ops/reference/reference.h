@@ -6,13 +6,12 @@
 
 namespace halo::ref {
 
-void embedding(const ops::EmbeddingParams& p);
-void rms_norm(const ops::RmsNormParams& p);
-void add(const ops::AddParams& p);
-void linear(const ops::LinearParams& p);
-void mlp(const ops::MlpParams& p);
-void kda(const ops::KdaParams& p, const ops::SeqBatch& batch);
-void mla(const ops::MlaParams& p, const ops::SeqBatch& batch);
-void moe(const ops::MoeParams& p);
+// One function per op of ops/op_list.h, named after it and taking what its Backend method takes, e.g.
+//   void linear(const ops::LinearParams& p);
+//   void kda(const ops::KdaParams& p, const ops::SeqBatch& batch);
+// Each is defined, with its formula, in the file of its op (glue.cpp, kda.cpp, mla.cpp, moe.cpp).
+#define HALO_REFERENCE_OP(name, Params, call, ...) void name(HALO_OP_SIGNATURE(Params, call));
+HALO_OPS(HALO_REFERENCE_OP)
+#undef HALO_REFERENCE_OP
 
 }  // namespace halo::ref

@@ -43,14 +43,10 @@ public:
     void copy(Buffer* dst, uint64_t doff, const Buffer* src, uint64_t soff, uint64_t n) override {
         std::memmove(static_cast<char*>(dst->host) + doff, static_cast<const char*>(src->host) + soff, n);
     }
-    void embedding(const EmbeddingParams& p) override { ref::embedding(p); }
-    void rms_norm(const RmsNormParams& p) override { ref::rms_norm(p); }
-    void add(const AddParams& p) override { ref::add(p); }
-    void linear(const LinearParams& p) override { ref::linear(p); }
-    void mlp(const MlpParams& p) override { ref::mlp(p); }
-    void kda(const KdaParams& p, const SeqBatch& b) override { ref::kda(p, b); }
-    void mla(const MlaParams& p, const SeqBatch& b) override { ref::mla(p, b); }
-    void moe(const MoeParams& p) override { ref::moe(p); }
+#define HALO_REFERENCE_OP(name, Params, call, ...) \
+    void name(HALO_OP_SIGNATURE(Params, call)) override { ref::name(HALO_OP_ARGS(call)); }
+    HALO_OPS(HALO_REFERENCE_OP)
+#undef HALO_REFERENCE_OP
 
 private:
     DeviceInfo info_;

@@ -120,15 +120,11 @@ std::vector<ops::InternalUse> plan_internal(const ops::StepShape& s, int threads
 // Reserves the arena plan_internal counts.
 void reserve_arena(Arena& arena, const ops::StepShape& s, int threads);
 
-// Ops, one file each.
-void embedding(CpuContext& c, const ops::EmbeddingParams& p);
-void rms_norm(CpuContext& c, const ops::RmsNormParams& p);
-void add(CpuContext& c, const ops::AddParams& p);
-void linear(CpuContext& c, const ops::LinearParams& p);
-void mlp(CpuContext& c, const ops::MlpParams& p);
-void kda(CpuContext& c, const ops::KdaParams& p, const ops::SeqBatch& batch);
-void mla(CpuContext& c, const ops::MlaParams& p, const ops::SeqBatch& batch);
-void moe(CpuContext& c, const ops::MoeParams& p);
+// Ops, one file each (glue.cpp holds the row-wise ones): for each op of ops/op_list.h, a function taking the context
+// and what Backend::<op> takes, e.g. void kda(CpuContext& c, const KdaParams& p, const SeqBatch& batch);
+#define HALO_CPU_OP(name, Params, call, ...) void name(CpuContext& c, HALO_OP_SIGNATURE(Params, call));
+HALO_OPS(HALO_CPU_OP)
+#undef HALO_CPU_OP
 
 inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
 inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }

@@ -166,14 +166,11 @@ public:
         std::memmove(static_cast<char*>(dst->host) + doff, static_cast<const char*>(src->host) + soff, n);
     }
 
-    void embedding(const EmbeddingParams& p) override { cpu::embedding(ctx_, p); }
-    void rms_norm(const RmsNormParams& p) override { cpu::rms_norm(ctx_, p); }
-    void add(const AddParams& p) override { cpu::add(ctx_, p); }
-    void linear(const LinearParams& p) override { cpu::linear(ctx_, p); }
-    void mlp(const MlpParams& p) override { cpu::mlp(ctx_, p); }
-    void kda(const KdaParams& p, const SeqBatch& b) override { cpu::kda(ctx_, p, b); }
-    void mla(const MlaParams& p, const SeqBatch& b) override { cpu::mla(ctx_, p, b); }
-    void moe(const MoeParams& p) override { cpu::moe(ctx_, p); }
+    // The op table: each op of ops/op_list.h runs cpu::<op>(ctx_, ...), defined in the op's own file.
+#define HALO_CPU_OP(name, Params, call, ...) \
+    void name(HALO_OP_SIGNATURE(Params, call)) override { cpu::name(ctx_, HALO_OP_ARGS(call)); }
+    HALO_OPS(HALO_CPU_OP)
+#undef HALO_CPU_OP
 
 private:
     void check_placement(int32_t placement) const {

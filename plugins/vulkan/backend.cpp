@@ -239,39 +239,4 @@ void VulkanBackend::check_validation() {
     }
 }
 
-// ---- ops ---------------------------------------------------------------------------------------------------------
-
-void VulkanBackend::embedding(const EmbeddingParams& p) {
-    vk::embedding(*ctx_, p);
-    after_op();
-}
-void VulkanBackend::rms_norm(const RmsNormParams& p) {
-    vk::rms_norm(*ctx_, p);
-    after_op();
-}
-void VulkanBackend::add(const AddParams& p) {
-    vk::add(*ctx_, p);
-    after_op();
-}
-void VulkanBackend::linear(const LinearParams& p) {
-    vk::linear(*ctx_, p);
-    after_op();
-}
-void VulkanBackend::mlp(const MlpParams& p) {
-    vk::mlp(*ctx_, p);
-    after_op();
-}
-void VulkanBackend::kda(const KdaParams& p, const SeqBatch& b) {
-    vk::kda(*ctx_, p, b);
-    after_op();
-}
-void VulkanBackend::mla(const MlaParams& p, const SeqBatch& b) {
-    vk::mla(*ctx_, p, b);
-    after_op();
-}
-void VulkanBackend::moe(const MoeParams& p) {
-    vk::moe(*ctx_, p);
-    after_op();
-}
-
 }  // namespace halo::vk

@@ -9,6 +9,7 @@
 #include "plugins/vulkan/context.h"
 #include "plugins/vulkan/device/device.h"
 #include "plugins/vulkan/device/instance.h"
+#include "plugins/vulkan/ops.h"
 
 namespace halo::vk {
 
@@ -38,14 +39,15 @@ public:
     void end_step() override;
     void synchronize() override;
 
-    void embedding(const ops::EmbeddingParams& p) override;
-    void rms_norm(const ops::RmsNormParams& p) override;
-    void add(const ops::AddParams& p) override;
-    void linear(const ops::LinearParams& p) override;
-    void mlp(const ops::MlpParams& p) override;
-    void kda(const ops::KdaParams& p, const ops::SeqBatch& batch) override;
-    void mla(const ops::MlaParams& p, const ops::SeqBatch& batch) override;
-    void moe(const ops::MoeParams& p) override;
+    // The op table: each op of ops/op_list.h records vk::<op> (plugins/vulkan/ops.h), then submits it when it was
+    // called outside a step.
+#define HALO_VK_OP(name, Params, call, ...)                  \
+    void name(HALO_OP_SIGNATURE(Params, call)) override {    \
+        vk::name(*ctx_, HALO_OP_ARGS(call));                 \
+        after_op();                                          \
+    }
+    HALO_OPS(HALO_VK_OP)
+#undef HALO_VK_OP
 
     // For the Vulkan-specific tests.
     Context& context() { return *ctx_; }

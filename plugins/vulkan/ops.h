@@ -7,14 +7,11 @@
 
 namespace halo::vk {
 
-void embedding(Context& c, const ops::EmbeddingParams& p);
-void rms_norm(Context& c, const ops::RmsNormParams& p);
-void add(Context& c, const ops::AddParams& p);
-void linear(Context& c, const ops::LinearParams& p);
-void mlp(Context& c, const ops::MlpParams& p);
-void kda(Context& c, const ops::KdaParams& p, const ops::SeqBatch& batch);
-void mla(Context& c, const ops::MlaParams& p, const ops::SeqBatch& batch);
-void moe(Context& c, const ops::MoeParams& p);
+// For each op of ops/op_list.h: void <op>(Context& c, <what Backend::<op> takes>), e.g.
+//   void kda(Context& c, const ops::KdaParams& p, const ops::SeqBatch& batch);
+#define HALO_VK_OP(name, Params, call, ...) void name(Context& c, HALO_OP_SIGNATURE(Params, call));
+HALO_OPS(HALO_VK_OP)
+#undef HALO_VK_OP
 
 // The workspace bytes each op asks for (Workspace::begin) in a step of `rows` rows: the ops size their
 // temporaries with these, and so does the memory plan (plan.cpp).

@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -13,9 +14,14 @@
 
 namespace halo::test {
 
-// plugin -> case name prefix -> reason. Empty for every plugin today.
+// plugin -> case name prefix -> reason: the cases a plugin is known not to run ("" matches every case). A listed
+// case is reported as not run (GTEST_SKIP, with the plugin's ops::Unsupported sentence or the failure and this
+// reason), never as passed; a listed case that passes fails the suite, and so does an unlisted case the plugin
+// answers ops::Unsupported.
 inline const std::map<std::string, std::map<std::string, std::string>>& expected_unsupported() {
-    static const std::map<std::string, std::map<std::string, std::string>> list = {};
+    static const std::map<std::string, std::map<std::string, std::string>> list = {
+        {"skeleton", {{"", "the template for new backends implements no op"}}},
+    };
     return list;
 }
 
@@ -56,7 +62,7 @@ protected:
         if (auto p = expected_unsupported().find(GetParam()); p != expected_unsupported().end())
             for (const auto& [prefix, why] : p->second)
                 if (name.rfind(prefix, 0) == 0) reason = why;
-        std::string failure;
+        std::string failure, unsupported;
         try {
             run(h.plugin(), false);
             run(h.plugin(), true);
@@ -68,18 +74,34 @@ protected:
                                std::to_string(tol) + " (max abs " + std::to_string(c.max_abs) + ", ref rms " +
                                std::to_string(c.ref_rms) + "); ";
             }
+        } catch (const ops::Unsupported& e) {  // from the plugin: the reference runs every op
+            unsupported = e.what();
         } catch (const std::exception& e) {
             failure = std::string("threw: ") + e.what();
+        }
+        if (!unsupported.empty()) {
+            if (reason.empty()) {
+                ADD_FAILURE() << name << " on " << GetParam() << " is unsupported (" << unsupported
+                              << ") but not listed in expected_unsupported(); list it with the reason, or implement it";
+            } else if (not_run_.insert(unsupported).second) {  // one line per distinct sentence
+                GTEST_SKIP() << "NOT RUN on " << GetParam() << ": " << name << " (and any later case with the same "
+                             << "sentence): " << unsupported;
+            }
+            return;
         }
         if (!reason.empty()) {
             EXPECT_FALSE(failure.empty()) << name << " is listed as unsupported on " << GetParam() << " (" << reason
                                           << ") but passes: remove it from the list";
+            if (!failure.empty())
+                GTEST_SKIP() << "NOT RUN on " << GetParam() << ": " << name << " is expected to fail (" << reason
+                             << "): " << failure;
             return;
         }
         EXPECT_TRUE(failure.empty()) << name << " on " << GetParam() << ": " << failure;
     }
 
     std::unique_ptr<LoadedBackend> backend_;
+    std::set<std::string> not_run_;  // the sentences of the cases reported as not run so far
 };
 
 }  // namespace halo::test

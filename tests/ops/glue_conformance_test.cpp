@@ -108,7 +108,7 @@ TEST_P(Conformance, DenseMlp) {
 
 }  // namespace
 
-INSTANTIATE_TEST_SUITE_P(Plugins, Conformance, ::testing::ValuesIn(plugins_under_test()),
+INSTANTIATE_TEST_SUITE_P(Plugins, Conformance, ::testing::ValuesIn(conformance_plugins()),
                          [](const auto& info) { return info.param; });
 
 }  // namespace halo::test

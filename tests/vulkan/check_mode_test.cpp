@@ -29,30 +29,13 @@ std::unique_ptr<Model> tiny(Backend& b) {
 }
 
 // Forwards everything to a plugin but adds 0.5 to one element of the MoE output of the third MoE call of a step.
-class Sabotaged final : public Backend {
+class Sabotaged final : public ForwardingBackend {
 public:
-    explicit Sabotaged(Backend& inner) : inner_(inner) {}
-    const DeviceInfo& device() const override { return inner_.device(); }
-    Buffer* allocate(MemoryUse u, int32_t p, uint64_t b) override { return inner_.allocate(u, p, b); }
-    Buffer* import_host(MemoryUse u, int32_t p, void* d, uint64_t b) override { return inner_.import_host(u, p, d, b); }
-    void release(Buffer* b) override { inner_.release(b); }
-    void write(Buffer* d, uint64_t o, const void* s, uint64_t n) override { inner_.write(d, o, s, n); }
-    void read(const Buffer* s, uint64_t o, void* d, uint64_t n) override { inner_.read(s, o, d, n); }
-    void zero(Buffer* d, uint64_t o, uint64_t n) override { inner_.zero(d, o, n); }
-    void copy(Buffer* d, uint64_t a, const Buffer* s, uint64_t b, uint64_t n) override { inner_.copy(d, a, s, b, n); }
+    explicit Sabotaged(Backend& inner) : ForwardingBackend(inner) {}
     void begin_step() override {
         moe_calls_ = 0;
         inner_.begin_step();
     }
-    void end_step() override { inner_.end_step(); }
-    void synchronize() override { inner_.synchronize(); }
-    void embedding(const EmbeddingParams& p) override { inner_.embedding(p); }
-    void rms_norm(const RmsNormParams& p) override { inner_.rms_norm(p); }
-    void add(const AddParams& p) override { inner_.add(p); }
-    void linear(const LinearParams& p) override { inner_.linear(p); }
-    void mlp(const MlpParams& p) override { inner_.mlp(p); }
-    void kda(const KdaParams& p, const SeqBatch& b) override { inner_.kda(p, b); }
-    void mla(const MlaParams& p, const SeqBatch& b) override { inner_.mla(p, b); }
     void moe(const MoeParams& p) override {
         inner_.moe(p);
         if (++moe_calls_ == 3) {
@@ -64,7 +47,6 @@ public:
     }
 
 private:
-    Backend& inner_;
     int moe_calls_ = 0;
 };
 

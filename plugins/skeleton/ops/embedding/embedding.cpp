@@ -1,0 +1,10 @@
+// embedding on the skeleton: not supported. A backend's embedding checks the inputs it handles (dtypes, shapes),
+// throwing ops::Unsupported that says which for the rest, and records its kernels, kept beside this file, on
+// c.exec. The op's definition is ops/reference/glue.cpp; its conformance cases are in tests/ops.
+#include "plugins/skeleton/ops/ops.h"
+
+namespace halo::skeleton {
+
+void embedding(Context& c, const ops::EmbeddingParams& p) { unsupported("embedding", kNoKernels); }
+
+}  // namespace halo::skeleton
