@@ -247,7 +247,8 @@ protected:
 
 TEST_P(PrefixCacheOnPlugin, StrideResumeIsBitExactAndOtherResumesAgreeToRounding) {
     PrefixCache cache(*model_, {16, kStride});
-    const std::vector<int32_t> a = ids(300, 11), b = concat(head(a, 256), ids(90, 12));
+    // b shares 280 tokens with a: its prefix ends in the middle of the third 128-token block.
+    const std::vector<int32_t> a = ids(300, 11), b = concat(head(a, 280), ids(70, 12));
     // Sequence A reads 256 tokens (a snapshot there, on the chunk grid), then the rest of its prompt (a snapshot at
     // its end, 300: off the grid).
     Sequence s;
@@ -258,7 +259,8 @@ TEST_P(PrefixCacheOnPlugin, StrideResumeIsBitExactAndOtherResumesAgreeToRounding
     cache.save(s, a, end_logits);
     model_->end_sequence(s);
 
-    // B shares 256 tokens: resumed there, its chunks fall where a cold run's do, and every logit is the same bits.
+    // B resumes from the 256-token snapshot, the last before its prefix ends: its chunks then fall where a cold run's
+    // do, and every logit is the same bits.
     const std::vector<float> want_b = cold(b);
     Sequence t;
     model_->begin_sequence(t);
