@@ -12,6 +12,7 @@
 
 #include <CLI/CLI.hpp>
 #include <boost/dll/runtime_symbol_info.hpp>
+#include <nlohmann/json.hpp>
 
 #include "bench/prefix/replay.h"
 #include "bench/prefix/report.h"
@@ -132,27 +133,38 @@ int run(Options& o) {
         for (int64_t i = 0; i < r.first; ++i) prompt.push_back(int32_t((i * 7919 + 17) % r.id_limit));
         run_request(warm, prompt, 2);
     }
+    // The JSON is rewritten after every turn (with "complete": false until the end), so an interrupted run keeps
+    // what it measured.
+    auto save_json = [&](const std::vector<Turn>& turns, bool complete) {
+        if (o.json_path.empty()) return;
+        nlohmann::json j = replay_json(setup, turns, replay_checks(setup, turns));
+        j["complete"] = complete;
+        const std::string tmp = o.json_path + ".tmp";
+        {
+            std::ofstream out(tmp);
+            out << j.dump(2) << "\n";
+            if (!out) throw std::runtime_error("cannot write --json " + o.json_path);
+        }
+        fs::rename(tmp, o.json_path);
+    };
+    const AfterTurn partial = [&](const std::vector<Turn>& turns) { save_json(turns, false); };
     std::vector<Turn> turns;
     {
         PrefixCache cache(model, {.max_snapshots = max_snapshots, .stride = o.stride});
         SchedulerOptions so;
         so.prefix_cache = &cache;
         Scheduler reuse(model, nullptr, so);
-        turns = run_reuse(reuse, r, !o.quiet);
+        turns = run_reuse(reuse, r, !o.quiet, partial);
     }  // the scheduler ends, then the cache releases its snapshots and pages
     {
         Scheduler cold(model, nullptr, {});
-        run_cold(cold, turns, cold_turns(turns.size(), r.cold_every), r.reply, !o.quiet);
+        run_cold(cold, turns, cold_turns(turns.size(), r.cold_every), r.reply, !o.quiet, partial);
     }
 
     const std::vector<Check> checks = replay_checks(setup, turns);
     std::fputs(replay_markdown(setup, turns, checks).c_str(), stdout);
     std::fflush(stdout);
-    if (!o.json_path.empty()) {
-        std::ofstream out(o.json_path);
-        out << replay_json(setup, turns, checks).dump(2) << "\n";
-        if (!out) throw std::runtime_error("cannot write --json " + o.json_path);
-    }
+    save_json(turns, true);
     for (const Check& c : checks)
         if (!c.ok) return 1;
     return 0;

@@ -74,7 +74,7 @@ Timed run_request(Scheduler& sched, const std::vector<int32_t>& prompt, int32_t 
     return t;
 }
 
-std::vector<Turn> run_reuse(Scheduler& sched, const ReplaySettings& s, bool progress) {
+std::vector<Turn> run_reuse(Scheduler& sched, const ReplaySettings& s, bool progress, const AfterTurn& after) {
     std::mt19937_64 rng(s.seed);
     std::vector<Turn> turns;
     std::vector<int32_t> prompt;
@@ -92,11 +92,15 @@ std::vector<Turn> run_reuse(Scheduler& sched, const ReplaySettings& s, bool prog
         t.reuse = run_request(sched, prompt, s.reply);
         t.prefix = sched.stats().prefix;
         if (progress)
-            std::fprintf(stderr, "prefix_replay: turn %d: prompt %lld tokens, %lld cached, TTFT %.3f s with reuse%s%s\n",
+            std::fprintf(stderr,
+                         "prefix_replay: turn %d: prompt %lld tokens, %lld cached, TTFT %.3f s (%.2f CPU s) with reuse; "
+                         "%d snapshots, %d pages%s%s\n",
                          t.number, (long long)t.prompt_tokens(), (long long)t.reuse.cached_tokens, t.reuse.ttft_s,
-                         t.reuse.error.empty() ? "" : "; ", t.reuse.error.c_str());
+                         t.reuse.ttft_cpu_s, t.prefix.snapshots, t.prefix.pages, t.reuse.error.empty() ? "" : "; ",
+                         t.reuse.error.c_str());
         const bool failed = !t.reuse.error.empty();
         turns.push_back(std::move(t));
+        if (after) after(turns);
         if (failed) break;
     }
     return turns;
@@ -112,15 +116,17 @@ std::vector<size_t> cold_turns(size_t n_turns, int32_t cold_every) {
 }
 
 void run_cold(Scheduler& sched, std::vector<Turn>& turns, const std::vector<size_t>& which, int32_t reply,
-              bool progress) {
+              bool progress, const AfterTurn& after) {
     for (size_t i : which) {
         Turn& t = turns[i];
         t.cold = run_request(sched, t.prompt, reply);
         t.cold_measured = true;
         if (progress)
-            std::fprintf(stderr, "prefix_replay: turn %d cold: prompt %lld tokens, TTFT %.3f s%s%s\n", t.number,
-                         (long long)t.prompt_tokens(), t.cold.ttft_s, t.cold.error.empty() ? "" : "; ",
+            std::fprintf(stderr, "prefix_replay: turn %d cold: prompt %lld tokens, TTFT %.3f s (%.2f CPU s); %s%s%s\n",
+                         t.number, (long long)t.prompt_tokens(), t.cold.ttft_s, t.cold.ttft_cpu_s,
+                         t.cold.ids == t.reuse.ids ? "MATCH" : "MISMATCH", t.cold.error.empty() ? "" : "; ",
                          t.cold.error.c_str());
+        if (after) after(turns);
     }
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -49,14 +50,18 @@ struct Turn {
 // stats() includes its end snapshot).
 Timed run_request(Scheduler& sched, const std::vector<int32_t>& prompt, int32_t max_tokens);
 
+// Called after every turn of run_reuse and run_cold with every turn so far (e.g. to save what was measured).
+using AfterTurn = std::function<void(const std::vector<Turn>&)>;
+
 // Turn after turn on `sched` (which has the prefix cache) until the next prompt plus reply would pass
 // settings.max_tokens or settings.turns is reached. Prints one progress line per turn to stderr when `progress`.
-std::vector<Turn> run_reuse(Scheduler& sched, const ReplaySettings& settings, bool progress);
+std::vector<Turn> run_reuse(Scheduler& sched, const ReplaySettings& settings, bool progress, const AfterTurn& after);
 
 // Which turns get a cold measurement (indices into turns).
 std::vector<size_t> cold_turns(size_t n_turns, int32_t cold_every);
 
 // Runs the chosen turns' prompts on `sched` (no prefix cache) and fills their cold results.
-void run_cold(Scheduler& sched, std::vector<Turn>& turns, const std::vector<size_t>& which, int32_t reply, bool progress);
+void run_cold(Scheduler& sched, std::vector<Turn>& turns, const std::vector<size_t>& which, int32_t reply, bool progress,
+              const AfterTurn& after);
 
 }  // namespace halo::bench
