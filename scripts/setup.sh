@@ -10,6 +10,7 @@ packages=(
   libvulkan-dev glslc glslang-tools spirv-tools mesa-vulkan-drivers vulkan-tools vulkan-validationlayers
   python3-numpy
   clang  # builds the skeleton plugin a second time, to test a plugin from another compiler than the core's
+  hipcc libamdhip64-dev  # Debian's HIP 5.2: compiles the HIP plugin's kernels for gfx1030 and gfx90a on every build
 )
 
 missing=()

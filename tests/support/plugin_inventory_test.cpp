@@ -25,6 +25,14 @@ TEST(PluginInventory, EveryBuiltPluginIsUsableOrExplicitlyExcused) {
     const std::string allowed = env ? env : "";
     for (const PluginReport& r : discover_plugins()) {
         if (r.usable) continue;
+        if (needs_absent_gpu(r)) {
+            // Its conformance cases report not run with this reason (Conformance::SetUp).
+            EXPECT_EQ(r.reason.rfind("no HIP device", 0), 0u) << "the hip plugin on a machine without a GPU should "
+                                                                 "say 'no HIP device (...)', not: " << r.reason;
+            std::printf("plugin %s has no device here (no /dev/kfd or /dev/nvidia0): %s\n", r.name.c_str(),
+                        r.reason.c_str());
+            continue;
+        }
         if (allowed.find(r.name) != std::string::npos) {
             std::printf("plugin %s is not usable here and is excused by HALO_TEST_ALLOW_UNUSABLE: %s\n", r.name.c_str(), r.reason.c_str());
             continue;

@@ -1,6 +1,7 @@
 #include "tests/support/plugins.h"
 
 #include <cstdlib>
+#include <filesystem>
 
 namespace halo::test {
 
@@ -13,16 +14,26 @@ const std::map<std::string, std::string>& plugins_without_ops() {
 
 std::vector<std::string> plugins_under_test() {
     std::vector<std::string> names;
-    for (const std::string& name : conformance_plugins())
-        if (!plugins_without_ops().count(name)) names.push_back(name);
+    for (const PluginReport& r : discover_plugins())
+        if (r.usable && !plugins_without_ops().count(r.name)) names.push_back(r.name);
     return names;
 }
 
 std::vector<std::string> conformance_plugins() {
     std::vector<std::string> names;
-    for (const PluginReport& r : discover_plugins())
-        if (r.usable) names.push_back(r.name);
+    for (const PluginReport& r : discover_plugins()) names.push_back(r.name);
     return names;
+}
+
+std::string unusable_reason(const std::string& name) {
+    for (const PluginReport& r : discover_plugins())
+        if (r.name == name) return r.usable ? "" : r.reason;
+    return "libhalo_" + name + ".so was not found beside the test binaries";
+}
+
+bool needs_absent_gpu(const PluginReport& r) {
+    std::error_code ec;
+    return r.name == "hip" && !std::filesystem::exists("/dev/kfd", ec) && !std::filesystem::exists("/dev/nvidia0", ec);
 }
 
 std::unique_ptr<LoadedBackend> load_plugin(const std::string& name, int threads) {

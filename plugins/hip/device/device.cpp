@@ -165,8 +165,10 @@ Device open_device(const ops::BackendOptions& options) {
         info.notes.push_back("amdgpu sysfs (" + sys.card + "): VRAM carve-out " + gib(sys.vram_total) + " (" +
                              gib(sys.vram_used) + " used), GTT " + gib(sys.gtt_total) + " (" + gib(sys.gtt_used) +
                              " used); on an APU hipMemGetInfo may count either");
+#if !defined(HALO_HIP_EMULATOR)
     else if (p.integrated)
         info.notes.push_back("amdgpu sysfs: no mem_info_vram_total found for this GPU");
+#endif
     const char* xnack = std::getenv("HSA_XNACK");
     if (d.arch.rfind("gfx1151", 0) == 0 && !(xnack && std::string(xnack) == "1"))
         info.notes.push_back("the managed placement needs HSA_XNACK=1 on gfx1151 (page faults are off without it)");

@@ -86,7 +86,7 @@ Buffer* Memory::allocate(MemoryUse use, int32_t placement, uint64_t bytes) {
 Buffer* Memory::import_host(MemoryUse use, int32_t placement, void* data, uint64_t bytes) {
     check_placement(placement);
     if (placement != kPinned || !data || !bytes) return nullptr;
-    if (hipHostRegister(data, bytes, hipHostRegisterMapped | hipHostRegisterReadOnly) != hipSuccess) {
+    if (hipHostRegister(data, bytes, hipHostRegisterMapped) != hipSuccess) {
         (void)hipGetLastError();
         return nullptr;  // e.g. a file mapping the driver will not pin: the core copies instead
     }

@@ -32,7 +32,6 @@
 #define hipHostRegister cudaHostRegister
 #define hipHostRegisterDefault cudaHostRegisterDefault
 #define hipHostRegisterMapped cudaHostRegisterMapped
-#define hipHostRegisterReadOnly cudaHostRegisterReadOnly
 #define hipHostUnregister cudaHostUnregister
 #define hipHostGetDevicePointer cudaHostGetDevicePointer
 #define hipMemcpy cudaMemcpy

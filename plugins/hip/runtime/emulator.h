@@ -160,7 +160,6 @@ constexpr unsigned hipHostMallocDefault = 0;
 constexpr unsigned hipHostMallocMapped = 2;
 constexpr unsigned hipHostRegisterDefault = 0;
 constexpr unsigned hipHostRegisterMapped = 2;
-constexpr unsigned hipHostRegisterReadOnly = 8;
 constexpr unsigned hipMemAttachGlobal = 1;
 
 const char* hipGetErrorName(hipError_t e);
