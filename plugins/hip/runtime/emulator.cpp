@@ -36,6 +36,7 @@ struct Fiber {
     Wait wait = Wait::none;
     int lane = 0, warp = 0;
     uint64_t exchange_value = 0;
+    void* fake_stack = nullptr;  // AddressSanitizer's stack of this fiber while it is switched out
 };
 
 struct Emulator {
@@ -50,7 +51,6 @@ struct Emulator {
     bool reverse = false;
     const char* site = "";
 #ifdef HALO_HIPEMU_ASAN
-    void* fake_stack = nullptr;
     const void* scheduler_stack_bottom = nullptr;
     size_t scheduler_stack_size = 0;
 #endif
@@ -87,12 +87,13 @@ Emulator& emu() {
 // Switches from the running fiber back to the scheduler.
 void yield_to_scheduler() {
     Emulator& e = emu();
+    Fiber* me = e.current;
 #ifdef HALO_HIPEMU_ASAN
-    __sanitizer_start_switch_fiber(&e.fake_stack, e.scheduler_stack_bottom, e.scheduler_stack_size);
+    __sanitizer_start_switch_fiber(&me->fake_stack, e.scheduler_stack_bottom, e.scheduler_stack_size);
 #endif
-    swapcontext(&e.current->ctx, &e.scheduler);
+    swapcontext(&me->ctx, &e.scheduler);
 #ifdef HALO_HIPEMU_ASAN
-    __sanitizer_finish_switch_fiber(e.fake_stack, nullptr, nullptr);
+    __sanitizer_finish_switch_fiber(me->fake_stack, nullptr, nullptr);
 #endif
 }
 
