@@ -2,18 +2,19 @@
 // decorators in core/ (forwarding, timing, check mode, perturbation, layer capture), the reference backend and the
 // plugins' op tables are all derived from HALO_OPS, so none of them names the ops one by one.
 //
-// To add an op (7 sites in 7 files; 8 once plugins/hip exists. Before this list it was 19 sites in 18 files, and up to
-// 24 in 20 for an op that belongs to a layer, because each of the places derived below restated the list):
+// To add an op (8 sites in 8 files. Before this list it was 19 sites in 18 files for two plugins, and up to 24 in 20
+// for an op that belongs to a layer, because each of the places derived below restated the list):
 //   1. its line in HALO_OPS below;
 //   2. its params struct in ops/ (glue_ops.h, or a header of its own included here) with for_each_tensor() naming
 //      each tensor's part (input, weight, output, inout), which is all check mode needs (kda, mla and moe have
 //      specialised checks in core/check_backend.cpp instead, copying only the state slots, pages and experts used);
 //   3. its reference, ref::<name>, in ops/reference/ (declared and put in the reference backend's table from here);
 //   4. its conformance cases in tests/ops/;
-//   5-7. one file per plugin: plugins/cpu/<name>.cpp (cpu::<name>), plugins/vulkan/<name>/ (vk::<name>, shaders
-//      beside it), plugins/skeleton/ops/<name>/<name>.cpp (skeleton::<name>, answering "not supported").
+//   5-8. one file per plugin: plugins/cpu/<name>.cpp (cpu::<name>), plugins/vulkan/<name>/ (vk::<name>, shaders
+//      beside it), plugins/hip/ops/<name>/<name>.cpp (hip::<name>, its kernels in <name>.hip beside it),
+//      plugins/skeleton/ops/<name>/<name>.cpp (skeleton::<name>, answering "not supported").
 // Not counted: a new source file is also named in its folder's CMakeLists.txt (ops/, tests/, plugins/cpu/) or, for
-// a shader, in plugins/vulkan/shaders.cmake; the Vulkan and skeleton plugins pick up their .cpp files themselves.
+// a shader, in plugins/vulkan/shaders.cmake; the Vulkan, HIP and skeleton plugins pick up their files themselves.
 // Changing the list changes the Backend vtable: bump kAbiVersion in ops/backend.h.
 #pragma once
 
