@@ -26,8 +26,13 @@ struct MoeTile {
     int32_t expert = 0, start = 0, count = 0;
 };
 
-// The most tiles `pairs` pairs of `experts` experts can need: one partial tile per expert at most.
-inline int64_t moe_max_tiles(int64_t pairs, int64_t experts) { return pairs / kMoeTileRows + experts; }
+// The most tiles `pairs` pairs of `experts` experts can need: full tiles, one partial tile per expert used, and
+// never more tiles than pairs (decode: top_k tiles, not E).
+inline int64_t moe_max_tiles(int64_t pairs, int64_t experts) {
+    const int64_t used = experts < pairs ? experts : pairs;
+    const int64_t tiles = pairs / kMoeTileRows + used;
+    return tiles < pairs ? tiles : pairs;
+}
 
 // logits [rows, E] (overwritten with the sigmoid scores) -> ids, weights [rows, top_k] (pair p = r * top_k + j, best
 // selection score first), also written to out_ids / out_weights when those are not null. bias: [E] of bias_kind
