@@ -35,7 +35,7 @@ struct KdaDims {
     float q_scale = 0;     // K^-0.5
     float l2_eps = 0;
     float norm_eps = 0;
-    int32_t width() const { return heads * head_dim; }
+    __host__ __device__ int32_t width() const { return heads * head_dim; }
 };
 
 constexpr int kKdaMaxHeadDim = 256;        // the recurrent kernel's state columns in registers
