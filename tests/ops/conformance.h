@@ -21,7 +21,6 @@ namespace halo::test {
 inline const std::map<std::string, std::map<std::string, std::string>>& expected_unsupported() {
     static const std::map<std::string, std::map<std::string, std::string>> list = {
         {"skeleton", {{"", "the template for new backends implements no op"}}},
-        {"hipemu", {{"mla", "its HIP kernels are not written yet"}}},
     };
     return list;
 }
