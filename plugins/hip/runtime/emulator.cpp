@@ -2,7 +2,9 @@
 #include "plugins/hip/runtime/emulator.h"
 
 #include <sys/mman.h>
+#if !defined(__x86_64__)
 #include <ucontext.h>
+#endif
 
 #include <cstdio>
 #include <cstdlib>
@@ -17,12 +19,83 @@
 #endif
 #endif
 #ifdef HALO_HIPEMU_ASAN
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
+#endif
+
+// Switching between fibers. On x86-64 a few instructions save the callee-saved registers and the stack pointer
+// (swapcontext would also save the signal mask, a system call per switch, and a barrier switches every thread of a
+// block twice); elsewhere ucontext.
+#if defined(__x86_64__)
+extern "C" void halo_hipemu_switch(void** save_sp, void* load_sp);
+asm(R"(
+    .text
+    .globl halo_hipemu_switch
+    .hidden halo_hipemu_switch
+    .type halo_hipemu_switch, @function
+halo_hipemu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    subq $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw 4(%rsp)
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    ldmxcsr (%rsp)
+    fldcw 4(%rsp)
+    addq $8, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size halo_hipemu_switch, .-halo_hipemu_switch
+    .section .note.GNU-stack,"",@progbits
+    .text
+)");
 #endif
 
 namespace halo::hipemu {
 
 namespace {
+
+#if defined(__x86_64__)
+struct Context {
+    void* sp = nullptr;
+};
+// A fresh stack whose first switch "returns" into entry, with rsp as after a call (8 mod 16).
+void make_context(Context& c, char* stack, size_t bytes, void (*entry)()) {
+#ifdef HALO_HIPEMU_ASAN
+    __asan_unpoison_memory_region(stack, bytes);  // the redzones of the frames of the stack's last fiber
+#endif
+    uintptr_t top = (reinterpret_cast<uintptr_t>(stack) + bytes) & ~uintptr_t(15);
+    auto* p = reinterpret_cast<uint64_t*>(top);
+    *--p = 0;                                   // entry's return address: it never returns
+    *--p = reinterpret_cast<uint64_t>(entry);   // where the switch's ret goes
+    for (int i = 0; i < 6; ++i) *--p = 0;       // rbp rbx r12 r13 r14 r15
+    *--p = uint64_t(0x1F80) | (uint64_t(0x037F) << 32);  // MXCSR and x87 control word at their defaults
+    c.sp = p;
+}
+inline void switch_context(Context& from, Context& to) { halo_hipemu_switch(&from.sp, to.sp); }
+#else
+struct Context {
+    ucontext_t uc;
+};
+void make_context(Context& c, char* stack, size_t bytes, void (*entry)()) {
+    getcontext(&c.uc);
+    c.uc.uc_stack.ss_sp = stack;
+    c.uc.uc_stack.ss_size = bytes;
+    c.uc.uc_link = nullptr;
+    makecontext(&c.uc, entry, 0);
+}
+inline void switch_context(Context& from, Context& to) { swapcontext(&from.uc, &to.uc); }
+#endif
 
 constexpr size_t kStackBytes = 256 * 1024;  // per emulated thread: kernels keep small arrays on it
 constexpr int kMaxThreads = 1024;
@@ -30,7 +103,7 @@ constexpr int kMaxThreads = 1024;
 enum class Wait { none, block, warp, done };
 
 struct Fiber {
-    ucontext_t ctx;
+    Context ctx;
     char* stack = nullptr;
     ThreadCoords coords;
     Wait wait = Wait::none;
@@ -43,7 +116,7 @@ struct Emulator {
     std::vector<Fiber> fibers;
     char* stacks = nullptr;
     size_t stack_slots = 0;
-    ucontext_t scheduler;
+    Context scheduler;
     Fiber* current = nullptr;
     const std::function<void()>* body = nullptr;
     std::vector<unsigned char> shared;
@@ -91,7 +164,7 @@ void yield_to_scheduler() {
 #ifdef HALO_HIPEMU_ASAN
     __sanitizer_start_switch_fiber(&me->fake_stack, e.scheduler_stack_bottom, e.scheduler_stack_size);
 #endif
-    swapcontext(&me->ctx, &e.scheduler);
+    switch_context(me->ctx, e.scheduler);
 #ifdef HALO_HIPEMU_ASAN
     __sanitizer_finish_switch_fiber(me->fake_stack, nullptr, nullptr);
 #endif
@@ -107,7 +180,8 @@ void fiber_entry() {
 #ifdef HALO_HIPEMU_ASAN
     __sanitizer_start_switch_fiber(nullptr, e.scheduler_stack_bottom, e.scheduler_stack_size);
 #endif
-    setcontext(&e.scheduler);
+    Context dead;  // this fiber is never resumed
+    switch_context(dead, e.scheduler);
 }
 
 void run_fiber(Fiber& f) {
@@ -117,7 +191,7 @@ void run_fiber(Fiber& f) {
     void* fake = nullptr;
     __sanitizer_start_switch_fiber(&fake, f.stack, kStackBytes);
 #endif
-    swapcontext(&e.scheduler, &f.ctx);
+    switch_context(e.scheduler, f.ctx);
 #ifdef HALO_HIPEMU_ASAN
     __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
 #endif
@@ -136,11 +210,7 @@ void run_block(const dim3& block_id, const dim3& grid, const dim3& block, int n)
         f.lane = t % e.wave;
         f.warp = t / e.wave;
         f.stack = e.stacks + size_t(t) * kStackBytes;
-        getcontext(&f.ctx);
-        f.ctx.uc_stack.ss_sp = f.stack;
-        f.ctx.uc_stack.ss_size = kStackBytes;
-        f.ctx.uc_link = nullptr;
-        makecontext(&f.ctx, fiber_entry, 0);
+        make_context(f.ctx, f.stack, kStackBytes, fiber_entry);
     }
     const int warps = (n + e.wave - 1) / e.wave;
     for (;;) {
