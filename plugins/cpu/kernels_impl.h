@@ -203,13 +203,36 @@ void tile_q_rows(int mr, const float* x, int64_t ldx, const char* const* rows, c
 
 // Few-row form: NR weight rows are streamed once per group of MR rows of x, without packing; the NR rows stay in
 // L1 while every row group of x passes by them. y[m, n .. n+NR) for m in [0, MR).
+// ahead: bytes from a row to the one whose data is prefetched while it is read (0: none), as in tile_int8.
+// BF16 rows are read a whole 64-byte line (32 values) at a time; the two halves are added to the accumulators one
+// after the other, so the sums are those of the 16-value steps below (the same bits whatever path or `ahead`).
 template <int MR, int NR>
-void tile(const float* x, int64_t ldx, const char* const* rows, DType dt, int64_t K, float* y, int64_t ldy, bool acc) {
+void tile(const float* x, int64_t ldx, const char* const* rows, DType dt, int64_t K, float* y, int64_t ldy, bool acc,
+          int64_t ahead = 0) {
 #if HALO_KERNELS_AVX512
     __m512 a[NR][MR];
     for (int r = 0; r < NR; ++r)
         for (int m = 0; m < MR; ++m) a[r][m] = _mm512_setzero_ps();
-    for (int64_t k = 0; k < K; k += 16) {
+    int64_t k0 = 0;
+    if (dt == DType::bf16) {
+        for (; k0 + 32 <= K; k0 += 32) {
+            __m512 xl[MR], xh[MR];
+            for (int m = 0; m < MR; ++m) {
+                xl[m] = _mm512_loadu_ps(x + m * ldx + k0);
+                xh[m] = _mm512_loadu_ps(x + m * ldx + k0 + 16);
+            }
+            for (int r = 0; r < NR; ++r) {
+                const char* p = rows[r] + k0 * 2;
+                if (ahead) _mm_prefetch(p + ahead, _MM_HINT_T0);
+                const __m512i v = _mm512_loadu_si512(p);
+                const __m512 lo = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(v)), 16));
+                const __m512 hi = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(v, 1)), 16));
+                for (int m = 0; m < MR; ++m) a[r][m] = _mm512_fmadd_ps(lo, xl[m], a[r][m]);
+                for (int m = 0; m < MR; ++m) a[r][m] = _mm512_fmadd_ps(hi, xh[m], a[r][m]);
+            }
+        }
+    }
+    for (int64_t k = k0; k < K; k += 16) {
         const __mmask16 mk = k + 16 <= K ? __mmask16(0xffff) : __mmask16((1u << (K - k)) - 1);
         __m512 xv[MR];
         for (int m = 0; m < MR; ++m) xv[m] = _mm512_maskz_loadu_ps(mk, x + m * ldx + k);
@@ -245,18 +268,14 @@ void tile(const float* x, int64_t ldx, const char* const* rows, DType dt, int64_
 
 template <int NR>
 void tile_rows(int mr, const float* x, int64_t ldx, const char* const* rows, DType dt, int64_t K, float* y, int64_t ldy,
-               bool acc) {
+               bool acc, int64_t ahead = 0) {
     switch (mr) {
-    case 1: tile<1, NR>(x, ldx, rows, dt, K, y, ldy, acc); break;
-    case 2: tile<2, NR>(x, ldx, rows, dt, K, y, ldy, acc); break;
-    case 3: tile<3, NR>(x, ldx, rows, dt, K, y, ldy, acc); break;
-    default: tile<4, NR>(x, ldx, rows, dt, K, y, ldy, acc); break;
+    case 1: tile<1, NR>(x, ldx, rows, dt, K, y, ldy, acc, ahead); break;
+    case 2: tile<2, NR>(x, ldx, rows, dt, K, y, ldy, acc, ahead); break;
+    case 3: tile<3, NR>(x, ldx, rows, dt, K, y, ldy, acc, ahead); break;
+    default: tile<4, NR>(x, ldx, rows, dt, K, y, ldy, acc, ahead); break;
     }
 }
-
-template <int NR>
-void tile_rows(int mr, const float* x, int64_t ldx, const char* const* rows, DType dt, int64_t K, float* y, int64_t ldy,
-               bool acc);
 
 #if HALO_KERNELS_AVX512
 #define HALO_VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c,avx2")))
@@ -485,8 +504,11 @@ void matvec(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0,
     for (; n + 4 <= n1; n += 4) {
         const char* rows[4] = {base + size_t(n) * row_bytes, base + size_t(n + 1) * row_bytes,
                                base + size_t(n + 2) * row_bytes, base + size_t(n + 3) * row_bytes};
+        // With one group of x rows the weights pass once: prefetch the rows two tiles on (not past this range).
+        const int64_t ahead = M <= 4 && n + 4 + kPrefetchRows <= n1 ? kPrefetchRows * int64_t(row_bytes) : 0;
         for (int64_t m0 = 0; m0 < M; m0 += 4)
-            tile_rows<4>(int(std::min<int64_t>(4, M - m0)), x + m0 * ldx, ldx, rows, w.dtype, w.cols, y + m0 * ldy + n, ldy, acc);
+            tile_rows<4>(int(std::min<int64_t>(4, M - m0)), x + m0 * ldx, ldx, rows, w.dtype, w.cols, y + m0 * ldy + n, ldy,
+                         acc, ahead);
     }
     for (; n < n1; ++n) {
         const char* rows[1] = {base + size_t(n) * row_bytes};
