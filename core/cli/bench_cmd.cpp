@@ -1,6 +1,7 @@
 // engine bench: llama-bench's tests on a model (pp512, tg128, pp512+tg128, at context depths, repeated, mean ±
 // standard deviation), with the bytes each test must read per second against the machine's measured memory read
-// bandwidth, on one backend or several side by side. Markdown (default), CSV or JSON on stdout; progress on stderr.
+// bandwidth, on one backend or several side by side, and a per-op profile of each decode test (one more pass with
+// every op timed). Markdown (default), CSV or JSON on stdout; progress on stderr.
 #include <sched.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <thread>
 
@@ -19,6 +21,7 @@
 #include "core/cli/common.h"
 #include "core/input/excerpt.h"
 #include "core/membw.h"
+#include "core/op_timing_backend.h"
 #include "halo_build_info.h"
 
 namespace halo::cli {
@@ -36,6 +39,7 @@ struct BenchOptions {
     bool no_warmup = false;
     double bandwidth_gb = 2.0;
     std::string json_out;
+    std::string op_profile = "auto";  // on, off, or auto: on for the cpu backend
 };
 
 // The threads the CPU plugin runs for a --threads request (its rule: 0 or more than the hardware threads = the CPUs
@@ -132,9 +136,57 @@ BandwidthResult measure_bandwidth(const BenchOptions& o, const char* when) {
     return bw;
 }
 
-// Every test on one loaded model (one backend, one thread count).
+// The op kinds of a decode profile in the order a token runs them (row gather: the rows that get logits).
+const char* const kProfileOrder[] = {"embedding", "rms_norm", "add", "linear", "mlp", "kda", "mla", "moe", "row gather",
+                                     "lm_head"};
+
+// A tg test's tokens decoded once more on a fresh sequence (the same tokens as its first repetition, the depth
+// prefilled untimed), with every op timed and its bytes counted by `timer`, which is off before and after.
+OpProfile profile_decode(Model& m, OpTimingBackend& timer, const BenchTest& t) {
+    TokenSource tokens{12345, m.config().vocab_size};
+    Sequence seq;
+    m.begin_sequence(seq);
+    if (t.n_depth > 0) m.prefill(seq, tokens.take(t.n_depth), false);
+    const std::vector<int32_t> gen = tokens.take(t.n_gen);
+    timer.clear();
+    timer.set_enabled(true);
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+        decode(m, seq, gen);
+    } catch (...) {
+        timer.set_enabled(false);
+        throw;
+    }
+    const auto t1 = std::chrono::steady_clock::now();
+    timer.set_enabled(false);
+    m.end_sequence(seq);
+
+    OpProfile p;
+    p.tokens = t.n_gen;
+    p.wall_seconds = std::chrono::duration<double>(t1 - t0).count();
+    std::map<std::string, OpProfileLine> by_op;  // one row or many: all of a decode step's ops have one row
+    for (const auto& [key, e] : timer.entries()) {
+        OpProfileLine& l = by_op[key.op];
+        l.op = key.op;
+        l.calls += e.calls;
+        l.seconds += e.seconds;
+        l.weight_bytes += e.bytes.weights;
+        l.state_bytes += e.bytes.state;
+    }
+    for (const char* op : kProfileOrder)
+        if (const auto it = by_op.find(op); it != by_op.end()) {
+            p.ops.push_back(it->second);
+            by_op.erase(it);
+        }
+    for (const auto& [op, l] : by_op) p.ops.push_back(l);  // an op kind added later
+    timer.clear();
+    return p;
+}
+
+// Every test on one loaded model (one backend, one thread count); the tg tests profiled after their repetitions
+// when `timer` is given.
 void run_tests(Model& m, const BenchOptions& o, const std::vector<BenchTest>& tests, const BenchRow& base,
-               std::vector<BenchRow>& rows) {
+               OpTimingBackend* timer, std::vector<BenchRow>& rows) {
     const int64_t vocab = m.config().vocab_size;
     for (size_t i = 0; i < tests.size(); ++i) {
         const BenchTest& t = tests[i];
@@ -156,6 +208,12 @@ void run_tests(Model& m, const BenchOptions& o, const std::vector<BenchTest>& te
             if (!o.run.quiet)
                 std::fprintf(stderr, "bench: %s, %d threads, %s: rep %d/%d: %.2f t/s\n", row.backend.c_str(), row.threads,
                              t.name().c_str(), rep + 1, o.reps, row.samples_ts().back());
+        }
+        if (timer && t.n_prompt == 0 && t.n_gen > 0) {
+            if (!o.run.quiet)
+                std::fprintf(stderr, "bench: %s, %d threads, %s: per-op profile (every op synchronised)\n",
+                             row.backend.c_str(), row.threads, t.name().c_str());
+            row.op_profile = profile_decode(m, *timer, t);
         }
         rows.push_back(std::move(row));
     }
@@ -239,7 +297,17 @@ int run_bench(BenchOptions& o, const CLI::App& app) {
             RunOptions ro = o.run;
             ro.backend = backend;
             ro.threads = t;
-            Engine e = open_engine(ro);
+            // The profiler sits between the model and the plugin, off (ops pass straight through) but for the
+            // profiling pass; declared before the engine, which uses it until it goes.
+            std::unique_ptr<OpTimingBackend> profiler;
+            BackendWrap wrap;
+            if (o.op_profile == "on" || (o.op_profile == "auto" && backend == "cpu"))
+                wrap = [&profiler](ops::Backend& plugin) -> ops::Backend& {
+                    profiler = std::make_unique<OpTimingBackend>(plugin, false);
+                    profiler->set_enabled(false);
+                    return *profiler;
+                };
+            Engine e = open_engine(ro, 1, wrap);
             Model& m = *e.model;
             BenchRow base;
             base.backend = backend;
@@ -251,7 +319,8 @@ int run_bench(BenchOptions& o, const CLI::App& app) {
             base.threads = threads_for(t);
             base.chunk = m.options().max_step_rows;
             base.cache_dtype = ro.cache_dtype;
-            run_tests(m, o, tests, base, rows);
+            if (profiler) profiler->set_lm_head_width(m.config().vocab_size);
+            run_tests(m, o, tests, base, profiler.get(), rows);
         }
 
     setup.bandwidth_after_gbs = measure_bandwidth(o, "after").best_gbs;
@@ -264,7 +333,7 @@ int run_bench(BenchOptions& o, const CLI::App& app) {
     } else if (o.output == "json") {
         out = bench_json(setup, rows).dump(2) + "\n";
     } else {  // jsonl
-        for (const BenchRow& r : rows) out += bench_record(setup, r).dump() + "\n";
+        for (const BenchRow& r : rows) out += bench_json_record(setup, r).dump() + "\n";
     }
     std::fputs(out.c_str(), stdout);
     if (!o.json_out.empty()) write_file(o.json_out, bench_json(setup, rows).dump(2) + "\n", "--json-out");
@@ -310,6 +379,13 @@ Command add_bench_command(CLI::App& app) {
                     "Buffer of the memory bandwidth measurement, in GB (0.1 to 1024; 1 or more measures DRAM)")
         ->capture_default_str();
     sub->add_option("--json-out", o->json_out, "Also write the results as JSON to this file")->check(kNonEmpty);
+    sub->add_option("--op-profile", o->op_profile,
+                    "Per-op profile of each tg test: after its timed repetitions, its tokens are decoded once more with "
+                    "every op synchronised and timed, giving per op kind the calls, ms, bytes read, GB/s and share of "
+                    "the bandwidth per token (a table after the results, \"op_profile\" in JSON, not in CSV). on, off, "
+                    "or auto: on for the cpu backend (a GPU's per-op synchronisation changes what it measures)")
+        ->check(CLI::IsMember({"auto", "on", "off"}))
+        ->capture_default_str();
     return {sub, [o, sub] { return run_bench(*o, *sub); }};
 }
 

@@ -78,6 +78,39 @@ struct Table {
     }
 };
 
+// One decode profile: a line on how it was taken, then per op kind its calls, time and bytes per token, the GB/s
+// those bytes make in that time and their share of the measured bandwidth; a last line sums every op.
+std::string op_profile_markdown(const BenchSetup& setup, const BenchRow& r) {
+    const OpProfile& p = r.op_profile;
+    const double tokens = p.tokens, bw = setup.bandwidth_gbs();
+    OpProfileLine all{"all ops"};
+    for (const OpProfileLine& l : p.ops) {
+        all.calls += l.calls;
+        all.seconds += l.seconds;
+        all.weight_bytes += l.weight_bytes;
+        all.state_bytes += l.state_bytes;
+    }
+    std::string out = "op profile: " + r.backend + ", " + std::to_string(r.threads) + " threads, " + r.test.name() + ": " +
+                      std::to_string(p.tokens) + " tokens decoded once more, synchronised after every op: " +
+                      format("%.3f ms per token in ops, %.3f ms with the host work between them", 1e3 * all.seconds / tokens,
+                             1e3 * p.wall_seconds / tokens) +
+                      format(" (%.3f ms timed above)\n", r.avg_ts() > 0 ? 1e3 / r.avg_ts() : 0.0);
+    Table t;
+    for (const char* h : {"op", "calls/token", "ms/token", "% of time", "MB/token", "state MB/token", "GB/s", "% of bw"})
+        t.column(h, std::string(h) != "op");
+    auto line = [&](const OpProfileLine& l) {
+        const double gbs = l.seconds > 0 ? double(l.bytes()) / l.seconds / 1e9 : 0;
+        t.rows.push_back({l.op, format("%.3g", double(l.calls) / tokens), format("%.3f", 1e3 * l.seconds / tokens),
+                          format("%.1f%%", all.seconds > 0 ? 100 * l.seconds / all.seconds : 0.0),
+                          format("%.3f", double(l.bytes()) / tokens / 1e6), format("%.3f", double(l.state_bytes) / tokens / 1e6),
+                          l.bytes() > 0 ? format("%.2f", gbs) : "-",
+                          l.bytes() > 0 && bw > 0 ? format("%.1f%%", 100 * gbs / bw) : "-"});
+    };
+    for (const OpProfileLine& l : p.ops) line(l);
+    line(all);
+    return out + t.render();
+}
+
 }  // namespace
 
 std::vector<double> BenchRow::samples_ts() const {
@@ -163,6 +196,8 @@ std::string bench_markdown(const BenchSetup& setup, const std::vector<BenchRow>&
         }
     }
     out += t.render();
+    for (const BenchRow& r : rows)
+        if (r.op_profile.tokens > 0) out += "\n" + op_profile_markdown(setup, r);
     out += "\nbuild: " + setup.build_commit + "\n";
     return out;
 }
@@ -203,9 +238,38 @@ nlohmann::ordered_json bench_record(const BenchSetup& setup, const BenchRow& r) 
     return j;
 }
 
+nlohmann::ordered_json bench_json_record(const BenchSetup& setup, const BenchRow& r) {
+    nlohmann::ordered_json j = bench_record(setup, r);
+    const OpProfile& p = r.op_profile;
+    if (p.tokens == 0) return j;
+    const double tokens = p.tokens, bw = setup.bandwidth_gbs();
+    nlohmann::ordered_json prof;
+    prof["tokens"] = p.tokens;
+    prof["wall_ms_per_token"] = 1e3 * p.wall_seconds / tokens;
+    nlohmann::ordered_json ops = nlohmann::ordered_json::array();
+    for (const OpProfileLine& l : p.ops) {
+        const double gbs = l.seconds > 0 ? double(l.bytes()) / l.seconds / 1e9 : 0;
+        nlohmann::ordered_json o;
+        o["op"] = l.op;
+        o["calls"] = l.calls;
+        o["seconds"] = l.seconds;
+        o["weight_bytes"] = l.weight_bytes;  // over all the profiled tokens
+        o["state_bytes"] = l.state_bytes;
+        o["calls_per_token"] = double(l.calls) / tokens;
+        o["ms_per_token"] = 1e3 * l.seconds / tokens;
+        o["bytes_per_token"] = double(l.bytes()) / tokens;
+        o["gbs"] = gbs;
+        o["bandwidth_fraction"] = bw > 0 ? gbs / bw : 0.0;
+        ops.push_back(o);
+    }
+    prof["ops"] = ops;
+    j["op_profile"] = prof;
+    return j;
+}
+
 nlohmann::ordered_json bench_json(const BenchSetup& setup, const std::vector<BenchRow>& rows) {
     nlohmann::ordered_json a = nlohmann::ordered_json::array();
-    for (const BenchRow& r : rows) a.push_back(bench_record(setup, r));
+    for (const BenchRow& r : rows) a.push_back(bench_json_record(setup, r));
     return a;
 }
 

@@ -1,6 +1,7 @@
 // The results of `engine bench` and the ways they are written: a markdown table (llama-bench's columns plus achieved
 // GB/s and its share of the measured memory bandwidth; one column group per backend when there are several), CSV
-// (one header row, one row per test) and JSON (an array of the same records, every repetition included).
+// (one header row, one row per test) and JSON (an array of the same records, every repetition included); after the
+// table (and in the JSON records, not in CSV) the per-op profile of each decode test.
 #pragma once
 
 #include <algorithm>
@@ -26,6 +27,23 @@ struct BenchSetup {
     double bandwidth_gbs() const { return std::max(bandwidth_before_gbs, bandwidth_after_gbs); }
 };
 
+// One op kind of a decode profile: what its calls added up to over the profiled tokens.
+struct OpProfileLine {
+    std::string op;              // embedding, rms_norm, add, linear, lm_head, mlp, kda, mla, moe, row gather
+    int64_t calls = 0;
+    double seconds = 0;          // each call timed to its end (synchronised)
+    uint64_t weight_bytes = 0;   // weights read (see op_read_bytes in core/op_timing_backend.h)
+    uint64_t state_bytes = 0;    // KDA state and conv history read and written, MLA cache read
+    uint64_t bytes() const { return weight_bytes + state_bytes; }
+};
+
+// The decode profile of a tg test: its tokens decoded once more after the timed repetitions, every op timed.
+struct OpProfile {
+    int32_t tokens = 0;               // decode tokens profiled (0: no profile)
+    double wall_seconds = 0;          // wall time of those tokens, ops and the host work between them
+    std::vector<OpProfileLine> ops;   // in the order of OpProfileLine::op's list, then any other kind
+};
+
 // One test on one backend with one thread count.
 struct BenchRow {
     std::string backend;   // --backend name: cpu, vulkan, hip
@@ -41,6 +59,7 @@ struct BenchRow {
     std::string test_time;             // when the test started, RFC 3339 UTC
     std::vector<uint64_t> samples_ns;  // wall time of each repetition
     uint64_t bytes_per_run = 0;        // bytes one repetition must read (see bench_cmd.cpp: test_bytes)
+    OpProfile op_profile;              // tg tests with --op-profile only
 
     std::vector<double> samples_ts() const;  // tokens per second of each repetition
     double avg_ts() const;                   // mean of samples_ts
@@ -56,7 +75,9 @@ std::string bench_markdown(const BenchSetup& setup, const std::vector<BenchRow>&
 
 // One record per row with every field, in a fixed order (the CSV columns and the JSON keys).
 nlohmann::ordered_json bench_record(const BenchSetup& setup, const BenchRow& row);
-// A JSON array of the records.
+// The record plus, for a profiled test, "op_profile": the per-op lines per token (the JSON and JSON lines outputs).
+nlohmann::ordered_json bench_json_record(const BenchSetup& setup, const BenchRow& row);
+// A JSON array of bench_json_record.
 nlohmann::ordered_json bench_json(const BenchSetup& setup, const std::vector<BenchRow>& rows);
 // A header line and one line per row; the repetitions as "a;b;c"; fields quoted where they hold a comma or a quote.
 std::string bench_csv(const BenchSetup& setup, const std::vector<BenchRow>& rows);

@@ -1,7 +1,8 @@
 // engine bench as a user runs it: llama-bench's flags (-p, -n, -pg, -d, -r, -o, -t, comma lists) and outputs
 // (markdown, CSV, JSON), checked against independent truth: the statistics against the samples they summarise, the
 // model's size, parameters and bytes per token against the checkpoint's safetensors header and config.json, the build
-// commit against the source repository; --backends cpu,vulkan side by side; bad flags refused with clear sentences.
+// commit against the source repository; --backends cpu,vulkan side by side; the per-op decode profile against the
+// model's layers and the bytes per token; bad flags refused with clear sentences.
 #include <sched.h>
 #include <unistd.h>
 
@@ -62,11 +63,20 @@ std::string trim(const std::string& s) {
     return a == std::string::npos ? "" : s.substr(a, b - a + 1);
 }
 
-// The rows of the markdown table in `text` (header, separator, data), each as its trimmed cells.
-std::vector<std::vector<std::string>> markdown_rows(const std::string& text) {
+// The rows of the first markdown table in `text` (header, separator, data), each as its trimmed cells; with `after`,
+// of the first table that follows a line starting with it.
+std::vector<std::vector<std::string>> markdown_rows(const std::string& text, const std::string& after = "") {
     std::vector<std::vector<std::string>> rows;
+    bool found = after.empty();
     for (const std::string& line : lines_of(text)) {
-        if (line.empty() || line[0] != '|') continue;
+        if (!found) {
+            found = line.rfind(after, 0) == 0;
+            continue;
+        }
+        if (line.empty() || line[0] != '|') {
+            if (!rows.empty()) break;  // the end of the table
+            continue;
+        }
         std::vector<std::string> cells;
         size_t pos = 1;
         while (pos < line.size()) {
@@ -452,6 +462,106 @@ TEST_F(BenchCli, BackendsSideBySide) {
     }
 }
 
+TEST_F(BenchCli, DecodeProfileCountsEveryOpAndAddsUpToTheTokenBytes) {
+    // Markdown: after the results, one profile table per tg test (not for pp tests), per op kind in the order a token
+    // runs them, and a line summing every op.
+    const ToolRun md = bench({"-p", "4", "-n", "3", "-d", "0,8", "-r", "1", "--quiet"});
+    ASSERT_EQ(md.code, 0) << describe(md);
+    ASSERT_EQ(markdown_rows(md.out).size(), 2u + 4u) << "the results table is unchanged\n" << md.out;
+    const std::regex heading(R"(op profile: cpu, \d+ threads, (tg3(?: @ d8)?): 3 tokens decoded once more, )"
+                             R"(synchronised after every op: [0-9.]+ ms per token in ops, [0-9.]+ ms with the host )"
+                             R"(work between them \([0-9.]+ ms timed above\))");
+    std::vector<std::string> profiled;
+    for (const std::string& line : lines_of(md.out)) {
+        if (std::smatch m; std::regex_match(line, m, heading))
+            profiled.push_back(m[1]);
+        else
+            EXPECT_EQ(line.find("op profile:"), std::string::npos) << line;
+    }
+    EXPECT_EQ(profiled, (std::vector<std::string>{"tg3", "tg3 @ d8"})) << md.out;
+    const auto table = markdown_rows(md.out, "op profile: cpu");
+    ASSERT_GE(table.size(), 3u) << md.out;
+    EXPECT_EQ(table[0], (std::vector<std::string>{"op", "calls/token", "ms/token", "% of time", "MB/token", "state MB/token",
+                                                  "GB/s", "% of bw"}));
+    std::vector<std::string> ops;
+    for (size_t i = 2; i < table.size(); ++i) {
+        ops.push_back(table[i][0]);
+        // No GB/s where no bytes are counted (add, the row gather: activations only).
+        const bool reads = table[i][4] != "0.000";
+        EXPECT_TRUE(std::regex_match(table[i][6], std::regex(reads ? R"(\d+\.\d\d)" : "-"))) << table[i][6];
+        EXPECT_TRUE(std::regex_match(table[i][7], std::regex(reads ? R"(\d+\.\d%)" : "-"))) << table[i][7];
+    }
+    EXPECT_EQ(ops, (std::vector<std::string>{"embedding", "rms_norm", "add", "mlp", "kda", "mla", "moe", "row gather",
+                                             "lm_head", "all ops"}));
+
+    // JSON: the same profile per tg record; its calls follow config.json's layers, and its bytes add up to the bytes
+    // per token the bench counts for the timed runs (weights per token, KDA state, MLA cache at each context).
+    const ToolRun r = bench({"-p", "4", "-n", "3", "-d", "0,8", "-r", "1", "--cache-dtype", "bf16", "-o", "json", "--quiet"});
+    ASSERT_EQ(r.code, 0) << describe(r);
+    const json records = json::parse(r.out);
+    ASSERT_EQ(tests_of(records), (std::vector<std::string>{"pp4", "tg3", "pp4 @ d8", "tg3 @ d8"}));
+    std::ifstream cf(fs::path(HALO_DEMO_DIR) / "config.json");
+    const json config = json::parse(cf);
+    const json& la = config["linear_attn_config"];
+    const int64_t layers = config["num_hidden_layers"], dense = config["first_k_dense_replace"];
+    const std::map<std::string, int64_t> calls_per_token = {
+        {"embedding", 1}, {"rms_norm", 2 * layers + 1}, {"add", 2 * layers}, {"mlp", dense},
+        {"kda", int64_t(la["kda_layers"].size())}, {"mla", int64_t(la["full_attn_layers"].size())},
+        {"moe", layers - dense}, {"row gather", 1}, {"lm_head", 1}};
+    // The profile and the bench's figure are byte counts of the same tensors, cache and state over the same tokens:
+    // they agree to the byte unless one of them misses a tensor. Half the checkpoint's smallest tensor is the bound:
+    // no rounding reaches it (the per-token figures are doubles, exact to ~1e-16 of them) and a tensor counted by one
+    // side only exceeds it.
+    uint64_t smallest = UINT64_MAX;
+    const json header = safetensors_header(fs::path(HALO_DEMO_DIR) / "model.safetensors");
+    for (const auto& [name, t] : header.items())
+        smallest = std::min(smallest, t["data_offsets"][1].get<uint64_t>() - t["data_offsets"][0].get<uint64_t>());
+    const double tolerance = 0.5 * double(smallest);
+    for (const auto& rec : records) {
+        SCOPED_TRACE(rec["test"].get<std::string>());
+        if (rec["n_gen"] == 0) {
+            EXPECT_FALSE(rec.contains("op_profile")) << "only decode tests are profiled";
+            continue;
+        }
+        ASSERT_TRUE(rec.contains("op_profile"));
+        const json& prof = rec["op_profile"];
+        EXPECT_EQ(prof["tokens"], 3);
+        EXPECT_GT(prof["wall_ms_per_token"].get<double>(), 0);
+        uint64_t bytes = 0;
+        double per_token = 0, ms = 0;
+        std::map<std::string, int64_t> calls;
+        for (const auto& op : prof["ops"]) {
+            const std::string name = op["op"];
+            calls[name] = op["calls"].get<int64_t>() / 3;
+            EXPECT_EQ(op["calls"].get<int64_t>() % 3, 0) << name;
+            EXPECT_DOUBLE_EQ(op["calls_per_token"].get<double>(), double(calls[name])) << name;
+            const uint64_t b = op["weight_bytes"].get<uint64_t>() + op["state_bytes"].get<uint64_t>();
+            bytes += b;
+            per_token += op["bytes_per_token"].get<double>();
+            ms += op["ms_per_token"].get<double>();
+            EXPECT_NEAR(op["bytes_per_token"].get<double>(), double(b) / 3, 1e-9 * double(b)) << name;
+            EXPECT_GT(op["ms_per_token"].get<double>(), 0) << name;
+            const double gbs = op["seconds"].get<double>() > 0 ? double(b) / op["seconds"].get<double>() / 1e9 : 0;
+            EXPECT_NEAR(op["gbs"].get<double>(), gbs, 1e-9 * gbs) << name;
+            EXPECT_NEAR(op["bandwidth_fraction"].get<double>(), gbs / rec["bandwidth_gbs"].get<double>(), 1e-9) << name;
+            // Where the sequence state is: the KDA state and conv history, the MLA cache.
+            EXPECT_EQ(op["state_bytes"].get<uint64_t>() > 0, name == "kda" || name == "mla") << name;
+        }
+        EXPECT_EQ(calls, calls_per_token);
+        EXPECT_NEAR(double(bytes), rec["bytes_per_run"].get<double>(), tolerance);
+        EXPECT_NEAR(per_token, rec["bytes_per_run"].get<double>() / 3, tolerance);
+        EXPECT_LE(ms, prof["wall_ms_per_token"].get<double>() * (1 + 1e-9)) << "the ops' time is part of the wall time";
+    }
+
+    // Off: no profile, no extra pass.
+    const ToolRun off = bench({"-p", "0", "-n", "2", "-r", "1", "--op-profile", "off", "--quiet"});
+    ASSERT_EQ(off.code, 0) << describe(off);
+    EXPECT_EQ(off.out.find("op profile"), std::string::npos) << off.out;
+    const ToolRun off_json = bench({"-p", "0", "-n", "2", "-r", "1", "--op-profile", "off", "-o", "jsonl", "--quiet"});
+    ASSERT_EQ(off_json.code, 0) << describe(off_json);
+    EXPECT_FALSE(json::parse(off_json.out).contains("op_profile"));
+}
+
 TEST_F(BenchCli, BadFlagsGiveClearErrors) {
     const struct {
         std::vector<std::string> args;
@@ -477,6 +587,7 @@ TEST_F(BenchCli, BadFlagsGiveClearErrors) {
         {{"-d", "2000000", "-p", "8", "-n", "0"}, {"pp8 @ d2000000", "maximum length"}},
         {{"-p", "64", "-n", "0", "--context", "16"}, {"pp64", "raise --context"}},
         {{"--prompt-len", "8"}, {"--prompt-len"}},  // the old flags are gone
+        {{"--op-profile", "yes"}, {"--op-profile", "yes"}},
     };
     for (const auto& c : cases) {
         std::string what = "bench";
