@@ -1,8 +1,7 @@
 // mla on HIP (no rotary): q and the latents as matrix products, the latents normalised and appended to the paged
-// cache, then attention in the absorbed form for every MlaForm (the expanded form is the same function; absorbing
-// W_UK into q and applying W_UV after the context reads each cached latent once for all of a row's heads' values,
-// and never expands the cache): q folded into the latent space, attention over the cache split over the context,
-// W_UV per head, the output projection. Kernels in mla.hip.
+// cache, then attention in the absorbed form for every MlaForm (the expanded form is the same function, and the
+// absorbed one never expands the cache: each cached latent is read once for up to 8 heads): q folded into the latent
+// space, attention over the cache split over the context, W_UV per head, the output projection. Kernels in mla.hip.
 #include "plugins/hip/ops/mla/mla.h"
 
 #include <algorithm>
@@ -91,7 +90,7 @@ void mla(Context& c, const MlaParams& p, const SeqBatch& batch) {
     d.cache_kind = cache_kind(p.cache);
 
     // Context splits of at least 256 positions, enough of them for ~256 blocks; each a whole number of 64-tiles.
-    const int64_t want = std::max<int64_t>(1, 256 / (T * H));
+    const int64_t want = std::max<int64_t>(1, 256 / (T * mla_head_groups(H)));
     int64_t splits = std::clamp<int64_t>(std::min<int64_t>((max_ctx + 255) / 256, want), 1, 64);
     const int64_t chunk = ((max_ctx + splits - 1) / splits + 63) / 64 * 64;
     splits = (max_ctx + chunk - 1) / chunk;

@@ -27,8 +27,12 @@ struct MlaDims {
     uint32_t cache_kind = kF32;
 };
 
-// Latents at most this wide are attended (each thread of the attention block holds a few of them).
+// Latents at most this wide are attended (each thread of the attention block holds a few of them per head).
 constexpr int kMlaMaxRank = 1024;
+
+// Heads per attention block: they share every cache read. Blocks per (row, context split) of H heads:
+constexpr int kMlaHeadsPerBlock = 8;
+inline int64_t mla_head_groups(int64_t heads) { return (heads + kMlaHeadsPerBlock - 1) / kMlaHeadsPerBlock; }
 
 // cache[slot of row t] = [RMSNorm(ckv[t, :r]) * norm, ckv[t, r:]], rounded to the cache's element type.
 // ckv [T, width]; norm a [r] vector of any float format.

@@ -10,10 +10,12 @@ namespace halo::hip {
 
 namespace {
 
-constexpr int kThreads = 128;                    // threads per block of every MLA kernel
-constexpr int kRows = 8;                         // rows of q per thread in the absorption
-constexpr int kTile = 64;                        // cached positions scored per step of the attention
-constexpr int kPerThread = kMlaMaxRank / kThreads;  // latent values each attention thread accumulates
+constexpr int kThreads = 128;      // threads per block of the cache write, absorption and merge
+constexpr int kRows = 8;           // rows of q per thread in the absorption
+constexpr int kAttnThreads = 256;  // threads per attention block
+constexpr int kHeads = kMlaHeadsPerBlock;
+constexpr int kTile = 64;          // cached positions per step of the attention
+constexpr int kPerThread = kMlaMaxRank / kAttnThreads;  // latent values each attention thread accumulates per head
 
 // The cache element index of value 0 of the token at position pos, through its sequence's page table.
 __device__ __forceinline__ int64_t cache_base(const MlaDims& d, const int32_t* pages, const MlaRow& row, int64_t pos) {
@@ -66,69 +68,98 @@ __global__ void __launch_bounds__(kThreads) mla_absorb_kernel(MlaDims d, const f
     for (int i = 0; i < nr; ++i) out[i * ldo] = acc[i];
 }
 
-// One block per (split s, head h, row t): positions [s*chunk, min(pos + 1, (s+1)*chunk)) of the row's sequence, in
-// tiles of kTile: each warp scores whole positions (lanes along the latent, warp_sum), every thread takes the tile's
-// max, the probabilities are shared, then thread i accumulates latent values i, i + kThreads, ... for the tile.
-// Two barriers per tile: score is rewritten only after every thread has read it (second barrier), prob and slot
-// only after every thread has used them (the next tile's first barrier).
-__global__ void __launch_bounds__(kThreads) mla_attention_kernel(MlaDims d, const float* __restrict__ qc,
-                                                                 const unsigned char* __restrict__ cache,
-                                                                 const MlaRow* rows, const int32_t* pages, float scale,
-                                                                 int32_t splits, int64_t chunk, float* part) {
-    __shared__ float score[kTile];
-    __shared__ float prob[kTile];
+// One block per (split s, group of kHeads heads from h0, row t): positions [s*chunk, min(pos + 1, (s+1)*chunk)) of
+// the row's sequence, in tiles of kTile, every cache read shared by the group's heads. (1) Each warp scores whole
+// positions for every head (lanes along the latent, warp_sum). (2) Warp g % warps takes head g's tile: its max,
+// the probabilities, the running max and sum (kept in shared memory, only that warp touches them). (3) Thread i
+// accumulates latent values i, i + blockDim, ... of every head. Two barriers per tile: score is rewritten only after
+// every thread has read it (the second barrier), prob, factor and slot only after every thread has used them (the
+// next tile's first barrier).
+__global__ void __launch_bounds__(kAttnThreads) mla_attention_kernel(MlaDims d, const float* __restrict__ qc,
+                                                                     const unsigned char* __restrict__ cache,
+                                                                     const MlaRow* rows, const int32_t* pages,
+                                                                     float scale, int32_t splits, int64_t chunk,
+                                                                     float* part) {
+    __shared__ float score[kHeads][kTile];
+    __shared__ float prob[kHeads][kTile];
     __shared__ int64_t slot[kTile];
-    const int s = int(blockIdx.x), h = int(blockIdx.y);
+    __shared__ float run_max[kHeads], run_sum[kHeads], factor[kHeads];
+    const int s = int(blockIdx.x), h0 = int(blockIdx.y) * kHeads;
+    const int nh = d.heads - h0 < kHeads ? d.heads - h0 : kHeads;
     const int64_t t = blockIdx.z;
     const MlaRow row = rows[t];
     const int64_t j_begin = s * chunk, j_end = row.pos + 1 < j_begin + chunk ? row.pos + 1 : j_begin + chunk;
-    const float* qv = qc + (t * d.heads + h) * d.width;
+    const float* qv = qc + (t * d.heads + h0) * d.width;  // [nh][width]
     const int tid = int(threadIdx.x), lane = tid % warpSize, warp = tid / warpSize;
     const int warps = int(blockDim.x) / warpSize;
 
-    float acc[kPerThread];
-    for (int k = 0; k < kPerThread; ++k) acc[k] = 0.0f;
-    float m = -INFINITY, l = 0.0f;
+    float acc[kHeads][kPerThread];
+    for (int g = 0; g < kHeads; ++g)
+        for (int k = 0; k < kPerThread; ++k) acc[g][k] = 0.0f;
+    if (tid < kHeads) {
+        run_max[tid] = -INFINITY;
+        run_sum[tid] = 0.0f;
+    }
+    __syncthreads();
     for (int64_t j0 = j_begin; j0 < j_end; j0 += kTile) {
         const int n = int(j_end - j0 < kTile ? j_end - j0 : kTile);
-        for (int jj = warp; jj < n; jj += warps) {
+        for (int jj = warp; jj < n; jj += warps) {  // (1)
             const int64_t base = cache_base(d, pages, row, j0 + jj);
-            float dot = 0.0f;
-            for (int e = lane; e < d.width; e += warpSize) dot += qv[e] * load_float(cache, d.cache_kind, base + e);
-            dot = warp_sum(dot);
-            if (lane == 0) score[jj] = dot * scale;
+            float dot[kHeads];
+            for (int g = 0; g < kHeads; ++g) dot[g] = 0.0f;
+            for (int e = lane; e < d.width; e += warpSize) {
+                const float c = load_float(cache, d.cache_kind, base + e);
+                for (int g = 0; g < nh; ++g) dot[g] += qv[g * d.width + e] * c;
+            }
+            for (int g = 0; g < nh; ++g) {
+                const float v = warp_sum(dot[g]);
+                if (lane == 0) score[g][jj] = v * scale;
+            }
         }
         __syncthreads();
-        float tile_max = -INFINITY;
-        for (int jj = 0; jj < n; ++jj) tile_max = fmaxf(tile_max, score[jj]);
-        const float m_new = fmaxf(m, tile_max);
-        for (int jj = tid; jj < n; jj += int(blockDim.x)) {
-            prob[jj] = expf(score[jj] - m_new);
-            slot[jj] = cache_base(d, pages, row, j0 + jj);
+        for (int jj = tid; jj < n; jj += int(blockDim.x)) slot[jj] = cache_base(d, pages, row, j0 + jj);
+        for (int g = warp; g < nh; g += warps) {  // (2)
+            float mx = -INFINITY;
+            for (int jj = lane; jj < n; jj += warpSize) mx = fmaxf(mx, score[g][jj]);
+            const float m_new = fmaxf(run_max[g], warp_max(mx));
+            float sum = 0.0f;
+            for (int jj = lane; jj < n; jj += warpSize) {
+                const float pj = expf(score[g][jj] - m_new);
+                prob[g][jj] = pj;
+                sum += pj;
+            }
+            sum = warp_sum(sum);
+            if (lane == 0) {
+                const float f = expf(run_max[g] - m_new);  // 0 on the first tile (max -inf)
+                factor[g] = f;
+                run_sum[g] = run_sum[g] * f + sum;
+                run_max[g] = m_new;
+            }
         }
         __syncthreads();
-        const float factor = expf(m - m_new);  // 0 on the first tile (m = -inf)
-        float sum = 0.0f;
-        for (int jj = 0; jj < n; ++jj) sum += prob[jj];
-        l = l * factor + sum;
-        m = m_new;
+        for (int k = 0; k < kPerThread; ++k) {  // (3)
+            const int e = tid + k * int(blockDim.x);
+            if (e >= d.rank) break;
+            float a[kHeads];
+            for (int g = 0; g < nh; ++g) a[g] = acc[g][k] * factor[g];
+            for (int jj = 0; jj < n; ++jj) {
+                const float c = load_float(cache, d.cache_kind, slot[jj] + e);
+                for (int g = 0; g < nh; ++g) a[g] += prob[g][jj] * c;
+            }
+            for (int g = 0; g < nh; ++g) acc[g][k] = a[g];
+        }
+    }
+    for (int g = 0; g < nh; ++g) {
+        float* out = part + ((t * d.heads + h0 + g) * splits + s) * (d.rank + 2);
         for (int k = 0; k < kPerThread; ++k) {
             const int e = tid + k * int(blockDim.x);
             if (e >= d.rank) break;
-            float a = acc[k] * factor;
-            for (int jj = 0; jj < n; ++jj) a += prob[jj] * load_float(cache, d.cache_kind, slot[jj] + e);
-            acc[k] = a;
+            out[e] = acc[g][k];
         }
-    }
-    float* out = part + ((t * d.heads + h) * splits + s) * (d.rank + 2);
-    for (int k = 0; k < kPerThread; ++k) {
-        const int e = tid + k * int(blockDim.x);
-        if (e >= d.rank) break;
-        out[e] = acc[k];
-    }
-    if (tid == 0) {
-        out[d.rank] = m;
-        out[d.rank + 1] = l;
+        if (tid == 0) {
+            out[d.rank] = run_max[g];
+            out[d.rank + 1] = run_sum[g];
+        }
     }
 }
 
@@ -175,8 +206,9 @@ void launch_mla_attention(const Launch& l, const MlaDims& d, const float* qc, co
                           const MlaRow* rows, const int32_t* pages, float scale, int32_t splits, int64_t chunk,
                           float* part, float* ctx) {
     if (d.rows <= 0) return;
-    hipLaunchKernelGGL(mla_attention_kernel, dim3(unsigned(splits), unsigned(d.heads), unsigned(d.rows)), dim3(kThreads),
-                       0, l.stream, d, qc, cache, rows, pages, scale, splits, chunk, part);
+    const dim3 grid(unsigned(splits), unsigned(mla_head_groups(d.heads)), unsigned(d.rows));
+    hipLaunchKernelGGL(mla_attention_kernel, grid, dim3(kAttnThreads), 0, l.stream, d, qc, cache, rows, pages, scale,
+                       splits, chunk, part);
     Execution::check_launch("mla_attention");
     hipLaunchKernelGGL(mla_combine_kernel, dim3(unsigned(d.heads), unsigned(d.rows)), dim3(kThreads), 0, l.stream, d,
                        part, splits, ctx);
