@@ -48,7 +48,8 @@ void mla(Context& c, const MlaParams& p, const SeqBatch& batch) {
         w.kv_a_norm.numel() != r || kv_b.rows != H * dkv || kv_b.cols != r || o_proj.rows != hidden ||
         o_proj.cols != H * dv || p.out.numel() != T * hidden || p.cache.numel() % (int64_t(p.page_size) * width) != 0)
         throw Error("mla: x " + shape_string(p.x) + ", q_proj " + shape_string(w.q_proj) + ", kv_a " +
-                    shape_string(w.kv_a) + ", kv_a_norm " + shape_string(w.kv_a_norm) + ", kv_b " + shape_string(w.kv_b) +
+                    shape_string(w.kv_a) + ", kv_a_norm " + shape_string(w.kv_a_norm) + ", kv_b " +
+                    shape_string(w.kv_b) +
                     ", o_proj " + shape_string(w.o_proj) + ", out " + shape_string(p.out) + " and cache " +
                     shape_string(p.cache) + " (pages of " + std::to_string(p.page_size) + ") do not fit H=" +
                     std::to_string(H) + ", dn=" + std::to_string(dn) + ", dr=" + std::to_string(dr) +

@@ -197,7 +197,8 @@ void launch_mla_cache_write(const Launch& l, const MlaDims& d, const float* ckv,
 
 void launch_mla_absorb(const Launch& l, const MlaDims& d, const float* q, const WeightView& kv_b, float* qc) {
     if (d.rows <= 0) return;
-    const dim3 grid(unsigned((d.width + kThreads - 1) / kThreads), unsigned(d.heads), unsigned((d.rows + kRows - 1) / kRows));
+    const dim3 grid(unsigned((d.width + kThreads - 1) / kThreads), unsigned(d.heads),
+                    unsigned((d.rows + kRows - 1) / kRows));
     hipLaunchKernelGGL(mla_absorb_kernel, grid, dim3(kThreads), 0, l.stream, d, q, kv_b, qc);
     Execution::check_launch("mla_absorb");
 }
