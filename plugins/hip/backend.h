@@ -7,6 +7,9 @@
 
 namespace halo::hip {
 
+// Bytes of op workspace the largest op of any step up to `shape` takes (plan.cpp).
+uint64_t planned_workspace(const ops::StepShape& shape);
+
 class HipBackend final : public ops::Backend {
 public:
     explicit HipBackend(const ops::BackendOptions& options) : ctx_(open_device(options)) {}
@@ -40,12 +43,19 @@ public:
     }
     uint64_t internal_bytes() const override { return ctx_.ws.bytes(); }
     std::vector<ops::InternalUse> internal_use() const override {
-        return {{"op workspace", kDevice, ctx_.ws.bytes()}};
+        return {{Workspace::kWhat, kDevice, ctx_.ws.bytes()}};
     }
+    std::vector<ops::InternalUse> plan_internal(const ops::StepShape& shape) const override {
+        return {{Workspace::kWhat, kDevice, planned_workspace(shape)}};
+    }
+    void reserve_internal(const ops::StepShape& shape) override { ctx_.ws.reserve(planned_workspace(shape)); }
 
     // ---- execution (exec/) ------------------------------------------------------------------------------------
     void begin_step() override { ctx_.exec.begin_step(); }
-    void end_step() override { ctx_.exec.end_step(); }
+    void end_step() override {
+        ctx_.exec.end_step();
+        ctx_.ws.compact();  // after a step whose op outgrew the workspace (waits for it then): one block again
+    }
     void synchronize() override { ctx_.exec.synchronize(); }
 
     // ---- ops (ops/<op>/): each op of ops/op_list.h runs hip::<op>(ctx_, ...) ------------------------------------

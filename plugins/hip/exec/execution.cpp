@@ -48,12 +48,16 @@ Workspace::~Workspace() {
 }
 
 void Workspace::begin_op() {
+    compact();
     block_ = 0;
     used_ = 0;
+    op_bytes_ = 0;
 }
 
 void* Workspace::take(uint64_t bytes) {
     const uint64_t n = (std::max<uint64_t>(bytes, 1) + 255) / 256 * 256;
+    op_bytes_ += n;
+    peak_ = std::max(peak_, op_bytes_);
     while (block_ < blocks_.size()) {
         if (used_ + n <= blocks_[block_].size) {
             void* p = blocks_[block_].base + used_;
@@ -63,20 +67,36 @@ void* Workspace::take(uint64_t bytes) {
         ++block_;
         used_ = 0;
     }
-    Block b;
-    b.size = std::max<uint64_t>({n, kMinBlock, bytes_held_total(blocks_)});
-    void* p = nullptr;
-    const hipError_t e = hipMalloc(&p, b.size);
-    if (e != hipSuccess) {
-        (void)hipGetLastError();
-        throw ops::OutOfMemory("hip: cannot allocate " + std::to_string(b.size) +
-                               " bytes of device memory for the op workspace: " + hipGetErrorName(e));
-    }
-    b.base = static_cast<unsigned char*>(p);
-    blocks_.push_back(b);
+    // The op outgrew what is held: a block beside the others for now (earlier takes of this op and the kernels of
+    // earlier ops still use those); compact() replaces them all with one block of the peak once they are done.
+    blocks_.push_back({allocate(std::max(n, bytes_held_total(blocks_))), std::max(n, bytes_held_total(blocks_))});
     block_ = blocks_.size() - 1;
     used_ = n;
-    return b.base;
+    return blocks_.back().base;
+}
+
+void Workspace::compact() {
+    if (blocks_.size() <= 1 && (blocks_.empty() || blocks_[0].size >= peak_)) return;
+    exec_.synchronize();
+    for (Block& b : blocks_) (void)hipFree(b.base);
+    blocks_.clear();
+    blocks_.push_back({allocate(peak_), peak_});
+}
+
+void Workspace::reserve(uint64_t bytes) {
+    peak_ = std::max(peak_, (bytes + 255) / 256 * 256);
+    compact();
+}
+
+unsigned char* Workspace::allocate(uint64_t bytes) {
+    void* p = nullptr;
+    const hipError_t e = hipMalloc(&p, bytes);
+    if (e != hipSuccess) {
+        (void)hipGetLastError();
+        throw ops::OutOfMemory("hip: cannot allocate " + std::to_string(bytes) +
+                               " bytes of device memory for the op workspace: " + hipGetErrorName(e));
+    }
+    return static_cast<unsigned char*>(p);
 }
 
 uint64_t Workspace::bytes() const { return bytes_held_total(blocks_); }

@@ -41,8 +41,9 @@ private:
 
 // Device memory for op temporaries (projections, gates, partial sums) and the small tables an op uploads (a
 // step's runs, page tables, expert lists). Each op starts with begin_op() and takes what it needs; since every op
-// runs on the one stream, the next op may reuse the same bytes. Blocks are only added (never freed while kernels
-// may use them), and the largest op so far sets the size.
+// runs on the one stream, the next op may reuse the same bytes. It is one block of the largest op's need: the model
+// reserves the plan's size before its first step (reserve), and an op that takes more gets a block beside it, until
+// the next op or the end of the step waits for the stream and replaces them with one block of the new peak.
 class Workspace {
 public:
     explicit Workspace(Execution& exec) : exec_(exec) {}
@@ -64,11 +65,15 @@ public:
         return d;
     }
     uint64_t bytes() const;  // held now
-
-    static constexpr uint64_t kMinBlock = uint64_t(4) << 20;
+    // Holds at least `bytes` in one block from now on (the plan's size, so that no step allocates).
+    void reserve(uint64_t bytes);
+    // Replaces the blocks by one of the peak need when an op outgrew them (waits for the stream then).
+    void compact();
+    static constexpr const char* kWhat = "op workspace (device memory)";
 
 private:
     void copy_in(void* dst, const void* src, uint64_t bytes);
+    static unsigned char* allocate(uint64_t bytes);
 
     struct Block {
         unsigned char* base = nullptr;
@@ -77,7 +82,9 @@ private:
     Execution& exec_;
     std::vector<Block> blocks_;
     size_t block_ = 0;
-    uint64_t used_ = 0;  // in blocks_[block_]
+    uint64_t used_ = 0;      // in blocks_[block_]
+    uint64_t op_bytes_ = 0;  // taken by the current op
+    uint64_t peak_ = 0;      // the most one op has taken, or the reserve
 };
 
 }  // namespace halo::hip
