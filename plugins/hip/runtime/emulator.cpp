@@ -24,8 +24,8 @@
 #endif
 
 // Switching between fibers. On x86-64 a few instructions save the callee-saved registers and the stack pointer
-// (swapcontext would also save the signal mask, a system call per switch, and a barrier switches every thread of a
-// block twice); elsewhere ucontext.
+// (not MXCSR or the x87 control word: kernels never change rounding modes). swapcontext would also save the signal
+// mask, a system call per switch, and a warp reduction switches every lane twice. Elsewhere ucontext.
 #if defined(__x86_64__)
 extern "C" void halo_hipemu_switch(void** save_sp, void* load_sp);
 asm(R"(
@@ -40,14 +40,8 @@ halo_hipemu_switch:
     pushq %r13
     pushq %r14
     pushq %r15
-    subq $8, %rsp
-    stmxcsr (%rsp)
-    fnstcw 4(%rsp)
     movq %rsp, (%rdi)
     movq %rsi, %rsp
-    ldmxcsr (%rsp)
-    fldcw 4(%rsp)
-    addq $8, %rsp
     popq %r15
     popq %r14
     popq %r13
@@ -79,7 +73,6 @@ void make_context(Context& c, char* stack, size_t bytes, void (*entry)()) {
     *--p = 0;                                   // entry's return address: it never returns
     *--p = reinterpret_cast<uint64_t>(entry);   // where the switch's ret goes
     for (int i = 0; i < 6; ++i) *--p = 0;       // rbp rbx r12 r13 r14 r15
-    *--p = uint64_t(0x1F80) | (uint64_t(0x037F) << 32);  // MXCSR and x87 control word at their defaults
     c.sp = p;
 }
 inline void switch_context(Context& from, Context& to) { halo_hipemu_switch(&from.sp, to.sp); }
@@ -109,11 +102,19 @@ struct Fiber {
     Wait wait = Wait::none;
     int lane = 0, warp = 0;
     uint64_t exchange_value = 0;
+    int64_t reductions = 0;      // warp reductions this thread has made in the block (its warp's are in step)
     void* fake_stack = nullptr;  // AddressSanitizer's stack of this fiber while it is switched out
+};
+
+// A warp's butterfly results, computed once by the first of its lanes to pass the exchange.
+struct WarpReduction {
+    int64_t done = -1;  // the reduction (Fiber::reductions) whose results `out` holds
+    float out[64];
 };
 
 struct Emulator {
     std::vector<Fiber> fibers;
+    std::vector<WarpReduction> reductions;  // per warp of the block
     char* stacks = nullptr;
     size_t stack_slots = 0;
     Context scheduler;
@@ -148,8 +149,8 @@ struct Emulator {
 };
 
 Emulator& emu() {
-    static Emulator e;
-    return e;
+    static Emulator* e = new Emulator;  // never destroyed: kernels may run from other static destructors
+    return *e;
 }
 
 [[noreturn]] void fail(const std::string& what) {
@@ -207,49 +208,53 @@ void run_block(const dim3& block_id, const dim3& grid, const dim3& block, int n)
         f.coords.block_dim = block;
         f.coords.grid_dim = grid;
         f.wait = Wait::none;
+        f.reductions = 0;
         f.lane = t % e.wave;
         f.warp = t / e.wave;
         f.stack = e.stacks + size_t(t) * kStackBytes;
-        make_context(f.ctx, f.stack, kStackBytes, fiber_entry);
+        // Stack tops 64 bytes apart modulo 4 KiB: tops all on one 256 KiB boundary would share the caches' sets.
+        make_context(f.ctx, f.stack, kStackBytes - 64 * size_t(t % 61), fiber_entry);
     }
     const int warps = (n + e.wave - 1) / e.wave;
+    e.reductions.assign(size_t(warps), WarpReduction{});
+    const auto deadlock = [&] {
+        fail("threads of block (" + std::to_string(block_id.x) + "," + std::to_string(block_id.y) + "," +
+             std::to_string(block_id.z) + ") wait at different barriers (__syncthreads in divergent code, or a "
+             "shuffle that not every lane of a warp reaches): on a GPU this hangs or reads garbage");
+    };
+    // Warp by warp: a warp's lanes run until each waits at the block barrier or returns, their warp barriers
+    // (shuffles, reductions) released as soon as every running lane of the warp waits at one. Then the block
+    // barrier is released once every running thread of the block waits at it.
     for (;;) {
-        // Run every runnable thread to its next barrier or its end.
-        for (int i = 0; i < n; ++i) {
-            Fiber& f = e.fibers[size_t(e.reverse ? n - 1 - i : i)];
-            if (f.wait == Wait::none) run_fiber(f);
-        }
-        int done = 0, at_block = 0;
-        for (int t = 0; t < n; ++t) {
-            done += e.fibers[size_t(t)].wait == Wait::done;
-            at_block += e.fibers[size_t(t)].wait == Wait::block;
-        }
-        if (done == n) return;
-        bool released = false;
-        // A warp barrier is released when every thread of the warp still running waits at it.
-        for (int w = 0; w < warps; ++w) {
+        int at_block = 0, done = 0;
+        for (int wi = 0; wi < warps; ++wi) {
+            const int w = e.reverse ? warps - 1 - wi : wi;
             const int lo = w * e.wave, hi = std::min(n, lo + e.wave);
-            bool all = true, any = false;
-            for (int t = lo; t < hi; ++t) {
-                const Wait s = e.fibers[size_t(t)].wait;
-                all = all && (s == Wait::warp || s == Wait::done);
-                any = any || s == Wait::warp;
-            }
-            if (all && any) {
+            for (;;) {
+                for (int i = lo; i < hi; ++i) {
+                    Fiber& f = e.fibers[size_t(e.reverse ? hi - 1 - (i - lo) : i)];
+                    if (f.wait == Wait::none) run_fiber(f);
+                }
+                int at_warp = 0, warp_block = 0;
+                for (int t = lo; t < hi; ++t) {
+                    const Wait st = e.fibers[size_t(t)].wait;
+                    at_warp += st == Wait::warp;
+                    warp_block += st == Wait::block;
+                }
+                if (at_warp == 0) {
+                    at_block += warp_block;
+                    done += hi - lo - warp_block;
+                    break;
+                }
+                if (warp_block > 0) deadlock();
                 for (int t = lo; t < hi; ++t)
                     if (e.fibers[size_t(t)].wait == Wait::warp) e.fibers[size_t(t)].wait = Wait::none;
-                released = true;
             }
         }
-        if (!released && at_block + done == n) {
-            for (int t = 0; t < n; ++t)
-                if (e.fibers[size_t(t)].wait == Wait::block) e.fibers[size_t(t)].wait = Wait::none;
-            released = true;
-        }
-        if (!released)
-            fail("threads of block (" + std::to_string(block_id.x) + "," + std::to_string(block_id.y) + "," +
-                 std::to_string(block_id.z) + ") wait at different barriers (__syncthreads in divergent code, or a "
-                 "shuffle that not every lane of a warp reaches): on a GPU this hangs or reads garbage");
+        if (done == n) return;
+        if (at_block + done != n) deadlock();
+        for (int t = 0; t < n; ++t)
+            if (e.fibers[size_t(t)].wait == Wait::block) e.fibers[size_t(t)].wait = Wait::none;
     }
 }
 
@@ -303,21 +308,29 @@ float butterfly(float v, Op op) {
     std::memcpy(&bits, &v, 4);
     me->exchange_value = bits;
     sync_warp();
-    const int first = me->warp * e.wave;
-    float vals[64];
-    for (int l = 0; l < e.wave; ++l) {
-        const size_t t = size_t(first + l);
-        // A lane that has returned contributes what a shuffle from it reads: here, the caller's own value.
-        uint64_t b = t < e.fibers.size() && e.fibers[t].wait != Wait::done ? e.fibers[t].exchange_value : bits;
-        std::memcpy(&vals[l], &b, 4);
+    WarpReduction& wr = e.reductions[size_t(me->warp)];
+    if (wr.done != me->reductions) {
+        const int first = me->warp * e.wave;
+        float vals[64];
+        for (int l = 0; l < e.wave; ++l) {
+            const size_t t = size_t(first + l);
+            // A lane that has returned contributes what a shuffle from it reads on hardware: the reader's own
+            // value; the butterfly below then stays what each running lane computes.
+            uint64_t b = t < e.fibers.size() && e.fibers[t].wait != Wait::done ? e.fibers[t].exchange_value : bits;
+            std::memcpy(&vals[l], &b, 4);
+        }
+        float next[64];
+        for (int o = e.wave / 2; o > 0; o >>= 1) {
+            for (int l = 0; l < e.wave; ++l) next[l] = op(vals[l], vals[l ^ o]);
+            std::memcpy(vals, next, sizeof(float) * size_t(e.wave));
+        }
+        std::memcpy(wr.out, vals, sizeof(float) * size_t(e.wave));
+        wr.done = me->reductions;
     }
-    float next[64];
-    for (int o = e.wave / 2; o > 0; o >>= 1) {
-        for (int l = 0; l < e.wave; ++l) next[l] = op(vals[l], vals[l ^ o]);
-        std::memcpy(vals, next, sizeof(float) * size_t(e.wave));
-    }
+    const float result = wr.out[me->lane];
+    ++me->reductions;
     sync_warp();
-    return vals[me->lane];
+    return result;
 }
 }  // namespace
 
