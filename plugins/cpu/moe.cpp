@@ -63,6 +63,37 @@ SlotTemps slot_temps(A& a, int64_t n, int64_t D, int64_t inter) {
     return t;
 }
 
+struct MoeSlot {
+    int id;
+    const Tensor *gate, *up, *down;
+    int64_t n, inter;
+    int64_t n_decode;  // the first n_decode rows are decode rows (0 when rows are not told apart)
+    float *xs, *h, *u, *y;
+};
+struct MoeItem {
+    int slot;
+    int64_t n0, n1;
+};
+// Steps of at most this many rows run the down projection and the weighted sum in one parallel loop.
+constexpr int64_t kFusedCombineRows = 8;
+
+// What one call of moe() keeps track of, kept between calls (the op runs on the engine thread only).
+struct MoeScratch {
+    std::vector<int> chosen;
+    std::vector<float> weights;
+    std::vector<uint8_t> decode_row;
+    std::vector<std::vector<int64_t>> rows;
+    std::vector<std::vector<float>> row_w;
+    std::vector<int64_t> n_decode;
+    std::vector<MoeSlot> slots;
+    std::vector<MoeItem> items;
+    std::vector<std::vector<std::pair<const float*, float>>> contrib;
+};
+MoeScratch& moe_scratch() {
+    static thread_local MoeScratch s;
+    return s;
+}
+
 }  // namespace
 
 int64_t moe_arena(const StepShape& s, int64_t rows, int64_t experts) {
@@ -92,12 +123,19 @@ void moe(CpuContext& c, const MoeParams& p) {
     else
         std::fill(bias, bias + E, 0.0f);
 
-    // Routing per row.
-    std::vector<int> chosen(static_cast<size_t>(T * top_k));
-    std::vector<float> weights(static_cast<size_t>(T * top_k));
+    // Routing per row. The op's bookkeeping lives in vectors kept from call to call (cleared, not freed), so a
+    // decode step allocates nothing once the first has run.
+    MoeScratch& w = moe_scratch();
+    std::vector<int>& chosen = w.chosen;
+    std::vector<float>& weights = w.weights;
+    chosen.assign(size_t(T * top_k), 0);
+    weights.assign(size_t(T * top_k), 0.0f);
     c.pool.run(T, [&](int64_t t, int) {
-        std::vector<float> s(static_cast<size_t>(E)), sel(static_cast<size_t>(E));
-        std::vector<int> scratch(static_cast<size_t>(E));
+        static thread_local std::vector<float> s, sel;
+        static thread_local std::vector<int> scratch;
+        s.resize(size_t(E));
+        sel.resize(size_t(E));
+        scratch.resize(size_t(E));
         for (int e = 0; e < E; ++e) {
             s[size_t(e)] = sigmoid(logits[t * E + e]);
             sel[size_t(e)] = s[size_t(e)] + bias[e];
@@ -120,7 +158,8 @@ void moe(CpuContext& c, const MoeParams& p) {
     // Which rows belong to runs of at most kFewRowRun tokens (decode tokens, short prompt chunks): under batch
     // invariance they go through each expert in the few-row order and the other rows by packed panels (see
     // CpuContext::matmul), so they are gathered apart.
-    std::vector<uint8_t> decode_row;
+    std::vector<uint8_t>& decode_row = w.decode_row;
+    decode_row.clear();
     if (c.batch_invariant && p.batch && p.batch->n_rows == T) {
         decode_row.assign(size_t(T), 0);
         for (int32_t i = 0; i < p.batch->n_runs; ++i)
@@ -128,9 +167,18 @@ void moe(CpuContext& c, const MoeParams& p) {
                 std::fill_n(decode_row.begin() + p.batch->runs[i].first_row, p.batch->runs[i].n_tokens, uint8_t(1));
     }
     // Rows per expert slot, gathered contiguously: decode rows first, then prompt rows, each in row order.
-    std::vector<std::vector<int64_t>> rows(static_cast<size_t>(n_slots));
-    std::vector<std::vector<float>> row_w(static_cast<size_t>(n_slots));
-    std::vector<int64_t> n_decode(static_cast<size_t>(n_slots), 0);
+    std::vector<std::vector<int64_t>>& rows = w.rows;
+    std::vector<std::vector<float>>& row_w = w.row_w;
+    std::vector<int64_t>& n_decode = w.n_decode;
+    if (rows.size() < size_t(n_slots)) {
+        rows.resize(size_t(n_slots));
+        row_w.resize(size_t(n_slots));
+    }
+    for (int e = 0; e < n_slots; ++e) {
+        rows[size_t(e)].clear();
+        row_w[size_t(e)].clear();
+    }
+    n_decode.assign(size_t(n_slots), 0);
     for (int pass = decode_row.empty() ? 1 : 0; pass < 2; ++pass)
         for (int64_t t = 0; t < T; ++t) {
             if (!decode_row.empty() && decode_row[size_t(t)] != (pass == 0 ? 1 : 0)) continue;
@@ -146,17 +194,11 @@ void moe(CpuContext& c, const MoeParams& p) {
                 if (pass == 0) ++n_decode[size_t(E)];
             }
         }
-    struct Slot {
-        int id;
-        const Tensor *gate, *up, *down;
-        int64_t n, inter;
-        int64_t n_decode;  // the first n_decode rows are decode rows (0 when rows are not told apart)
-        float *xs, *h, *u, *y;
-    };
-    std::vector<Slot> slots;
+    std::vector<MoeSlot>& slots = w.slots;
+    slots.clear();
     for (int e = 0; e < n_slots; ++e) {
         if (rows[size_t(e)].empty()) continue;
-        Slot s;
+        MoeSlot s;
         s.id = e;
         s.gate = e == E ? &p.shared_gate : &p.w1[e];
         s.up = e == E ? &p.shared_up : &p.w3[e];
@@ -173,62 +215,90 @@ void moe(CpuContext& c, const MoeParams& p) {
         slots.push_back(s);
     }
 
-    // Work items: (slot, projection, column chunk). Phase 1: gate and up; phase 2: down.
-    struct Item {
-        int slot, proj;  // proj 0 gate, 1 up, 2 down
-        int64_t n0, n1;
-    };
+    // Work items: (slot, column chunk). Phase 1: gate and up of the chunk's intermediate columns, then SwiGLU on
+    // them; phase 2: the down projection's chunk of output columns. A step of few rows (decode) runs phase 2 per
+    // output chunk across all slots and adds each slot's part into the output there, in slot order: no third loop.
     const int threads = c.pool.size();
     auto make_items = [&](bool down) {
-        std::vector<Item> items;
+        std::vector<MoeItem>& items = w.items;
+        items.clear();
         int64_t total_cols = 0;
-        for (const Slot& s : slots) total_cols += down ? D : 2 * s.inter;
+        for (const MoeSlot& s : slots) total_cols += down ? D : s.inter;
         const int64_t chunk = std::max<int64_t>(32, (total_cols / (threads * 4) + 31) / 32 * 32);
         for (int i = 0; i < int(slots.size()); ++i) {
-            const Slot& s = slots[size_t(i)];
-            for (int proj = down ? 2 : 0; proj <= (down ? 2 : 1); ++proj) {
-                const int64_t N = proj == 2 ? D : s.inter;
-                for (int64_t n0 = 0; n0 < N; n0 += chunk) items.push_back({i, proj, n0, std::min(N, n0 + chunk)});
-            }
+            const int64_t N = down ? D : slots[size_t(i)].inter;
+            for (int64_t n0 = 0; n0 < N; n0 += chunk) items.push_back({i, n0, std::min(N, n0 + chunk)});
         }
-        return items;
+        return &items;
     };
-    auto run_items = [&](const std::vector<Item>& items) {
+    // Rows [r0, r1) of slot s through projection proj (0 gate, 1 up, 2 down) for output columns [n0, n1), by the
+    // kernel batch invariance asks for: decode rows in the few-row order, the others by packed panels.
+    auto project = [&](const MoeSlot& s, int proj, int64_t n0, int64_t n1, float* pk) {
+        auto run = [&](CpuContext::MatmulKernel kernel, int64_t r0, int64_t r1) {
+            if (r1 <= r0) return;
+            if (proj == 2)
+                kernel(r1 - r0, s.h + r0 * s.inter, s.inter, CpuContext::as_matrix(*s.down), n0, n1, s.y + r0 * D, D,
+                       false, pk);
+            else
+                kernel(r1 - r0, s.xs + r0 * D, D, CpuContext::as_matrix(proj == 0 ? *s.gate : *s.up), n0, n1,
+                       (proj == 0 ? s.h : s.u) + r0 * s.inter, s.inter, false, pk);
+        };
+        if (decode_row.empty()) {
+            run(c.default_matmul(), 0, s.n);
+        } else {
+            run(k.matmul_rows, 0, s.n_decode);
+            run(k.matmul_packed, s.n_decode, s.n);
+        }
+    };
+    {
+        const std::vector<MoeItem>& items = *make_items(false);
         c.pool.run(int64_t(items.size()), [&](int64_t ii, int thread) {
-            const Item& it = items[size_t(ii)];
-            const Slot& s = slots[size_t(it.slot)];
+            const MoeItem& it = items[size_t(ii)];
+            const MoeSlot& s = slots[size_t(it.slot)];
             float* pk = c.pack_buffer(thread);
-            // Decode rows and prompt rows by their own kernels when told apart, else one call for all.
-            auto run = [&](CpuContext::MatmulKernel kernel, int64_t r0, int64_t r1) {
-                if (r1 <= r0) return;
-                if (it.proj == 2)
-                    kernel(r1 - r0, s.h + r0 * s.inter, s.inter, CpuContext::as_matrix(*s.down), it.n0, it.n1,
-                           s.y + r0 * D, D, false, pk);
-                else
-                    kernel(r1 - r0, s.xs + r0 * D, D, CpuContext::as_matrix(it.proj == 0 ? *s.gate : *s.up), it.n0,
-                           it.n1, (it.proj == 0 ? s.h : s.u) + r0 * s.inter, s.inter, false, pk);
-            };
-            if (decode_row.empty()) {
-                run(c.default_matmul(), 0, s.n);
-            } else {
-                run(k.matmul_rows, 0, s.n_decode);
-                run(k.matmul_packed, s.n_decode, s.n);
+            project(s, 0, it.n0, it.n1, pk);
+            project(s, 1, it.n0, it.n1, pk);
+            for (int64_t r = 0; r < s.n; ++r) {
+                float* h = s.h + r * s.inter;
+                const float* u = s.u + r * s.inter;
+                for (int64_t j = it.n0; j < it.n1; ++j) h[j] = silu(h[j]) * u[j];
             }
         });
-    };
-    run_items(make_items(false));
-    c.pool.run(int64_t(slots.size()), [&](int64_t i, int) {
-        const Slot& s = slots[size_t(i)];
-        for (int64_t j = 0; j < s.n * s.inter; ++j) s.h[j] = silu(s.h[j]) * s.u[j];
-    });
-    run_items(make_items(true));
+    }
 
-    // out[t] = sum over the slots that hold row t of weight * y.
-    std::vector<std::vector<std::pair<const float*, float>>> contrib(static_cast<size_t>(T));
-    for (const Slot& s : slots)
+    float* out = p.out.host_as<float>();
+    if (T <= kFusedCombineRows) {
+        // Chunks of output columns (multiples of 32, so each chunk's axpy splits its elements as a whole-row axpy
+        // does): every slot's down rows for the chunk, added into out in slot order.
+        const int64_t chunk = std::max<int64_t>(32, (D / (threads * 4) + 31) / 32 * 32);
+        c.pool.run((D + chunk - 1) / chunk, [&](int64_t ci, int thread) {
+            const int64_t n0 = ci * chunk, n1 = std::min(D, n0 + chunk);
+            float* pk = c.pack_buffer(thread);
+            for (int64_t t = 0; t < T; ++t) std::fill(out + t * D + n0, out + t * D + n1, 0.0f);
+            for (const MoeSlot& s : slots) {
+                project(s, 2, n0, n1, pk);
+                for (int64_t i = 0; i < s.n; ++i)
+                    k.axpy(row_w[size_t(s.id)][size_t(i)], s.y + i * D + n0, out + rows[size_t(s.id)][size_t(i)] * D + n0,
+                           n1 - n0);
+            }
+        });
+        return;
+    }
+    {
+        const std::vector<MoeItem>& items = *make_items(true);
+        c.pool.run(int64_t(items.size()), [&](int64_t ii, int thread) {
+            const MoeItem& it = items[size_t(ii)];
+            project(slots[size_t(it.slot)], 2, it.n0, it.n1, c.pack_buffer(thread));
+        });
+    }
+
+    // out[t] = sum over the slots that hold row t of weight * y, in slot order.
+    std::vector<std::vector<std::pair<const float*, float>>>& contrib = w.contrib;
+    if (contrib.size() < size_t(T)) contrib.resize(size_t(T));
+    for (int64_t t = 0; t < T; ++t) contrib[size_t(t)].clear();
+    for (const MoeSlot& s : slots)
         for (int64_t i = 0; i < s.n; ++i)
             contrib[size_t(rows[size_t(s.id)][size_t(i)])].push_back({s.y + i * D, row_w[size_t(s.id)][size_t(i)]});
-    float* out = p.out.host_as<float>();
     c.pool.run(T, [&](int64_t t, int) {
         float* o = out + t * D;
         std::fill(o, o + D, 0.0f);
