@@ -49,14 +49,14 @@ void check(int e, const char* what) {
         throw ops::Error(std::string("hip: ") + what + " failed: " + error_text(hipError_t(e)));
 }
 
-SysfsMemory read_sysfs_memory(int pci_domain, int pci_bus, int pci_device) {
+SysfsMemory read_sysfs_memory(int pci_domain, int pci_bus, int pci_device, const std::string& drm_root) {
     namespace fs = std::filesystem;
     SysfsMemory out;
     char want[32];
     std::snprintf(want, sizeof want, "%04x:%02x:%02x.", pci_domain, pci_bus, pci_device);
     std::error_code ec;
     std::vector<fs::path> cards;
-    for (const auto& entry : fs::directory_iterator("/sys/class/drm", ec)) {
+    for (const auto& entry : fs::directory_iterator(drm_root, ec)) {
         const fs::path dev = entry.path() / "device";
         if (entry.path().filename().string().rfind("card", 0) != 0 || !fs::exists(dev / "mem_info_vram_total", ec))
             continue;

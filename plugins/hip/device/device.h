@@ -38,8 +38,10 @@ std::vector<std::string> list_devices();
 // The device the options choose; throws ops::Error naming the option when it matches none.
 Device open_device(const ops::BackendOptions& options);
 
-// The sysfs memory files of the GPU at this PCI address (domain:bus:device), or of the only amdgpu card.
-SysfsMemory read_sysfs_memory(int pci_domain, int pci_bus, int pci_device);
+// The sysfs memory files of the GPU at this PCI address (domain:bus:device), or of the only card that has them.
+// drm_root is /sys/class/drm (a test passes a tree of its own).
+SysfsMemory read_sysfs_memory(int pci_domain, int pci_bus, int pci_device,
+                              const std::string& drm_root = "/sys/class/drm");
 
 // Throws ops::Error "hip: <what> failed: <hipErrorName> (<string>)" unless e is hipSuccess.
 void check(int e, const char* what);
