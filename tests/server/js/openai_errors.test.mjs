@@ -101,28 +101,36 @@ describe('openai errors', () => {
   });
 
   test('a full queue is 503 with Retry-After, surfaced as InternalServerError', async () => {
-    // --parallel 1 --queue 1: one request runs, one waits, the next is refused.
-    const running = await client.completions.create({ model: 'demo', prompt: [1, 2, 3], max_tokens: 3000,
-                                                      temperature: 0, ignore_eos: true, stream: true });
-    const it = running[Symbol.asyncIterator]();
-    await it.next();  // its first token: it is running
-    const waiting = client.completions.create({ model: 'demo', prompt: [4, 5, 6], max_tokens: 2, temperature: 0,
-                                               ignore_eos: true });
-    const deadline = Date.now() + 10000;
-    while ((await metrics(server)).samples.get('halo_queue_depth') !== 1) {
-      assert.ok(Date.now() < deadline, 'the second request never showed up in halo_queue_depth');
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    const raw = await postJson(`${server.url}/v1/completions`, { model: 'demo', prompt: [7], max_tokens: 1 });
-    assert.equal(raw.status, 503, raw.text);
-    assert.match(raw.headers.get('retry-after') ?? '', /^\d+$/, 'a 503 without Retry-After');
-    assert.equal(typeof raw.json?.error?.message, 'string', raw.text);
-    await rejects(client.completions.create({ model: 'demo', prompt: [7], max_tokens: 1 }),
-                  OpenAI.InternalServerError, 503);
+    // --parallel 1 --queue 1: one request runs, one waits, the next is refused. The running request must outlast
+    // the checks: a server of its own with a context long enough for thousands of tokens (at 256 it would be done
+    // in a fraction of a second on a fast CPU), aborted at the end.
+    const server = await startServer(['--parallel', '1', '--queue', '1', '--context', '16384']);
+    try {
+      const client = new OpenAI({ baseURL: server.baseURL, apiKey: 'unused', maxRetries: 0, timeout: 60000 });
+      const running = await client.completions.create({ model: 'demo', prompt: [1, 2, 3], max_tokens: 16000,
+                                                        temperature: 0, ignore_eos: true, stream: true });
+      const it = running[Symbol.asyncIterator]();
+      await it.next();  // its first token: it is running
+      const waiting = client.completions.create({ model: 'demo', prompt: [4, 5, 6], max_tokens: 2, temperature: 0,
+                                                 ignore_eos: true });
+      const deadline = Date.now() + 10000;
+      while ((await metrics(server)).samples.get('halo_queue_depth') !== 1) {
+        assert.ok(Date.now() < deadline, 'the second request never showed up in halo_queue_depth');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const raw = await postJson(`${server.url}/v1/completions`, { model: 'demo', prompt: [7], max_tokens: 1 });
+      assert.equal(raw.status, 503, raw.text);
+      assert.match(raw.headers.get('retry-after') ?? '', /^\d+$/, 'a 503 without Retry-After');
+      assert.equal(typeof raw.json?.error?.message, 'string', raw.text);
+      await rejects(client.completions.create({ model: 'demo', prompt: [7], max_tokens: 1 }),
+                    OpenAI.InternalServerError, 503);
 
-    running.controller.abort();
-    const done = await waiting;
-    assert.equal(done.usage.completion_tokens, 2);
-    await waitIdle(server);
+      running.controller.abort();
+      const done = await waiting;
+      assert.equal(done.usage.completion_tokens, 2);
+      await waitIdle(server);
+    } finally {
+      await server.stop();
+    }
   });
 });
