@@ -372,9 +372,14 @@ void Model::submit_step(std::span<const StepItem> items) {
         throw std::runtime_error("a step of " + std::to_string(R) + " tokens exceeds the step size of " +
                                  std::to_string(options_.max_step_rows));
 
-    // Sequences' runs, token ids and the rows that need logits.
-    std::vector<SeqRun> runs;
-    std::vector<int32_t> ids, logit_rows;
+    // Sequences' runs, token ids and the rows that need logits (in vectors kept from step to step: a decode step
+    // allocates nothing).
+    std::vector<SeqRun>& runs = step_runs_;
+    std::vector<int32_t>& ids = step_ids_;
+    std::vector<int32_t>& logit_rows = step_logit_rows_;
+    runs.clear();
+    ids.clear();
+    logit_rows.clear();
     for (const StepItem& it : items) {
         if (it.tokens.empty()) continue;
         if (it.seq->slot < 0) throw std::runtime_error("step: sequence was not started with begin_sequence");
@@ -472,7 +477,7 @@ void Model::submit_step(std::span<const StepItem> items) {
     }
 
     for (const StepItem& it : items) it.seq->n_tokens += int64_t(it.tokens.size());
-    pending_logit_rows_ = std::move(logit_rows);
+    pending_logit_rows_.swap(logit_rows);
     pending_group_ = 0;
     step_pending_ = true;
     record_logit_group();  // the first group of logit rows ends the step, which the backend may now run

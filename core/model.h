@@ -148,6 +148,8 @@ private:
     // The submitted, not yet collected step: rows that need logits, the next group of them to read, step rows.
     bool step_pending_ = false;
     std::vector<int32_t> pending_logit_rows_;
+    std::vector<ops::SeqRun> step_runs_;  // submit_step's, kept between steps
+    std::vector<int32_t> step_ids_, step_logit_rows_;
     size_t pending_group_ = 0;
     int64_t pending_rows_ = 0;
 

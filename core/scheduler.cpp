@@ -315,8 +315,10 @@ void Scheduler::run_step() {
     if (active_.empty()) return;
 
     // Decode tokens first: one per sequence past its prompt. Then prompt chunks, oldest request first.
-    std::vector<StepItem> items;
-    std::vector<Active*> owners;
+    std::vector<StepItem>& items = step_items_;  // kept between steps: a decode step allocates nothing here
+    std::vector<Active*>& owners = step_owners_;
+    items.clear();
+    owners.clear();
     int32_t budget = step_tokens_;
     int32_t decoding = 0;
     for (auto& a : active_)

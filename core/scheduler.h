@@ -234,6 +234,8 @@ private:
     int32_t pages_booked_ = 0;                     // engine thread only (copied into stats_)
     std::atomic<bool> cancel_all_{false};          // drain() ran out of time, or shutdown: cancel everything
     std::vector<float> logits_;                    // engine thread: the step's logits
+    std::vector<StepItem> step_items_;             // engine thread: run_step's, kept between steps
+    std::vector<Active*> step_owners_;
     // What the current step did, added to stats_ under mu_ after it.
     uint64_t step_prompt_tokens_ = 0, step_generated_tokens_ = 0;
     std::vector<double> step_ttft_, step_itl_;

@@ -23,9 +23,21 @@ int64_t mla_arena(const StepShape& s, const std::vector<SeqRun>& runs, int threa
         else
             absorbed.push_back(&run);
     }
-    if (!absorbed.empty()) absorbed_temps(a, d, absorbed, threads);
+    AbsorbedTemps t;
+    if (!absorbed.empty()) absorbed_temps(a, d, absorbed, threads, t);
     return a.used;
 }
+
+namespace {
+
+// The engine thread's list of runs for the absorbed form, kept between calls (see kept_absorbed_temps in
+// mla_absorbed.cpp).
+std::vector<const SeqRun*>& kept_absorbed_runs() {
+    static thread_local std::vector<const SeqRun*> runs;
+    return runs;
+}
+
+}  // namespace
 
 void mla(CpuContext& c, const MlaParams& p, const SeqBatch& batch) {
     const MlaWeights& w = p.w;
@@ -61,7 +73,8 @@ void mla(CpuContext& c, const MlaParams& p, const SeqBatch& batch) {
         }
     }
 
-    std::vector<const SeqRun*> absorbed;
+    std::vector<const SeqRun*>& absorbed = kept_absorbed_runs();  // kept between calls: no allocation per step
+    absorbed.clear();
     for (int32_t s = 0; s < batch.n_runs; ++s) {
         const SeqRun& run = batch.runs[s];
         if (use_expanded(p.form, d, run.n_tokens))

@@ -11,6 +11,17 @@ namespace halo::cpu {
 
 using namespace halo::ops;
 
+namespace {
+
+// The engine thread's AbsorbedTemps, kept between calls. The loops below run on the pool's threads too: they reach
+// it through references taken here, never by naming the thread_local (which would be each thread's own copy).
+AbsorbedTemps& kept_absorbed_temps() {
+    static thread_local AbsorbedTemps t;
+    return t;
+}
+
+}  // namespace
+
 void mla_absorbed(CpuContext& c, const MlaParams& p, const MlaDims& d, const std::vector<const SeqRun*>& runs,
                   const float* q, float* o) {
     const Kernels& k = c.k;
@@ -19,7 +30,9 @@ void mla_absorbed(CpuContext& c, const MlaParams& p, const MlaDims& d, const std
     const float neg_inf = -std::numeric_limits<float>::infinity();
 
     // Rows of the chosen runs, compacted (run i's tokens start at row_base[i]), and the tasks.
-    const AbsorbedTemps tmp = absorbed_temps(c.arena, d, runs, threads);
+    // Its vectors are kept between calls (no allocation per step).
+    AbsorbedTemps& tmp = kept_absorbed_temps();
+    absorbed_temps(c.arena, d, runs, threads, tmp);
     const std::vector<int64_t>& row_base = tmp.row_base;
     float *qc = tmp.qc, *ctxv = tmp.ctxv, *workspace = tmp.workspace;
     const std::vector<AbsorbedTask>& tasks = tmp.tasks;

@@ -122,9 +122,11 @@ struct AbsorbedTemps {
 // Tasks: (run, group of tokens, context split). A group's context is split into spans of a fixed number of pages,
 // so how a row's softmax is summed depends on its own sequence only, never on what else is in the batch: a
 // sequence decodes to the same bits alone or batched. Spans of >= 512 positions keep a split worth its combine.
+// Fills t (its vectors are cleared, keeping their storage: a decode step allocates nothing once one has run).
 template <class A>
-AbsorbedTemps absorbed_temps(A& a, const MlaDims& d, const std::vector<const ops::SeqRun*>& runs, int threads) {
-    AbsorbedTemps t;
+void absorbed_temps(A& a, const MlaDims& d, const std::vector<const ops::SeqRun*>& runs, int threads, AbsorbedTemps& t) {
+    t.row_base.clear();
+    t.tasks.clear();
     int64_t n_rows = 0;
     for (const ops::SeqRun* run : runs) {
         t.row_base.push_back(n_rows);
@@ -148,7 +150,6 @@ AbsorbedTemps absorbed_temps(A& a, const MlaDims& d, const std::vector<const ops
     t.max_rows = tokens_per_group * d.H;
     t.ws_floats = t.max_rows * d.ps + t.max_rows * (d.r + 2) + 64;
     t.workspace = a.floats(threads * t.ws_floats);
-    return t;
 }
 
 // Attention for the given runs, writing o rows [first_row, first_row + n_tokens) x [H * dv] of each.

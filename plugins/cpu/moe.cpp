@@ -81,6 +81,8 @@ constexpr int64_t kFusedCombineRows = 8;
 struct MoeScratch {
     std::vector<int> chosen;
     std::vector<float> weights;
+    std::vector<float> route_floats;  // [threads][2 E]: scores and selection scores of the row a thread routes
+    std::vector<int> route_ints;      // [threads][E]
     std::vector<uint8_t> decode_row;
     std::vector<std::vector<int64_t>> rows;
     std::vector<std::vector<float>> row_w;
@@ -130,19 +132,19 @@ void moe(CpuContext& c, const MoeParams& p) {
     std::vector<float>& weights = w.weights;
     chosen.assign(size_t(T * top_k), 0);
     weights.assign(size_t(T * top_k), 0.0f);
-    c.pool.run(T, [&](int64_t t, int) {
-        static thread_local std::vector<float> s, sel;
-        static thread_local std::vector<int> scratch;
-        s.resize(size_t(E));
-        sel.resize(size_t(E));
-        scratch.resize(size_t(E));
+    w.route_floats.resize(size_t(c.pool.size()) * 2 * size_t(E));
+    w.route_ints.resize(size_t(c.pool.size()) * size_t(E));
+    c.pool.run(T, [&](int64_t t, int thread) {
+        float* s = w.route_floats.data() + size_t(thread) * 2 * size_t(E);  // this thread's scores
+        float* sel = s + E;                                                  // and selection scores
+        int* scratch = w.route_ints.data() + size_t(thread) * size_t(E);
         for (int e = 0; e < E; ++e) {
             s[size_t(e)] = sigmoid(logits[t * E + e]);
             sel[size_t(e)] = s[size_t(e)] + bias[e];
         }
         int* idx = &chosen[size_t(t * top_k)];
         float* wt = &weights[size_t(t * top_k)];
-        select_experts(sel.data(), E, top_k, p.n_groups, p.topk_groups, idx, scratch.data());
+        select_experts(sel, E, top_k, p.n_groups, p.topk_groups, idx, scratch);
         double sum = 0;
         for (int i = 0; i < top_k; ++i) {
             wt[i] = p.weighting == MoeWeighting::biased ? sel[size_t(idx[i])] : s[size_t(idx[i])];

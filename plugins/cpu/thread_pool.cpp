@@ -103,7 +103,7 @@ void ThreadPool::worker_loop(int thread) {
     }
 }
 
-void ThreadPool::run(int64_t n, const std::function<void(int64_t, int)>& task) {
+void ThreadPool::run(int64_t n, TaskRef task) {
     if (n <= 0) return;
     if (workers_.empty() || n == 1) {
         for (int64_t i = 0; i < n; ++i) task(i, 0);

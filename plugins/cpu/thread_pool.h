@@ -17,12 +17,29 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace halo::cpu {
 
 // CPUs this process may run on (its sched_getaffinity mask: taskset, cpusets of containers), at least 1.
 int usable_cpu_count();
+
+// A reference to a callable task(i, thread), not a copy: what ThreadPool::run takes, so that handing a lambda to a
+// parallel loop allocates nothing (a std::function would allocate for captures beyond its small buffer, on every
+// loop of a decode step). The callable must outlive the reference: a lambda passed to run() does.
+class TaskRef {
+public:
+    template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, TaskRef>>>
+    TaskRef(F&& f)  // NOLINT: implicit, so run(n, [&](int64_t i, int t) { ... }) reads as before
+        : object_(const_cast<void*>(static_cast<const void*>(&f))),
+          call_([](void* o, int64_t i, int thread) { (*static_cast<std::remove_reference_t<F>*>(o))(i, thread); }) {}
+    void operator()(int64_t i, int thread) const { call_(object_, i, thread); }
+
+private:
+    void* object_;
+    void (*call_)(void*, int64_t, int);
+};
 
 class ThreadPool {
 public:
@@ -38,13 +55,13 @@ public:
 
     // Calls task(i, thread) for every i in [0, n), spread over the threads; thread is in [0, size()).
     // Returns when all calls are done. The first exception thrown by a task is rethrown here.
-    void run(int64_t n, const std::function<void(int64_t i, int thread)>& task);
+    void run(int64_t n, TaskRef task);
 
 private:
     // One loop: which function, how many tasks. Two slots alternate by generation, so a worker that read the
     // ticket of an old loop can never see the descriptor being rewritten for the next one (see run()).
     struct Loop {
-        std::atomic<const std::function<void(int64_t, int)>*> task{nullptr};
+        std::atomic<const TaskRef*> task{nullptr};
         std::atomic<int64_t> n{0};
     };
 
