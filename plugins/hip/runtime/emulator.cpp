@@ -115,8 +115,8 @@ struct WarpReduction {
 struct Emulator {
     std::vector<Fiber> fibers;
     std::vector<WarpReduction> reductions;  // per warp of the block
-    char* stacks = nullptr;
-    size_t stack_slots = 0;
+    char* stacks = nullptr;  // kMaxThreads stacks of kStackBytes
+    int block_threads = 0;   // threads of the running block
     Context scheduler;
     Fiber* current = nullptr;
     const std::function<void()>* body = nullptr;
@@ -130,21 +130,18 @@ struct Emulator {
 #endif
 
     Emulator() {
-        if (const char* w = std::getenv("HALO_HIPEMU_WAVE"); w && std::string(w) == "64") wave = 64;
-        if (const char* r = std::getenv("HALO_HIPEMU_REVERSE"); r && *r && std::string(r) != "0") reverse = true;
-    }
-
-    void ensure_stacks(size_t n) {
-        if (n <= stack_slots) return;
-        if (stacks) munmap(stacks, stack_slots * kStackBytes);
-        void* p = mmap(nullptr, n * kStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                       -1, 0);
+        // Every fiber and its stack at once (fibers are never moved: suspended ones point at themselves); the
+        // stacks are reserved address space, touched as used.
+        fibers.resize(kMaxThreads);
+        void* p = mmap(nullptr, kMaxThreads * kStackBytes, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (p == MAP_FAILED) {
-            std::fprintf(stderr, "hip emulator: cannot map %zu fiber stacks\n", n);
+            std::fprintf(stderr, "hip emulator: cannot map %d fiber stacks\n", kMaxThreads);
             std::abort();
         }
         stacks = static_cast<char*>(p);
-        stack_slots = n;
+        if (const char* w = std::getenv("HALO_HIPEMU_WAVE"); w && std::string(w) == "64") wave = 64;
+        if (const char* r = std::getenv("HALO_HIPEMU_REVERSE"); r && *r && std::string(r) != "0") reverse = true;
     }
 };
 
@@ -176,13 +173,14 @@ void fiber_entry() {
 #ifdef HALO_HIPEMU_ASAN
     __sanitizer_finish_switch_fiber(nullptr, &e.scheduler_stack_bottom, &e.scheduler_stack_size);
 #endif
-    (*e.body)();
-    e.current->wait = Wait::done;
-#ifdef HALO_HIPEMU_ASAN
-    __sanitizer_start_switch_fiber(nullptr, e.scheduler_stack_bottom, e.scheduler_stack_size);
-#endif
-    Context dead;  // this fiber is never resumed
-    switch_context(dead, e.scheduler);
+    // A fiber lives as long as the process: it runs its thread of one block, then waits to run the same thread of
+    // the next block (of this launch or a later one). Creating fibers per block cost more than the kernels, and under
+    // AddressSanitizer every fiber's end and start unmapped and mapped its fake stack.
+    for (;;) {
+        (*e.body)();
+        e.current->wait = Wait::done;
+        yield_to_scheduler();
+    }
 }
 
 void run_fiber(Fiber& f) {
@@ -201,6 +199,7 @@ void run_fiber(Fiber& f) {
 
 void run_block(const dim3& block_id, const dim3& grid, const dim3& block, int n) {
     Emulator& e = emu();
+    e.block_threads = n;
     for (int t = 0; t < n; ++t) {
         Fiber& f = e.fibers[size_t(t)];
         f.coords.thread = dim3(unsigned(t) % block.x, unsigned(t) / block.x % block.y, unsigned(t) / (block.x * block.y));
@@ -211,9 +210,11 @@ void run_block(const dim3& block_id, const dim3& grid, const dim3& block, int n)
         f.reductions = 0;
         f.lane = t % e.wave;
         f.warp = t / e.wave;
-        f.stack = e.stacks + size_t(t) * kStackBytes;
-        // Stack tops 64 bytes apart modulo 4 KiB: tops all on one 256 KiB boundary would share the caches' sets.
-        make_context(f.ctx, f.stack, kStackBytes - 64 * size_t(t % 61), fiber_entry);
+        if (!f.stack) {
+            f.stack = e.stacks + size_t(t) * kStackBytes;
+            // Stack tops 64 bytes apart modulo 4 KiB: tops all on one 256 KiB boundary would share the caches' sets.
+            make_context(f.ctx, f.stack, kStackBytes - 64 * size_t(t % 61), fiber_entry);
+        }
     }
     const int warps = (n + e.wave - 1) / e.wave;
     e.reductions.assign(size_t(warps), WarpReduction{});
@@ -293,7 +294,7 @@ uint64_t exchange(uint64_t mine, int src) {
     const int warp_first = me->warp * e.wave;
     const size_t t = size_t(warp_first + src);
     uint64_t v = mine;
-    if (src >= 0 && src < e.wave && t < e.fibers.size() && e.fibers[t].wait != Wait::done) v = e.fibers[t].exchange_value;
+    if (src >= 0 && src < e.wave && t < size_t(e.block_threads) && e.fibers[t].wait != Wait::done) v = e.fibers[t].exchange_value;
     sync_warp();  // every lane has read before any publishes again
     return v;
 }
@@ -316,7 +317,7 @@ float butterfly(float v, Op op) {
             const size_t t = size_t(first + l);
             // A lane that has returned contributes what a shuffle from it reads on hardware: the reader's own
             // value; the butterfly below then stays what each running lane computes.
-            uint64_t b = t < e.fibers.size() && e.fibers[t].wait != Wait::done ? e.fibers[t].exchange_value : bits;
+            uint64_t b = t < size_t(e.block_threads) && e.fibers[t].wait != Wait::done ? e.fibers[t].exchange_value : bits;
             std::memcpy(&vals[l], &b, 4);
         }
         float next[64];
@@ -351,8 +352,6 @@ void launch(const char* site, dim3 grid, dim3 block, size_t dynamic_shared_bytes
     if (n <= 0 || n > kMaxThreads) fail("a block of " + std::to_string(n) + " threads (1 to 1024 allowed)");
     if (grid.x == 0 || grid.y == 0 || grid.z == 0) fail("an empty grid");
     if (dynamic_shared_bytes > 64 * 1024) fail(std::to_string(dynamic_shared_bytes) + " bytes of dynamic shared memory (64 KiB allowed)");
-    e.fibers.resize(std::max<size_t>(e.fibers.size(), size_t(n)));
-    e.ensure_stacks(size_t(n));
     e.shared.assign(std::max<size_t>(dynamic_shared_bytes, 16), 0xA5);  // not zero: kernels must initialise it
     e.body = &body;
     for (unsigned z = 0; z < grid.z; ++z)
