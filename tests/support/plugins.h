@@ -18,6 +18,7 @@ namespace halo::test {
 // model tests leave them out. PluginInventory checks that each one found really answers every op "not supported".
 const std::map<std::string, std::string>& plugins_without_ops();
 
+// Both lists leave out the plugins named in HALO_TEST_SKIP_PLUGINS (comma-separated).
 // The plugins the model tests run on: the usable ones, less plugins_without_ops().
 std::vector<std::string> plugins_under_test();
 // The plugins the op conformance suite runs on: every plugin found, usable or not. The cases of one that cannot
