@@ -226,7 +226,7 @@ void moe(CpuContext& c, const MoeParams& p) {
         items.clear();
         int64_t total_cols = 0;
         for (const MoeSlot& s : slots) total_cols += down ? D : s.inter;
-        const int64_t chunk = std::max<int64_t>(32, (total_cols / (threads * 4) + 31) / 32 * 32);
+        const int64_t chunk = std::max<int64_t>(32, (total_cols / (threads * 8) + 31) / 32 * 32);
         for (int i = 0; i < int(slots.size()); ++i) {
             const int64_t N = down ? D : slots[size_t(i)].inter;
             for (int64_t n0 = 0; n0 < N; n0 += chunk) items.push_back({i, n0, std::min(N, n0 + chunk)});
@@ -272,7 +272,7 @@ void moe(CpuContext& c, const MoeParams& p) {
     if (T <= kFusedCombineRows) {
         // Chunks of output columns (multiples of 32, so each chunk's axpy splits its elements as a whole-row axpy
         // does): every slot's down rows for the chunk, added into out in slot order.
-        const int64_t chunk = std::max<int64_t>(32, (D / (threads * 4) + 31) / 32 * 32);
+        const int64_t chunk = std::max<int64_t>(32, (D / (threads * 8) + 31) / 32 * 32);
         c.pool.run((D + chunk - 1) / chunk, [&](int64_t ci, int thread) {
             const int64_t n0 = ci * chunk, n1 = std::min(D, n0 + chunk);
             float* pk = c.pack_buffer(thread);
