@@ -18,21 +18,26 @@ void select_experts(const float* sel, int E, int top_k, int n_groups, int topk_g
     int n = 0;
     if (n_groups > 1) {
         const int per = E / n_groups;
-        std::vector<std::pair<float, int>> gs;
+        // Group scores on the stack for up to kStackGroups groups (no allocation per row), else on the heap.
+        constexpr int kStackGroups = 64;
+        std::pair<float, int> stack_gs[kStackGroups];
+        std::vector<std::pair<float, int>> heap_gs(n_groups > kStackGroups ? size_t(n_groups) : 0);
+        std::pair<float, int>* gs = n_groups > kStackGroups ? heap_gs.data() : stack_gs;
         for (int g = 0; g < n_groups; ++g) {
             float b1 = -INFINITY, b2 = -INFINITY;
             for (int e = g * per; e < (g + 1) * per; ++e) {
                 if (sel[e] > b1) { b2 = b1; b1 = sel[e]; }
                 else if (sel[e] > b2) b2 = sel[e];
             }
-            gs.push_back({b1 + (per > 1 ? b2 : 0.0f), g});
+            gs[g] = {b1 + (per > 1 ? b2 : 0.0f), g};
         }
-        std::stable_sort(gs.begin(), gs.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-        std::vector<int> kept;
-        for (int i = 0; i < topk_groups; ++i) kept.push_back(gs[size_t(i)].second);
-        std::sort(kept.begin(), kept.end());
-        for (int g : kept)
-            for (int e = g * per; e < (g + 1) * per; ++e) scratch[n++] = e;
+        // Best score first, equal scores in group order (a stable insertion sort: std::stable_sort may allocate).
+        for (int i = 1; i < n_groups; ++i)
+            for (int j = i; j > 0 && gs[j].first > gs[j - 1].first; --j) std::swap(gs[j], gs[j - 1]);
+        // The kept groups in index order: their ids sorted in place over the first topk_groups entries.
+        std::sort(gs, gs + topk_groups, [](const auto& a, const auto& b) { return a.second < b.second; });
+        for (int i = 0; i < topk_groups; ++i)
+            for (int e = gs[i].second * per; e < (gs[i].second + 1) * per; ++e) scratch[n++] = e;
     } else {
         for (int e = 0; e < E; ++e) scratch[n++] = e;
     }
