@@ -226,7 +226,7 @@ void moe(CpuContext& c, const MoeParams& p) {
     // them; phase 2: the down projection's chunk of output columns. A step of few rows (decode) runs phase 2 per
     // output chunk across all slots and adds each slot's part into the output there, in slot order: no third loop.
     const int threads = c.pool.size();
-    auto make_items = [&](bool down) {
+    auto make_items = [&](bool down) -> const std::vector<MoeItem>& {
         std::vector<MoeItem>& items = w.items;
         items.clear();
         int64_t total_cols = 0;
@@ -236,7 +236,7 @@ void moe(CpuContext& c, const MoeParams& p) {
             const int64_t N = down ? D : slots[size_t(i)].inter;
             for (int64_t n0 = 0; n0 < N; n0 += chunk) items.push_back({i, n0, std::min(N, n0 + chunk)});
         }
-        return &items;
+        return items;
     };
     // Rows [r0, r1) of slot s through projection proj (0 gate, 1 up, 2 down) for output columns [n0, n1), by the
     // kernel batch invariance asks for: decode rows in the few-row order, the others by packed panels.
@@ -258,7 +258,7 @@ void moe(CpuContext& c, const MoeParams& p) {
         }
     };
     {
-        const std::vector<MoeItem>& items = *make_items(false);
+        const std::vector<MoeItem>& items = make_items(false);
         c.pool.run(int64_t(items.size()), [&](int64_t ii, int thread) {
             const MoeItem& it = items[size_t(ii)];
             const MoeSlot& s = slots[size_t(it.slot)];
@@ -292,7 +292,7 @@ void moe(CpuContext& c, const MoeParams& p) {
         return;
     }
     {
-        const std::vector<MoeItem>& items = *make_items(true);
+        const std::vector<MoeItem>& items = make_items(true);
         c.pool.run(int64_t(items.size()), [&](int64_t ii, int thread) {
             const MoeItem& it = items[size_t(ii)];
             project(slots[size_t(it.slot)], 2, it.n0, it.n1, c.pack_buffer(thread));

@@ -69,7 +69,8 @@ void* Workspace::take(uint64_t bytes) {
     }
     // The op outgrew what is held: a block beside the others for now (earlier takes of this op and the kernels of
     // earlier ops still use those); compact() replaces them all with one block of the peak once they are done.
-    blocks_.push_back({allocate(std::max(n, bytes_held_total(blocks_))), std::max(n, bytes_held_total(blocks_))});
+    const uint64_t size = std::max(n, bytes_held_total(blocks_));
+    blocks_.push_back({allocate(size), size});
     block_ = blocks_.size() - 1;
     used_ = n;
     return blocks_.back().base;
