@@ -132,7 +132,17 @@ PreparedCase prepare(Backend& b, const std::string& op, const Shapes& s, const C
         a.allocate();
         pc.bytes = w.bytes() + 2 * act_bytes(D);
         pc.flops = 2.0 * double(R * 3 * I * D);
-        pc.run = [&b, x = *x, g = *g, u = *u, d = *d, y = *y] { b.mlp({x, g, u, d, y}); };
+        // The rows are one sequence's run, as the engine passes a prompt chunk (or a decode token): the plugin picks
+        // the kernel it uses for such rows.
+        auto run = std::make_shared<SeqRun>();
+        run->n_tokens = int32_t(R);
+        auto batch = std::make_shared<SeqBatch>(SeqBatch{run.get(), 1, int32_t(R)});
+        pc.keep = std::make_shared<std::pair<std::shared_ptr<SeqRun>, std::shared_ptr<SeqBatch>>>(run, batch);
+        pc.run = [&b, x = *x, g = *g, u = *u, d = *d, y = *y, batch] {
+            MlpParams mp{x, g, u, d, y};
+            mp.batch = batch.get();
+            b.mlp(mp);
+        };
     } else if (op == "kda") {
         const int64_t H = s.kda_heads, K = s.kda_dim, Dk = H * K, Rk = s.kda_rank, W = s.conv;
         auto p = std::make_shared<KdaParams>();
@@ -246,7 +256,12 @@ PreparedCase prepare(Backend& b, const std::string& op, const Shapes& s, const C
         p->shared_gate = *sg;
         p->shared_up = *su;
         p->shared_down = *sd;
-        pc.keep = std::make_shared<std::pair<std::shared_ptr<MoeParams>, std::shared_ptr<std::vector<Tensor>>>>(p, experts);
+        auto run = std::make_shared<SeqRun>();  // one sequence's run, as for mlp
+        run->n_tokens = int32_t(R);
+        auto batch = std::make_shared<SeqBatch>(SeqBatch{run.get(), 1, int32_t(R)});
+        p->batch = batch.get();
+        pc.keep = std::make_shared<std::tuple<std::shared_ptr<MoeParams>, std::shared_ptr<std::vector<Tensor>>,
+                                              std::shared_ptr<SeqRun>, std::shared_ptr<SeqBatch>>>(p, experts, run, batch);
         const int64_t touched = std::min<int64_t>(E, R * s.top_k);  // distinct experts a step reads, at most
         pc.bytes = w.bytes() + uint64_t(touched) * uint64_t(3 * I * D) * 2 + 2 * act_bytes(D);
         pc.flops = 2.0 * double(R) * double(s.top_k * 3 * I * D + 3 * Is * D + E * D);

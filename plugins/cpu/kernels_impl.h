@@ -26,6 +26,8 @@ constexpr int64_t kMatvecRows = 32;  // up to this many rows of x, weights are s
 // tile's four rows are short streams the hardware prefetcher picks up too late, and a decode token reads megabytes
 // of experts, each from DRAM.
 constexpr int64_t kPrefetchRows = 8;
+// The packed kernel prefetches the weights of the panel this many panels ahead of the one it packs (into L2).
+constexpr int64_t kPanelsAhead = 2;
 static_assert(kNr * kKb == kPackFloats);
 
 void to_f32(const void* src, DType dtype, float* dst, int64_t n) {
@@ -517,8 +519,52 @@ void matvec(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0,
     }
 }
 
-// Packs W[n0 .. n0+nr) x [k0 .. k0+kb) as f32 into pack[k][kNr], zero-padding columns nr..kNr-1.
-void pack_panel(const Matrix& w, int64_t n0, int64_t nr, int64_t k0, int64_t kb, float* pack) {
+#if HALO_KERNELS_AVX512
+// out[c] = column c of the 16 x 16 block whose rows are r[0..16).
+inline void transpose16(const __m512* r, __m512* out) {
+    __m512 t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {  // pairs of rows interleaved within each 128-bit lane
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    // u[4g + j], lane l: column 4l + j of rows 4g .. 4g+3.
+    for (int g = 0; g < 4; ++g) {
+        const __m512 *a = t + 4 * g, *b = t + 4 * g + 2;
+        u[4 * g + 0] = _mm512_shuffle_ps(a[0], b[0], 0x44);
+        u[4 * g + 1] = _mm512_shuffle_ps(a[0], b[0], 0xEE);
+        u[4 * g + 2] = _mm512_shuffle_ps(a[1], b[1], 0x44);
+        u[4 * g + 3] = _mm512_shuffle_ps(a[1], b[1], 0xEE);
+    }
+    // Column 4l + j gathers lane l of u[j], u[4 + j], u[8 + j], u[12 + j].
+    for (int j = 0; j < 4; ++j) {
+        const __m512 v0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88), w0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
+        const __m512 v1 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88), w1 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
+        out[j] = _mm512_shuffle_f32x4(v0, v1, 0x88);
+        out[8 + j] = _mm512_shuffle_f32x4(v0, v1, 0xDD);
+        out[4 + j] = _mm512_shuffle_f32x4(w0, w1, 0x88);
+        out[12 + j] = _mm512_shuffle_f32x4(w0, w1, 0xDD);
+    }
+}
+#endif
+
+// A panel of W, as pack_panel reads it: rows [n0, n0 + nr), elements [k0, k0 + kb).
+struct PanelRef {
+    int64_t n0 = 0, nr = 0, k0 = 0, kb = 0;
+};
+
+// Asks for row j of panel `next` (its bytes of W, not its scales) to be brought into L2 while a panel is packed:
+// when few rows of x share a panel (a MoE expert's prompt rows), W streams from DRAM and its 16 or 32 row pieces
+// are too short for the hardware prefetcher to keep enough misses in flight.
+inline void prefetch_panel_row(const Matrix& w, const PanelRef& next, int64_t j) {
+    if (w.kn || j >= next.nr) return;
+    const char* row = stored_row(w, next.n0 + j);
+    const uint64_t b0 = ops::row_bytes(w.dtype, next.k0), b1 = ops::row_bytes(w.dtype, next.k0 + next.kb);
+    for (uint64_t b = b0 & ~uint64_t(63); b < b1; b += 64) __builtin_prefetch(row + b, 0, 2);  // to L2
+}
+
+// Packs W[n0 .. n0+nr) x [k0 .. k0+kb) as f32 into pack[k][kNr], zero-padding columns nr..kNr-1; prefetches the
+// panel `next` (nr = 0: none; AVX-512 form only).
+void pack_panel(const Matrix& w, int64_t n0, int64_t nr, int64_t k0, int64_t kb, float* pack, const PanelRef& next = {}) {
     if (w.kn) {  // stored [K][N]: rows of the panel are contiguous
         for (int64_t k = 0; k < kb; ++k) {
             stored_to_f32(w, k0 + k, n0, nr, pack + k * kNr);
@@ -526,6 +572,34 @@ void pack_panel(const Matrix& w, int64_t n0, int64_t nr, int64_t k0, int64_t kb,
         }
         return;
     }
+#if HALO_KERNELS_AVX512
+    // Sixteen rows at a time: each converted to f32 (16-column multiples, zero-padded), then 16 x 16 blocks
+    // transposed in registers, one whole 64-byte store per k. A scalar store per element was the panel's cost when
+    // few rows of x share it (a MoE expert's prompt rows).
+    alignas(64) float rows16[16][kKb];
+    const int64_t kb16 = (kb + 15) / 16 * 16;
+    for (int64_t jb = 0; jb < kNr; jb += 16) {
+        if (jb >= nr) {
+            for (int64_t k = 0; k < kb; ++k) _mm512_store_ps(pack + k * kNr + jb, _mm512_setzero_ps());
+            continue;
+        }
+        for (int64_t j = 0; j < 16; ++j) {
+            prefetch_panel_row(w, next, jb + j);
+            if (jb + j < nr) {
+                stored_to_f32(w, n0 + jb + j, k0, kb, rows16[j]);
+                std::fill(rows16[j] + kb, rows16[j] + kb16, 0.0f);
+            } else {
+                std::fill(rows16[j], rows16[j] + kb16, 0.0f);
+            }
+        }
+        for (int64_t kk = 0; kk < kb16; kk += 16) {
+            __m512 r[16], t[16];
+            for (int i = 0; i < 16; ++i) r[i] = _mm512_load_ps(rows16[i] + kk);
+            transpose16(r, t);
+            for (int c = 0; c < 16 && kk + c < kb; ++c) _mm512_store_ps(pack + (kk + c) * kNr + jb, t[c]);
+        }
+    }
+#else
     float row[kKb];
     for (int64_t j = 0; j < kNr; ++j) {
         if (j < nr) {
@@ -535,6 +609,7 @@ void pack_panel(const Matrix& w, int64_t n0, int64_t nr, int64_t k0, int64_t kb,
             for (int64_t k = 0; k < kb; ++k) pack[k * kNr + j] = 0.0f;
         }
     }
+#endif
 }
 
 // C[MR, nr] (+)= A[MR, kb] * P[kb, kNr] for a packed panel P.
@@ -590,17 +665,27 @@ void micro_any(int mr, const float* a, int64_t lda, const float* p, int64_t kb, 
 void matmul_packed(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0, int64_t n1, float* y,
                    int64_t ldy, bool acc, float* pack) {
     if (M <= 0 || n1 <= n0) return;
-    // k blocks outermost, so the [M, kKb] slice of x stays in L2 while every panel of W passes by it.
     const int64_t K = w.cols;
-    for (int64_t k0 = 0; k0 < K; k0 += kKb) {
-        const int64_t kb = std::min(kKb, K - k0);
-        const bool add = acc || k0 > 0;
-        for (int64_t p0 = n0; p0 < n1; p0 += kNr) {
-            const int64_t nr = std::min(kNr, n1 - p0);
-            pack_panel(w, p0, nr, k0, kb, pack);
-            for (int64_t m0 = 0; m0 < M; m0 += kMr)
-                micro_any(int(std::min(kMr, M - m0)), x + m0 * ldx + k0, ldx, pack, kb, y + m0 * ldy + p0, ldy, nr, add);
-        }
+    // Each y[m, n] is the sum of its k blocks' sums, added in k order (each block summed from zero in the
+    // micro-kernel), whichever order the loops take. Many rows: k blocks outermost, so the [M, kKb] slice of x stays
+    // in L2 while every panel of W passes by it. Few rows (all of x fits L2; a MoE expert's prompt rows): panels
+    // outermost, so each of a panel's rows of W is read as one stream from start to end, as the hardware prefetcher
+    // follows best, W being read from DRAM once per call either way.
+    constexpr int64_t kFewRowFloats = 64 * 1024;
+    const bool panels_outer = M * K <= kFewRowFloats;
+    const int64_t k_blocks = (K + kKb - 1) / kKb, panels = (n1 - n0 + kNr - 1) / kNr;
+    auto panel_at = [&](int64_t i) {  // the i-th (panel, k block) in loop order
+        const int64_t pi = panels_outer ? i / k_blocks : i % panels, ki = panels_outer ? i % k_blocks : i / panels;
+        const int64_t p0 = n0 + pi * kNr, k0 = ki * kKb;
+        return PanelRef{p0, std::min(kNr, n1 - p0), k0, std::min(kKb, K - k0)};
+    };
+    const int64_t total = k_blocks * panels;
+    for (int64_t i = 0; i < total; ++i) {
+        const PanelRef p = panel_at(i);
+        pack_panel(w, p.n0, p.nr, p.k0, p.kb, pack, i + kPanelsAhead < total ? panel_at(i + kPanelsAhead) : PanelRef{});
+        const bool add = acc || p.k0 > 0;
+        for (int64_t m0 = 0; m0 < M; m0 += kMr)
+            micro_any(int(std::min(kMr, M - m0)), x + m0 * ldx + p.k0, ldx, pack, p.kb, y + m0 * ldy + p.n0, ldy, p.nr, add);
     }
     if (K == 0 && !acc)
         for (int64_t m = 0; m < M; ++m) std::fill(y + m * ldy + n0, y + m * ldy + n1, 0.0f);
