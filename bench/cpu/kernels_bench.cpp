@@ -116,7 +116,7 @@ int main(int argc, char** argv) {
     std::vector<Case> cases = {{ops::DType::bf16, cpu::QuantDot::exact, "BF16"},
                                {ops::DType::q8, cpu::QuantDot::exact, "int8 g32, exact"},
                                {ops::DType::q4, cpu::QuantDot::exact, "int4 g32, exact"}};
-    if (cpu::cpu_has_avx512_vnni() && std::string(ctx.k.isa) == "avx512") {
+    if (cpu::cpu_has_avx512_vnni() && std::string(ctx.k.isa) != "generic") {
         cases.push_back({ops::DType::q8, cpu::QuantDot::int8, "int8 g32, int8 dot"});
         cases.push_back({ops::DType::q4, cpu::QuantDot::int8, "int4 g32, int8 dot"});
     }

@@ -43,7 +43,7 @@ constexpr int64_t kRowPackFloats = 4 * 16384;
 constexpr int64_t kPackBufferFloats = kPackFloats > kRowPackFloats ? kPackFloats : kRowPackFloats;
 
 struct Kernels {
-    const char* isa;  // "avx512", "generic"
+    const char* isa;  // "amx", "avx512bf16", "avx512", "generic"
     // y[m, n] (+)= sum_k x[m, k] * W[n, k] for m in [0, M), n in [n0, n1). pack: kPackFloats floats of scratch.
     void (*matmul)(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0, int64_t n1, float* y,
                    int64_t ldy, bool accumulate, float* pack);
@@ -74,11 +74,15 @@ struct Kernels {
 };
 
 const Kernels& generic_kernels();
-const Kernels& avx512_kernels();  // only valid where the CPU has AVX-512 F/BW/VL/DQ
-bool cpu_has_avx512_vnni();        // the int8 dot of QuantDot::int8 can run
-// The table to use: the best for this processor, or the one HALO_CPU_ISA names (generic, avx512; auto or unset =
-// the best). Throws std::runtime_error (a sentence listing the valid values) when HALO_CPU_ISA names an unknown set
-// or one this processor or build lacks.
+const Kernels& avx512_kernels();      // only valid where the CPU has AVX-512 F/BW/VL/DQ
+const Kernels& avx512bf16_kernels();  // and AVX512_BF16: prompt rows of BF16 weights by vdpbf16ps
+const Kernels& amx_kernels();         // and AMX-BF16: prompt rows of BF16 weights on AMX tiles
+bool cpu_has_avx512_vnni();            // the int8 dot of QuantDot::int8 can run
+bool cpu_has_avx512bf16();             // avx512bf16_kernels() can run
+bool cpu_has_amx();                    // amx_kernels() can run (asks Linux for the tile state once)
+// The table to use: the best for this processor, or the one HALO_CPU_ISA names (generic, avx512, avx512bf16, amx;
+// auto or unset = the best: amx, else avx512, else generic). Throws std::runtime_error (a sentence listing the valid values) when HALO_CPU_ISA names an
+// unknown set or one this processor or build lacks.
 const Kernels& best_kernels();
 
 }  // namespace halo::cpu

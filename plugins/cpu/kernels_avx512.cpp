@@ -13,6 +13,8 @@
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c,avx2")
 #define HALO_KERNEL_NS avx512
 #define HALO_KERNELS_AVX512 1
+#define HALO_KERNELS_AMX 0
+#define HALO_KERNELS_BF16 0
 #include "plugins/cpu/kernels_impl.h"
 
 namespace halo::cpu {

@@ -662,9 +662,262 @@ void micro_any(int mr, const float* a, int64_t lda, const float* p, int64_t kb, 
     }
 }
 
+#if HALO_KERNELS_BF16
+// The packed product with native BF16 products, for BF16 weights. Each x is split into three BF16 values,
+// hi = bf16(x), mid = bf16(x - hi), lo = bf16(x - hi - mid), which add up to x within about 2^-24 of it, and each
+// pair of weights meets all three. x alone in BF16 (as llama.cpp rounds it) is off by up to 2^-9; two parts leave
+// 2^-17, which a model's layers amplify into logits 20 to 50 times further from a float64 reference than the F32
+// kernels'. Three parts keep them as close as the F32 kernels'.
+// Panel: pairs of BF16 weights (elements 2p, 2p + 1 of a row) as 32-bit words, [pairs][kNr], the layout a
+// broadcast pair of x meets in vdpbf16ps, and the B operand of an AMX tile product.
+// x: the parts' pairs as 32-bit words, part i at xp + i * part, row m at + m * ld.
+constexpr int kXParts = 3;
+constexpr int64_t kPairBlock = kKb / 2;  // pairs per k block
+// Rows of x whose parts are converted per k block.
+constexpr int64_t kBf16XRows = 128;
+static_assert(kPairBlock * kNr + kXParts * kBf16XRows * kPairBlock <= kPackBufferFloats);
+
+void pack_panel_bf16(const Matrix& w, const PanelRef& p, uint32_t* pack, const PanelRef& next) {
+    const int64_t pairs = (p.kb + 1) / 2;
+    for (int64_t jb = 0; jb < kNr; jb += 16) {
+        if (jb >= p.nr) {
+            for (int64_t q = 0; q < pairs; ++q) _mm512_store_si512(pack + q * kNr + jb, _mm512_setzero_si512());
+            continue;
+        }
+        const uint16_t* rows[16];
+        for (int64_t j = 0; j < 16; ++j) {
+            prefetch_panel_row(w, next, jb + j);
+            rows[j] = jb + j < p.nr ? reinterpret_cast<const uint16_t*>(stored_row(w, p.n0 + jb + j)) + p.k0 : nullptr;
+        }
+        for (int64_t q0 = 0; q0 < pairs; q0 += 16) {  // 16 pairs (32 weights, one 64-byte line) of each row
+            const int64_t left = p.kb - 2 * q0;
+            const __mmask32 m = left >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << left) - 1);
+            __m512 r[16], t[16];
+            for (int j = 0; j < 16; ++j)
+                r[j] = rows[j] ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(m, rows[j] + 2 * q0)) : _mm512_setzero_ps();
+            transpose16(r, t);  // as 32-bit words: t[c] = pair q0 + c of the 16 rows
+            for (int c = 0; c < 16 && q0 + c < pairs; ++c) _mm512_store_ps(reinterpret_cast<float*>(pack + (q0 + c) * kNr + jb), t[c]);
+        }
+    }
+}
+
+// 16 BF16 words as f32.
+inline __m512 bf16_words_to_f32(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
+
+// x[m][k0 .. k0 + kb) as the parts' pairs (odd kb: the last pair's upper half is zero).
+void split_x_bf16(int64_t M, const float* x, int64_t ldx, int64_t k0, int64_t kb, uint32_t* xp, int64_t ld, int64_t part) {
+    for (int64_t m = 0; m < M; ++m) {
+        const float* xr = x + m * ldx + k0;
+        for (int64_t k = 0; k < kb; k += 32) {
+            const int64_t left = kb - k;
+            const __mmask16 m0 = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+            const __mmask16 m1 = left >= 32 ? __mmask16(0xffff) : left <= 16 ? __mmask16(0) : __mmask16((1u << (left - 16)) - 1);
+            const __mmask16 words = left >= 32 ? __mmask16(0xffff) : __mmask16((1u << ((left + 1) / 2)) - 1);
+            __m512 a = _mm512_maskz_loadu_ps(m0, xr + k), b = _mm512_maskz_loadu_ps(m1, xr + k + 16);
+            for (int i = 0; i < kXParts; ++i) {  // each part the BF16 rounding of what the ones before leave
+                const __m512i h = (__m512i)_mm512_cvtne2ps_pbh(b, a);  // a's 16 values in the lower half
+                _mm512_mask_storeu_epi32(xp + i * part + m * ld + k / 2, words, h);
+                a = _mm512_sub_ps(a, bf16_words_to_f32(_mm512_castsi512_si256(h)));
+                b = _mm512_sub_ps(b, bf16_words_to_f32(_mm512_extracti64x4_epi64(h, 1)));
+            }
+        }
+    }
+}
+
+// C[MR, nr] (+)= A[MR, pairs] * P[pairs, kNr], A's pairs in parts; per pair, the parts in order.
+template <int MR>
+void micro_bf16(const uint32_t* xp, int64_t ld, int64_t part, const uint32_t* p, int64_t pairs, float* c, int64_t ldc,
+                int64_t nr, bool acc) {
+    __m512 c0[MR], c1[MR];
+    for (int m = 0; m < MR; ++m) c0[m] = c1[m] = _mm512_setzero_ps();
+    for (int64_t q = 0; q < pairs; ++q) {
+        const __m512bh b0 = (__m512bh)_mm512_load_si512(p + q * kNr), b1 = (__m512bh)_mm512_load_si512(p + q * kNr + 16);
+        for (int m = 0; m < MR; ++m)
+            for (int i = 0; i < kXParts; ++i) {
+                const __m512bh a = (__m512bh)_mm512_set1_epi32(int(xp[i * part + m * ld + q]));
+                c0[m] = _mm512_dpbf16_ps(c0[m], a, b0);
+                c1[m] = _mm512_dpbf16_ps(c1[m], a, b1);
+            }
+    }
+    const __mmask16 m0 = nr >= 16 ? __mmask16(0xffff) : __mmask16((1u << nr) - 1);
+    const __mmask16 m1 = nr >= 32 ? __mmask16(0xffff) : nr <= 16 ? __mmask16(0) : __mmask16((1u << (nr - 16)) - 1);
+    for (int m = 0; m < MR; ++m) {
+        float* out = c + m * ldc;
+        if (acc) {
+            c0[m] = _mm512_add_ps(c0[m], _mm512_maskz_loadu_ps(m0, out));
+            c1[m] = _mm512_add_ps(c1[m], _mm512_maskz_loadu_ps(m1, out + 16));
+        }
+        _mm512_mask_storeu_ps(out, m0, c0[m]);
+        _mm512_mask_storeu_ps(out + 16, m1, c1[m]);
+    }
+}
+
+void micro_bf16_any(int mr, const uint32_t* xp, int64_t ld, int64_t part, const uint32_t* p, int64_t pairs, float* c,
+                    int64_t ldc, int64_t nr, bool acc) {
+    switch (mr) {
+    case 1: micro_bf16<1>(xp, ld, part, p, pairs, c, ldc, nr, acc); break;
+    case 2: micro_bf16<2>(xp, ld, part, p, pairs, c, ldc, nr, acc); break;
+    case 3: micro_bf16<3>(xp, ld, part, p, pairs, c, ldc, nr, acc); break;
+    case 4: micro_bf16<4>(xp, ld, part, p, pairs, c, ldc, nr, acc); break;
+    case 5: micro_bf16<5>(xp, ld, part, p, pairs, c, ldc, nr, acc); break;
+    case 6: micro_bf16<6>(xp, ld, part, p, pairs, c, ldc, nr, acc); break;
+    case 7: micro_bf16<7>(xp, ld, part, p, pairs, c, ldc, nr, acc); break;
+    default: micro_bf16<8>(xp, ld, part, p, pairs, c, ldc, nr, acc); break;
+    }
+}
+
+#if HALO_KERNELS_AMX
+// The packed product on AMX tiles (Sapphire Rapids and later Xeons): the panels and x's parts as above, multiplied
+// 16 rows by 16 columns by 16 pairs per tdpbf16ps. Tiles: 0 and 1 the two 16-column halves of C, 2 to 4 x's three
+// parts, 5 and 6 the two halves of the panel.
+constexpr int64_t kAmxRows = 16;
+static_assert(kXParts == 3);
+
+struct TileConfig {
+    uint8_t palette = 1, start_row = 0;
+    uint8_t reserved[14] = {};
+    uint16_t colsb[16] = {};
+    uint8_t rows[16] = {};
+};
+
+// Loads the tile shapes on the calling thread (AMX state is per thread). The tile instructions are asm statements
+// that name only their addresses: the barrier keeps the compiler from dropping stores they read (the config here,
+// the panel and x elsewhere) as dead.
+inline void amx_configure() {
+    alignas(64) TileConfig cfg;
+    for (int t = 0; t < 7; ++t) {
+        cfg.rows[t] = 16;
+        cfg.colsb[t] = 64;
+    }
+    asm volatile("" ::: "memory");
+    _tile_loadconfig(&cfg);
+}
+
+// y[mr rows, nr] (+)= 16 rows of x (parts, ld words apart) times the panel, over `pairs` pairs (a multiple of 16;
+// the panel and x zero beyond the block's pairs). Per 16 pairs, the parts in order.
+void micro_amx(const uint32_t* xp, int64_t ld, int64_t part, const uint32_t* p, int64_t pairs, float* y, int64_t ldy,
+               int64_t mr, int64_t nr, bool acc) {
+    alignas(64) float c[kAmxRows * kNr];
+    asm volatile("" ::: "memory");
+    _tile_zero(0);
+    _tile_zero(1);
+    for (int64_t q = 0; q < pairs; q += 16) {
+        _tile_loadd(2, xp + q, ld * 4);
+        _tile_loadd(3, xp + part + q, ld * 4);
+        _tile_loadd(4, xp + 2 * part + q, ld * 4);
+        _tile_loadd(5, p + q * kNr, kNr * 4);
+        _tile_loadd(6, p + q * kNr + 16, kNr * 4);
+        _tile_dpbf16ps(0, 2, 5);
+        _tile_dpbf16ps(1, 2, 6);
+        _tile_dpbf16ps(0, 3, 5);
+        _tile_dpbf16ps(1, 3, 6);
+        _tile_dpbf16ps(0, 4, 5);
+        _tile_dpbf16ps(1, 4, 6);
+    }
+    _tile_stored(0, c, kNr * 4);
+    _tile_stored(1, c + 16, kNr * 4);
+    const __mmask16 m0 = nr >= 16 ? __mmask16(0xffff) : __mmask16((1u << nr) - 1);
+    const __mmask16 m1 = nr >= 32 ? __mmask16(0xffff) : nr <= 16 ? __mmask16(0) : __mmask16((1u << (nr - 16)) - 1);
+    for (int64_t m = 0; m < mr; ++m) {
+        __m512 v0 = _mm512_load_ps(c + m * kNr), v1 = _mm512_load_ps(c + m * kNr + 16);
+        float* out = y + m * ldy;
+        if (acc) {
+            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, out));
+            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, out + 16));
+        }
+        _mm512_mask_storeu_ps(out, m0, v0);
+        _mm512_mask_storeu_ps(out + 16, m1, v1);
+    }
+}
+#endif
+
+// matmul_packed for BF16 row-major W, by vdpbf16ps or (HALO_KERNELS_AMX) on AMX tiles. Each y[m, n]: its k blocks'
+// sums, added in k order, whatever M or the loop order. Rows of x in blocks of kBf16XRows, their parts converted once
+// per k block; few rows (one block whose whole x fits the scratch) take the panels outermost, as matmul_packed does.
+// AMX: rows zero-padded to whole tiles, each k block's pairs to a multiple of 16.
+void matmul_packed_bf16(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0, int64_t n1, float* y,
+                        int64_t ldy, bool acc, float* scratch) {
+#if HALO_KERNELS_AMX
+    static_assert(kBf16XRows % kAmxRows == 0 && kPairBlock % 16 == 0);
+    amx_configure();
+    auto pad_rows = [](int64_t v) { return (v + kAmxRows - 1) / kAmxRows * kAmxRows; };
+    auto pad_pairs = [](int64_t v) { return (v + 15) / 16 * 16; };
+#else
+    auto pad_rows = [](int64_t v) { return v; };
+    auto pad_pairs = [](int64_t v) { return v; };
+#endif
+    const int64_t K = w.cols;
+    uint32_t* panel = reinterpret_cast<uint32_t*>(scratch);
+    uint32_t* xbuf = panel + kPairBlock * kNr;
+    const int64_t k_blocks = (K + kKb - 1) / kKb, panels = (n1 - n0 + kNr - 1) / kNr;
+    const int64_t all_pairs = k_blocks * kPairBlock;
+    // Rows [0, mn) of xs, elements [k0, k0 + kb), into the parts at xp; padding rows and pairs zero.
+    auto split = [&](const float* xs, int64_t mn, int64_t k0, int64_t kb, uint32_t* xp, int64_t ld, int64_t part) {
+        split_x_bf16(mn, xs, ldx, k0, kb, xp, ld, part);
+        const int64_t pairs = (kb + 1) / 2;
+        for (int i = 0; i < kXParts; ++i)
+            for (int64_t m = 0; m < pad_rows(mn); ++m) {
+                uint32_t* row = xp + i * part + m * ld;
+                std::fill(row + (m < mn ? pairs : 0), row + pad_pairs(pairs), 0u);
+            }
+    };
+    auto pack = [&](const PanelRef& p, const PanelRef& next) {
+        pack_panel_bf16(w, p, panel, next);
+        const int64_t pairs = (p.kb + 1) / 2;
+        std::fill(panel + pairs * kNr, panel + pad_pairs(pairs) * kNr, 0u);
+    };
+    auto micro = [&](const uint32_t* xp, int64_t ld, int64_t part, int64_t pairs, float* yb, int64_t mr, int64_t nr,
+                     bool add) {
+#if HALO_KERNELS_AMX
+        for (int64_t m0 = 0; m0 < mr; m0 += kAmxRows)
+            micro_amx(xp + m0 * ld, ld, part, panel, pad_pairs(pairs), yb + m0 * ldy, ldy, std::min(kAmxRows, mr - m0), nr, add);
+#else
+        for (int64_t m0 = 0; m0 < mr; m0 += kMr)
+            micro_bf16_any(int(std::min(kMr, mr - m0)), xp + m0 * ld, ld, part, panel, pairs, yb + m0 * ldy, ldy, nr, add);
+#endif
+    };
+    if (pad_rows(M) * all_pairs <= kBf16XRows * kPairBlock) {  // few rows: all of x split, panels outermost
+        const int64_t part = pad_rows(M) * all_pairs;
+        for (int64_t kb0 = 0; kb0 < k_blocks; ++kb0) {
+            const int64_t k0 = kb0 * kKb;
+            split(x, M, k0, std::min(kKb, K - k0), xbuf + kb0 * kPairBlock, all_pairs, part);
+        }
+        auto panel_at = [&](int64_t i) {
+            const int64_t p0 = n0 + (i / k_blocks) * kNr, k0 = (i % k_blocks) * kKb;
+            return PanelRef{p0, std::min(kNr, n1 - p0), k0, std::min(kKb, K - k0)};
+        };
+        const int64_t total = k_blocks * panels;
+        for (int64_t i = 0; i < total; ++i) {
+            const PanelRef p = panel_at(i);
+            pack(p, i + kPanelsAhead < total ? panel_at(i + kPanelsAhead) : PanelRef{});
+            micro(xbuf + (p.k0 / kKb) * kPairBlock, all_pairs, part, (p.kb + 1) / 2, y + p.n0, M, p.nr, acc || p.k0 > 0);
+        }
+        return;
+    }
+    for (int64_t mb = 0; mb < M; mb += kBf16XRows) {
+        const int64_t mn = std::min(kBf16XRows, M - mb), part = pad_rows(mn) * kPairBlock;
+        for (int64_t k0 = 0; k0 < K; k0 += kKb) {
+            const int64_t kb = std::min(kKb, K - k0);
+            split(x + mb * ldx, mn, k0, kb, xbuf, kPairBlock, part);
+            for (int64_t p0 = n0; p0 < n1; p0 += kNr) {
+                const PanelRef p{p0, std::min(kNr, n1 - p0), k0, kb};
+                pack(p, p0 + kNr < n1 ? PanelRef{p0 + kNr, std::min(kNr, n1 - p0 - kNr), k0, kb} : PanelRef{});
+                micro(xbuf, kPairBlock, part, (kb + 1) / 2, y + mb * ldy + p0, mn, p.nr, acc || k0 > 0);
+            }
+        }
+    }
+}
+#endif
+
 void matmul_packed(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0, int64_t n1, float* y,
                    int64_t ldy, bool acc, float* pack) {
     if (M <= 0 || n1 <= n0) return;
+#if HALO_KERNELS_BF16
+    if (w.dtype == DType::bf16 && !w.kn) {
+        matmul_packed_bf16(M, x, ldx, w, n0, n1, y, ldy, acc, pack);
+        return;
+    }
+#endif
     const int64_t K = w.cols;
     // Each y[m, n] is the sum of its k blocks' sums, added in k order (each block summed from zero in the
     // micro-kernel), whichever order the loops take. Many rows: k blocks outermost, so the [M, kKb] slice of x stays

@@ -89,9 +89,26 @@ TEST_P(Conformance, Linear) {
 }
 
 TEST_P(Conformance, DenseMlp) {
+    struct Shape {
+        int64_t rows, D, I;
+        std::vector<int32_t> runs;  // the step's run lengths, as the engine passes them (empty: no batch)
+    };
+    // Rows of unknown origin, then prompt chunks (runs of more than a few tokens, which a plugin may send through
+    // its prompt kernel) with odd widths and a reduction past one 256-wide block, beside decode rows.
+    const std::vector<Shape> shapes = {{1, 40, 72, {}}, {3, 40, 72, {}}, {17, 40, 72, {}}, {65, 40, 72, {}},
+                                       {65, 40, 72, {65}}, {70, 33, 301, {1, 69}}, {130, 264, 40, {2, 3, 125}}};
     for (DType dt : kWeightTypes)
-        for (int64_t rows : {1, 3, 17, 65}) {
-            const int64_t D = 40, I = 72;
+        for (const Shape& sh : shapes) {
+            const int64_t rows = sh.rows, D = sh.D, I = sh.I;
+            std::vector<SeqRun> runs;
+            for (int32_t n : sh.runs) {
+                SeqRun r;
+                r.first_row = runs.empty() ? 0 : runs.back().first_row + runs.back().n_tokens;
+                r.n_tokens = n;
+                r.slot = int32_t(runs.size());
+                runs.push_back(r);
+            }
+            const SeqBatch batch{runs.data(), int32_t(runs.size()), int32_t(rows)};
             OpHarness h(plugin());
             Values v{static_cast<uint64_t>(rows)};
             auto& x = h.input("x", DType::f32, {rows, D}, v.normal(rows * D), MemoryUse::scratch);
@@ -99,8 +116,12 @@ TEST_P(Conformance, DenseMlp) {
             auto& u = h.input("up", dt, {I, D}, v.normal(I * D, 0.3f));
             auto& d = h.input("down", dt, {D, I}, v.normal(D * I, 0.2f));
             auto& out = h.output("out", {rows, D});
-            run_case(std::string("mlp/") + dtype_name(dt), h, [&](Backend& b, bool ref) {
+            std::string name = std::string("mlp/") + dtype_name(dt) + "/" + std::to_string(rows) + "x" +
+                               std::to_string(D) + "x" + std::to_string(I);
+            for (int32_t n : sh.runs) name += "/run" + std::to_string(n);
+            run_case(name, h, [&](Backend& b, bool ref) {
                 MlpParams p{pick(x, ref), pick(g, ref), pick(u, ref), pick(d, ref), pick(out, ref)};
+                if (!runs.empty()) p.batch = &batch;
                 ref ? halo::ref::mlp(p) : b.mlp(p);
             }, {&out}, 1e-4);
         }

@@ -27,10 +27,31 @@ struct MoeCase {
     DType wdt = DType::bf16;         // router, bias and (unless quantized below) the experts
     WeightSpec experts{DType::f32};  // a quantized format here quantizes the routed experts (f32: use wdt)
     WeightSpec shared_w{DType::f32}; // the same for the shared expert
+    // Run lengths of the step's sequences, as the engine passes them (empty: no batch). Runs of more than a few
+    // tokens are prompt chunks, which a plugin may send through another kernel than decode rows.
+    std::vector<int32_t> runs;
+};
+
+// The step's SeqBatch for run lengths `lengths` (which add up to the rows).
+struct StepRuns {
+    std::vector<SeqRun> runs;
+    SeqBatch batch;
+    explicit StepRuns(const std::vector<int32_t>& lengths) {
+        int32_t row = 0;
+        for (size_t i = 0; i < lengths.size(); ++i) {
+            SeqRun r;
+            r.first_row = row;
+            r.n_tokens = lengths[i];
+            r.slot = int32_t(i);
+            runs.push_back(r);
+            row += lengths[i];
+        }
+        batch = {runs.data(), int32_t(runs.size()), row};
+    }
 };
 
 // Odd sizes (9 rows, D 37, I 13), 3 of 10 experts, no shared expert.
-MoeCase odd_moe_case() { return {.rows = 9, .D = 37, .I = 13, .E = 10, .top_k = 3, .shared = false}; }
+MoeCase odd_moe_case() { return {.rows = 9, .D = 37, .I = 13, .E = 10, .top_k = 3, .shared = false, .runs = {}}; }
 
 WeightSpec spec_or(const WeightSpec& q, DType wdt) { return is_quantized(q.dtype) ? q : WeightSpec{wdt}; }
 
@@ -91,6 +112,11 @@ void run_moe(Conformance& fx, Backend& plugin, const MoeCase& c,
                        (c.weighting == MoeWeighting::biased ? "/biased" : "/unbiased") + "/" + dtype_name(c.wdt);
     if (is_quantized(c.experts.dtype)) name += "/experts_" + c.experts.name();
     if (c.shared && is_quantized(c.shared_w.dtype)) name += "/shared_" + c.shared_w.name();
+    if (!c.runs.empty()) {
+        name += "/runs";
+        for (int32_t n : c.runs) name += "_" + std::to_string(n);
+    }
+    const StepRuns step(c.runs);
     run_case(name, h, [&](Backend& b, bool ref) {
         std::vector<Tensor> t1, t2, t3;
         for (int64_t e = 0; e < c.E; ++e) {
@@ -119,6 +145,7 @@ void run_moe(Conformance& fx, Backend& plugin, const MoeCase& c,
             p.shared_down = pick(sd, ref);
         }
         p.topk_weights = pick(wts, ref);
+        if (!c.runs.empty()) p.batch = &step.batch;
         ref ? halo::ref::moe(p) : b.moe(p);
     }, {&out, &wts}, 1e-4);
     (void)fx;
@@ -145,6 +172,22 @@ TEST_P(Conformance, Moe) {
     grouped.topk_groups = 2;
     grouped.wdt = DType::f32;
     run_moe(*this, plugin(), grouped, rc);
+    // Prompt chunks as the engine passes them: one long run, and decode rows beside an odd-sized chunk (odd D and
+    // I, so the experts' products have tails), in each float format of the experts.
+    for (DType wdt : {DType::bf16, DType::f16, DType::f32}) {
+        MoeCase prompt;
+        prompt.rows = 64;
+        prompt.runs = {64};
+        prompt.wdt = wdt;
+        run_moe(*this, plugin(), prompt, rc);
+        MoeCase mixed;
+        mixed.rows = 153;
+        mixed.D = 37;
+        mixed.I = 45;
+        mixed.runs = {1, 2, 150};
+        mixed.wdt = wdt;
+        run_moe(*this, plugin(), mixed, rc);
+    }
 }
 
 TEST_P(Conformance, MoeQuantized) {
