@@ -612,6 +612,20 @@ void pack_panel(const Matrix& w, int64_t n0, int64_t nr, int64_t k0, int64_t kb,
 #endif
 }
 
+#if HALO_KERNELS_AVX512
+// out[0 .. nr) (+)= the first nr of the 32 values v0, v1 (a row of a panel's product).
+inline void store_panel_row(__m512 v0, __m512 v1, float* out, int64_t nr, bool acc) {
+    const __mmask16 m0 = nr >= 16 ? __mmask16(0xffff) : __mmask16((1u << nr) - 1);
+    const __mmask16 m1 = nr >= 32 ? __mmask16(0xffff) : nr <= 16 ? __mmask16(0) : __mmask16((1u << (nr - 16)) - 1);
+    if (acc) {
+        v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, out));
+        v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, out + 16));
+    }
+    _mm512_mask_storeu_ps(out, m0, v0);
+    _mm512_mask_storeu_ps(out + 16, m1, v1);
+}
+#endif
+
 // C[MR, nr] (+)= A[MR, kb] * P[kb, kNr] for a packed panel P.
 template <int MR>
 void micro(const float* a, int64_t lda, const float* p, int64_t kb, float* c, int64_t ldc, int64_t nr, bool acc) {
@@ -626,17 +640,7 @@ void micro(const float* a, int64_t lda, const float* p, int64_t kb, float* c, in
             c1[m] = _mm512_fmadd_ps(av, b1, c1[m]);
         }
     }
-    const __mmask16 m0 = nr >= 16 ? __mmask16(0xffff) : __mmask16((1u << nr) - 1);
-    const __mmask16 m1 = nr >= 32 ? __mmask16(0xffff) : nr <= 16 ? __mmask16(0) : __mmask16((1u << (nr - 16)) - 1);
-    for (int m = 0; m < MR; ++m) {
-        float* out = c + m * ldc;
-        if (acc) {
-            c0[m] = _mm512_add_ps(c0[m], _mm512_maskz_loadu_ps(m0, out));
-            c1[m] = _mm512_add_ps(c1[m], _mm512_maskz_loadu_ps(m1, out + 16));
-        }
-        _mm512_mask_storeu_ps(out, m0, c0[m]);
-        _mm512_mask_storeu_ps(out + 16, m1, c1[m]);
-    }
+    for (int m = 0; m < MR; ++m) store_panel_row(c0[m], c1[m], c + m * ldc, nr, acc);
 #else
     float t[MR][kNr] = {};
     for (int64_t k = 0; k < kb; ++k)
@@ -739,17 +743,7 @@ void micro_bf16(const uint32_t* xp, int64_t ld, int64_t part, const uint32_t* p,
                 c1[m] = _mm512_dpbf16_ps(c1[m], a, b1);
             }
     }
-    const __mmask16 m0 = nr >= 16 ? __mmask16(0xffff) : __mmask16((1u << nr) - 1);
-    const __mmask16 m1 = nr >= 32 ? __mmask16(0xffff) : nr <= 16 ? __mmask16(0) : __mmask16((1u << (nr - 16)) - 1);
-    for (int m = 0; m < MR; ++m) {
-        float* out = c + m * ldc;
-        if (acc) {
-            c0[m] = _mm512_add_ps(c0[m], _mm512_maskz_loadu_ps(m0, out));
-            c1[m] = _mm512_add_ps(c1[m], _mm512_maskz_loadu_ps(m1, out + 16));
-        }
-        _mm512_mask_storeu_ps(out, m0, c0[m]);
-        _mm512_mask_storeu_ps(out + 16, m1, c1[m]);
-    }
+    for (int m = 0; m < MR; ++m) store_panel_row(c0[m], c1[m], c + m * ldc, nr, acc);
 }
 
 void micro_bf16_any(int mr, const uint32_t* xp, int64_t ld, int64_t part, const uint32_t* p, int64_t pairs, float* c,
@@ -816,18 +810,8 @@ void micro_amx(const uint32_t* xp, int64_t ld, int64_t part, const uint32_t* p, 
     }
     _tile_stored(0, c, kNr * 4);
     _tile_stored(1, c + 16, kNr * 4);
-    const __mmask16 m0 = nr >= 16 ? __mmask16(0xffff) : __mmask16((1u << nr) - 1);
-    const __mmask16 m1 = nr >= 32 ? __mmask16(0xffff) : nr <= 16 ? __mmask16(0) : __mmask16((1u << (nr - 16)) - 1);
-    for (int64_t m = 0; m < mr; ++m) {
-        __m512 v0 = _mm512_load_ps(c + m * kNr), v1 = _mm512_load_ps(c + m * kNr + 16);
-        float* out = y + m * ldy;
-        if (acc) {
-            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, out));
-            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, out + 16));
-        }
-        _mm512_mask_storeu_ps(out, m0, v0);
-        _mm512_mask_storeu_ps(out + 16, m1, v1);
-    }
+    for (int64_t m = 0; m < mr; ++m)
+        store_panel_row(_mm512_load_ps(c + m * kNr), _mm512_load_ps(c + m * kNr + 16), y + m * ldy, nr, acc);
 }
 #endif
 
