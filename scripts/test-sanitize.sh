@@ -7,7 +7,7 @@
 #
 # What runs: every test of the release step: core_tests (model files, config, numerics, sampler, plugin loader,
 # bounded input), the tokenizer tests, op conformance, model goldens and check mode on the CPU plugin (the CPU's best
-# kernels, then HALO_CPU_ISA=generic) and on the Vulkan plugin over lavapipe, the Vulkan plugin's own tests, the
+# kernels, then each kernel set forced by HALO_CPU_ISA) and on the Vulkan plugin over lavapipe, the Vulkan plugin's own tests, the
 # engine CLI tests, xcheck (the engine on generated configurations against tools/ref/kimi_ref.py), and every fuzz
 # target's corpus and all its mutations (HALO_SANITIZE_FUZZ_PERCENT=N replays N% of them: under the sanitizers a
 # mutation costs ~10x, and the fuzz tests are three quarters of this step's test time). Libraries and plugins build
