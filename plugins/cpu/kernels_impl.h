@@ -850,6 +850,12 @@ void matmul_packed_bf16(int64_t M, const float* x, int64_t ldx, const Matrix& w,
         const int64_t pairs = (p.kb + 1) / 2;
         std::fill(panel + pairs * kNr, panel + pad_pairs(pairs) * kNr, 0u);
     };
+#if HALO_KERNELS_AMX
+    // Tiles released on the way out: a thread holding tile state has it saved and restored at every context switch.
+    struct Release {
+        ~Release() { _tile_release(); }
+    } release;
+#endif
     auto micro = [&](const uint32_t* xp, int64_t ld, int64_t part, int64_t pairs, float* yb, int64_t mr, int64_t nr,
                      bool add) {
 #if HALO_KERNELS_AMX
