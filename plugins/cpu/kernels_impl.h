@@ -672,9 +672,8 @@ void micro_any(int mr, const float* a, int64_t lda, const float* p, int64_t kb, 
 // pair of weights meets all three. x alone in BF16 (as llama.cpp rounds it) is off by up to 2^-9; two parts leave
 // 2^-17, which a model's layers amplify into logits 20 to 50 times further from a float64 reference than the F32
 // kernels'. Three parts keep them as close as the F32 kernels'.
-// Panel: pairs of BF16 weights (elements 2p, 2p + 1 of a row) as 32-bit words, [pairs][kNr], the layout a
-// broadcast pair of x meets in vdpbf16ps, and the B operand of an AMX tile product.
-// x: the parts' pairs as 32-bit words, part i at xp + i * part, row m at + m * ld.
+// vdpbf16ps panel: pairs of BF16 weights (elements 2p, 2p + 1 of a row) as 32-bit words, [pairs][kNr], the layout
+// a broadcast pair of x meets. x: the parts' pairs as 32-bit words, part i at xp + i * part, row m at + m * ld.
 constexpr int kXParts = 3;
 constexpr int64_t kPairBlock = kKb / 2;  // pairs per k block
 // Rows of x whose parts are converted per k block.
@@ -761,11 +760,12 @@ void micro_bf16_any(int mr, const uint32_t* xp, int64_t ld, int64_t part, const 
 }
 
 #if HALO_KERNELS_AMX
-// The packed product on AMX tiles (Sapphire Rapids and later Xeons): the panels and x's parts as above, multiplied
-// 16 rows by 16 columns by 16 pairs per tdpbf16ps. Tiles: 0 and 1 the two 16-column halves of C, 2 to 4 x's three
-// parts, 5 and 6 the two halves of the panel.
+// The packed product on AMX tiles (Sapphire Rapids and later Xeons), for BF16 weights. The weights are the A operand
+// (16 rows of W by 32 of its elements, read in place: row-major W is A's layout, so nothing is packed) and x's three
+// parts the B operand (pairs of k by 16 rows of x), so a tile of C holds 16 outputs by 16 rows of x. Tiles: 0 and 1
+// C for two groups of 16 outputs, 2 and 3 their weights, 4 to 6 x's parts.
 constexpr int64_t kAmxRows = 16;
-static_assert(kXParts == 3);
+static_assert(kXParts == 3 && kPairBlock % 16 == 0);
 
 struct TileConfig {
     uint8_t palette = 1, start_row = 0;
@@ -776,7 +776,7 @@ struct TileConfig {
 
 // Loads the tile shapes on the calling thread (AMX state is per thread). The tile instructions are asm statements
 // that name only their addresses: the barrier keeps the compiler from dropping stores they read (the config here,
-// the panel and x elsewhere) as dead.
+// x's parts and padded weights elsewhere) as dead.
 inline void amx_configure() {
     alignas(64) TileConfig cfg;
     for (int t = 0; t < 7; ++t) {
@@ -787,90 +787,160 @@ inline void amx_configure() {
     _tile_loadconfig(&cfg);
 }
 
-// y[mr rows, nr] (+)= 16 rows of x (parts, ld words apart) times the panel, over `pairs` pairs (a multiple of 16;
-// the panel and x zero beyond the block's pairs). Per 16 pairs, the parts in order.
-void micro_amx(const uint32_t* xp, int64_t ld, int64_t part, const uint32_t* p, int64_t pairs, float* y, int64_t ldy,
-               int64_t mr, int64_t nr, bool acc) {
-    alignas(64) float c[kAmxRows * kNr];
+// x[m][k0 .. k0 + kb) as the parts' pairs in the B layout: part i, row m, pair q at
+// xb + i * part + (m / 16) * 16 * ld + q * 16 + m % 16 (ld: pairs per row). The region must be zero beforehand (odd
+// kb: the last pair's upper half stays zero).
+void split_x_amx(int64_t M, const float* x, int64_t ldx, int64_t k0, int64_t kb, uint32_t* xb, int64_t ld, int64_t part) {
+    const __m512i index = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                             _mm512_set1_epi32(16));
+    for (int64_t m = 0; m < M; ++m) {
+        const float* xr = x + m * ldx + k0;
+        uint32_t* row = xb + (m / 16) * 16 * ld + m % 16;
+        for (int64_t k = 0; k < kb; k += 32) {
+            const int64_t left = kb - k;
+            const __mmask16 m0 = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+            const __mmask16 m1 = left >= 32 ? __mmask16(0xffff) : left <= 16 ? __mmask16(0) : __mmask16((1u << (left - 16)) - 1);
+            const __mmask16 words = left >= 32 ? __mmask16(0xffff) : __mmask16((1u << ((left + 1) / 2)) - 1);
+            __m512 a = _mm512_maskz_loadu_ps(m0, xr + k), b = _mm512_maskz_loadu_ps(m1, xr + k + 16);
+            for (int i = 0; i < kXParts; ++i) {
+                const __m512i h = (__m512i)_mm512_cvtne2ps_pbh(b, a);
+                _mm512_mask_i32scatter_epi32(row + i * part + (k / 2) * 16, words, index, h, 4);
+                a = _mm512_sub_ps(a, bf16_words_to_f32(_mm512_castsi512_si256(h)));
+                b = _mm512_sub_ps(b, bf16_words_to_f32(_mm512_extracti64x4_epi64(h, 1)));
+            }
+        }
+    }
+}
+
+// The weights of one A tile: rows [n, n + 16) of W from element k, 32 elements each, read in place when all of them
+// lie inside rows [n, n_end) and the k block, else copied into `pad` with zeros around them.
+inline const void* weight_tile(const Matrix& w, int64_t n, int64_t n_end, int64_t k, int64_t k_end, uint16_t* pad) {
+    if (n + 16 <= n_end && k + 32 <= k_end) return stored_row(w, n) + k * 2;
+    for (int64_t r = 0; r < 16; ++r) {
+        const int64_t valid = n + r < n_end ? std::max<int64_t>(0, std::min<int64_t>(32, k_end - k)) : 0;
+        const uint16_t* src = valid ? reinterpret_cast<const uint16_t*>(stored_row(w, n + r)) + k : nullptr;
+        for (int64_t j = 0; j < 32; ++j) pad[r * 32 + j] = j < valid ? src[j] : 0;
+    }
     asm volatile("" ::: "memory");
+    return pad;
+}
+
+// y[m0 .. m0 + mr, n .. n + nr) (+)= W rows [n, n + nr) times rows [m0, m0 + 16) of x over elements [k0, k0 + kb):
+// per 16 pairs, the parts in order. xb: the rows' B-layout parts at the block's first pair.
+void micro_amx(const Matrix& w, int64_t n, int64_t nr, int64_t k0, int64_t kb, const uint32_t* xb, int64_t ld,
+               int64_t part, float* y, int64_t ldy, int64_t mr, bool acc) {
+    alignas(64) float c[2][16 * 16];
+    alignas(64) uint16_t pad[2][16 * 32];
+    const int64_t row_bytes = int64_t(w.stored_row_bytes());
     _tile_zero(0);
     _tile_zero(1);
-    for (int64_t q = 0; q < pairs; q += 16) {
-        _tile_loadd(2, xp + q, ld * 4);
-        _tile_loadd(3, xp + part + q, ld * 4);
-        _tile_loadd(4, xp + 2 * part + q, ld * 4);
-        _tile_loadd(5, p + q * kNr, kNr * 4);
-        _tile_loadd(6, p + q * kNr + 16, kNr * 4);
+    asm volatile("" ::: "memory");
+    for (int64_t k = 0; k < kb; k += 32) {
+        const void* a0 = weight_tile(w, n, n + nr, k0 + k, k0 + kb, pad[0]);
+        const bool two = nr > 16;
+        const void* a1 = two ? weight_tile(w, n + 16, n + nr, k0 + k, k0 + kb, pad[1]) : nullptr;
+        const int64_t s0 = a0 == pad[0] ? 64 : row_bytes, s1 = a1 == pad[1] ? 64 : row_bytes;
+        const uint32_t* b = xb + (k / 2) * 16;
+        _tile_loadd(4, b, 64);
+        _tile_loadd(5, b + part, 64);
+        _tile_loadd(6, b + 2 * part, 64);
+        _tile_loadd(2, a0, s0);
+        _tile_dpbf16ps(0, 2, 4);
         _tile_dpbf16ps(0, 2, 5);
-        _tile_dpbf16ps(1, 2, 6);
-        _tile_dpbf16ps(0, 3, 5);
-        _tile_dpbf16ps(1, 3, 6);
-        _tile_dpbf16ps(0, 4, 5);
-        _tile_dpbf16ps(1, 4, 6);
+        _tile_dpbf16ps(0, 2, 6);
+        if (two) {
+            _tile_loadd(3, a1, s1);
+            _tile_dpbf16ps(1, 3, 4);
+            _tile_dpbf16ps(1, 3, 5);
+            _tile_dpbf16ps(1, 3, 6);
+        }
     }
-    _tile_stored(0, c, kNr * 4);
-    _tile_stored(1, c + 16, kNr * 4);
-    for (int64_t m = 0; m < mr; ++m)
-        store_panel_row(_mm512_load_ps(c + m * kNr), _mm512_load_ps(c + m * kNr + 16), y + m * ldy, nr, acc);
+    _tile_stored(0, c[0], 64);
+    _tile_stored(1, c[1], 64);
+    // c[g][r][m]: output n + 16 g + r, row m of x; transposed, out[m] is row m's 16 outputs.
+    for (int g = 0; g < (nr > 16 ? 2 : 1); ++g) {
+        __m512 r16[16], t[16];
+        for (int r = 0; r < 16; ++r) r16[r] = _mm512_load_ps(c[g] + r * 16);
+        transpose16(r16, t);
+        const int64_t cols = std::min<int64_t>(16, nr - 16 * g);
+        for (int64_t m = 0; m < mr; ++m) store_panel_row(t[m], _mm512_setzero_ps(), y + m * ldy + n + 16 * g, cols, acc);
+    }
+}
+
+// matmul_packed for BF16 row-major W on AMX. Each y[m, n]: its k blocks' sums (per 32 elements, the parts in order),
+// added in k order, whatever M or the loop order. Rows of x in blocks of kBf16XRows, their parts converted once per
+// k block; few rows (one block whose whole x fits the scratch) take the groups of 32 outputs outermost, so each
+// weight row is one stream. x zero-padded to whole tiles of rows and of pairs.
+void matmul_packed_amx(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0, int64_t n1, float* y,
+                       int64_t ldy, bool acc, float* scratch) {
+    static_assert(kBf16XRows % kAmxRows == 0);
+    amx_configure();
+    // Tiles released on the way out: a thread holding tile state has it saved and restored at every context switch.
+    struct Release {
+        ~Release() { _tile_release(); }
+    } release;
+    auto pad_rows = [](int64_t v) { return (v + kAmxRows - 1) / kAmxRows * kAmxRows; };
+    const int64_t K = w.cols;
+    uint32_t* xbuf = reinterpret_cast<uint32_t*>(scratch);
+    const int64_t k_blocks = (K + kKb - 1) / kKb, groups = (n1 - n0 + kNr - 1) / kNr;
+    const int64_t all_pairs = k_blocks * kPairBlock;
+    auto run = [&](int64_t g, int64_t k0, const uint32_t* xb, int64_t ld, int64_t part, int64_t mn, float* yb) {
+        const int64_t n = n0 + g * kNr, nr = std::min(kNr, n1 - n), kb = std::min(kKb, K - k0);
+        for (int64_t m0 = 0; m0 < mn; m0 += kAmxRows)
+            micro_amx(w, n, nr, k0, kb, xb + m0 * ld, ld, part, yb + m0 * ldy, ldy, std::min(kAmxRows, mn - m0), acc || k0 > 0);
+    };
+    if (pad_rows(M) * all_pairs <= kBf16XRows * kPairBlock) {  // few rows: all of x split, output groups outermost
+        const int64_t part = pad_rows(M) * all_pairs;
+        std::fill(xbuf, xbuf + kXParts * part, 0u);
+        for (int64_t kb0 = 0; kb0 < k_blocks; ++kb0) {
+            const int64_t k0 = kb0 * kKb;
+            split_x_amx(M, x, ldx, k0, std::min(kKb, K - k0), xbuf + kb0 * kPairBlock * 16, all_pairs, part);
+        }
+        auto block_at = [&](int64_t i) {  // the i-th (output group, k block) in loop order
+            const int64_t p0 = n0 + (i / k_blocks) * kNr, k0 = (i % k_blocks) * kKb;
+            return PanelRef{p0, std::min(kNr, n1 - p0), k0, std::min(kKb, K - k0)};
+        };
+        const int64_t total = k_blocks * groups;
+        for (int64_t i = 0; i < total; ++i) {
+            if (i + kPanelsAhead < total) {
+                const PanelRef next = block_at(i + kPanelsAhead);
+                for (int64_t j = 0; j < next.nr; ++j) prefetch_panel_row(w, next, j);
+            }
+            run(i / k_blocks, (i % k_blocks) * kKb, xbuf + (i % k_blocks) * kPairBlock * 16, all_pairs, part, M, y);
+        }
+        return;
+    }
+    for (int64_t mb = 0; mb < M; mb += kBf16XRows) {
+        const int64_t mn = std::min(kBf16XRows, M - mb), part = pad_rows(mn) * kPairBlock;
+        for (int64_t k0 = 0; k0 < K; k0 += kKb) {
+            std::fill(xbuf, xbuf + kXParts * part, 0u);
+            split_x_amx(mn, x + mb * ldx, ldx, k0, std::min(kKb, K - k0), xbuf, kPairBlock, part);
+            for (int64_t g = 0; g < groups; ++g) run(g, k0, xbuf, kPairBlock, part, mn, y + mb * ldy);
+        }
+    }
 }
 #endif
 
-// matmul_packed for BF16 row-major W, by vdpbf16ps or (HALO_KERNELS_AMX) on AMX tiles. Each y[m, n]: its k blocks'
-// sums, added in k order, whatever M or the loop order. Rows of x in blocks of kBf16XRows, their parts converted once
-// per k block; few rows (one block whose whole x fits the scratch) take the panels outermost, as matmul_packed does.
-// AMX: rows zero-padded to whole tiles, each k block's pairs to a multiple of 16.
+// matmul_packed for BF16 row-major W by vdpbf16ps. Each y[m, n]: its k blocks' sums, added in k order, whatever M
+// or the loop order. Rows of x in blocks of kBf16XRows, their parts converted once per k block; few rows (one block
+// whose whole x fits the scratch) take the panels outermost, as matmul_packed does.
 void matmul_packed_bf16(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0, int64_t n1, float* y,
                         int64_t ldy, bool acc, float* scratch) {
-#if HALO_KERNELS_AMX
-    static_assert(kBf16XRows % kAmxRows == 0 && kPairBlock % 16 == 0);
-    amx_configure();
-    auto pad_rows = [](int64_t v) { return (v + kAmxRows - 1) / kAmxRows * kAmxRows; };
-    auto pad_pairs = [](int64_t v) { return (v + 15) / 16 * 16; };
-#else
-    auto pad_rows = [](int64_t v) { return v; };
-    auto pad_pairs = [](int64_t v) { return v; };
-#endif
     const int64_t K = w.cols;
     uint32_t* panel = reinterpret_cast<uint32_t*>(scratch);
     uint32_t* xbuf = panel + kPairBlock * kNr;
     const int64_t k_blocks = (K + kKb - 1) / kKb, panels = (n1 - n0 + kNr - 1) / kNr;
     const int64_t all_pairs = k_blocks * kPairBlock;
-    // Rows [0, mn) of xs, elements [k0, k0 + kb), into the parts at xp; padding rows and pairs zero.
-    auto split = [&](const float* xs, int64_t mn, int64_t k0, int64_t kb, uint32_t* xp, int64_t ld, int64_t part) {
-        split_x_bf16(mn, xs, ldx, k0, kb, xp, ld, part);
-        const int64_t pairs = (kb + 1) / 2;
-        for (int i = 0; i < kXParts; ++i)
-            for (int64_t m = 0; m < pad_rows(mn); ++m) {
-                uint32_t* row = xp + i * part + m * ld;
-                std::fill(row + (m < mn ? pairs : 0), row + pad_pairs(pairs), 0u);
-            }
-    };
-    auto pack = [&](const PanelRef& p, const PanelRef& next) {
-        pack_panel_bf16(w, p, panel, next);
-        const int64_t pairs = (p.kb + 1) / 2;
-        std::fill(panel + pairs * kNr, panel + pad_pairs(pairs) * kNr, 0u);
-    };
-#if HALO_KERNELS_AMX
-    // Tiles released on the way out: a thread holding tile state has it saved and restored at every context switch.
-    struct Release {
-        ~Release() { _tile_release(); }
-    } release;
-#endif
     auto micro = [&](const uint32_t* xp, int64_t ld, int64_t part, int64_t pairs, float* yb, int64_t mr, int64_t nr,
                      bool add) {
-#if HALO_KERNELS_AMX
-        for (int64_t m0 = 0; m0 < mr; m0 += kAmxRows)
-            micro_amx(xp + m0 * ld, ld, part, panel, pad_pairs(pairs), yb + m0 * ldy, ldy, std::min(kAmxRows, mr - m0), nr, add);
-#else
         for (int64_t m0 = 0; m0 < mr; m0 += kMr)
             micro_bf16_any(int(std::min(kMr, mr - m0)), xp + m0 * ld, ld, part, panel, pairs, yb + m0 * ldy, ldy, nr, add);
-#endif
     };
-    if (pad_rows(M) * all_pairs <= kBf16XRows * kPairBlock) {  // few rows: all of x split, panels outermost
-        const int64_t part = pad_rows(M) * all_pairs;
+    if (M * all_pairs <= kBf16XRows * kPairBlock) {  // few rows: all of x split, panels outermost
+        const int64_t part = M * all_pairs;
         for (int64_t kb0 = 0; kb0 < k_blocks; ++kb0) {
             const int64_t k0 = kb0 * kKb;
-            split(x, M, k0, std::min(kKb, K - k0), xbuf + kb0 * kPairBlock, all_pairs, part);
+            split_x_bf16(M, x, ldx, k0, std::min(kKb, K - k0), xbuf + kb0 * kPairBlock, all_pairs, part);
         }
         auto panel_at = [&](int64_t i) {
             const int64_t p0 = n0 + (i / k_blocks) * kNr, k0 = (i % k_blocks) * kKb;
@@ -879,19 +949,19 @@ void matmul_packed_bf16(int64_t M, const float* x, int64_t ldx, const Matrix& w,
         const int64_t total = k_blocks * panels;
         for (int64_t i = 0; i < total; ++i) {
             const PanelRef p = panel_at(i);
-            pack(p, i + kPanelsAhead < total ? panel_at(i + kPanelsAhead) : PanelRef{});
+            pack_panel_bf16(w, p, panel, i + kPanelsAhead < total ? panel_at(i + kPanelsAhead) : PanelRef{});
             micro(xbuf + (p.k0 / kKb) * kPairBlock, all_pairs, part, (p.kb + 1) / 2, y + p.n0, M, p.nr, acc || p.k0 > 0);
         }
         return;
     }
     for (int64_t mb = 0; mb < M; mb += kBf16XRows) {
-        const int64_t mn = std::min(kBf16XRows, M - mb), part = pad_rows(mn) * kPairBlock;
+        const int64_t mn = std::min(kBf16XRows, M - mb), part = mn * kPairBlock;
         for (int64_t k0 = 0; k0 < K; k0 += kKb) {
             const int64_t kb = std::min(kKb, K - k0);
-            split(x + mb * ldx, mn, k0, kb, xbuf, kPairBlock, part);
+            split_x_bf16(mn, x + mb * ldx, ldx, k0, kb, xbuf, kPairBlock, part);
             for (int64_t p0 = n0; p0 < n1; p0 += kNr) {
                 const PanelRef p{p0, std::min(kNr, n1 - p0), k0, kb};
-                pack(p, p0 + kNr < n1 ? PanelRef{p0 + kNr, std::min(kNr, n1 - p0 - kNr), k0, kb} : PanelRef{});
+                pack_panel_bf16(w, p, panel, p0 + kNr < n1 ? PanelRef{p0 + kNr, std::min(kNr, n1 - p0 - kNr), k0, kb} : PanelRef{});
                 micro(xbuf, kPairBlock, part, (kb + 1) / 2, y + mb * ldy + p0, mn, p.nr, acc || k0 > 0);
             }
         }
@@ -902,7 +972,12 @@ void matmul_packed_bf16(int64_t M, const float* x, int64_t ldx, const Matrix& w,
 void matmul_packed(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0, int64_t n1, float* y,
                    int64_t ldy, bool acc, float* pack) {
     if (M <= 0 || n1 <= n0) return;
-#if HALO_KERNELS_BF16
+#if HALO_KERNELS_AMX
+    if (w.dtype == DType::bf16 && !w.kn) {
+        matmul_packed_amx(M, x, ldx, w, n0, n1, y, ldy, acc, pack);
+        return;
+    }
+#elif HALO_KERNELS_BF16
     if (w.dtype == DType::bf16 && !w.kn) {
         matmul_packed_bf16(M, x, ldx, w, n0, n1, y, ldy, acc, pack);
         return;
