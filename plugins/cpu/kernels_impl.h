@@ -707,10 +707,17 @@ void pack_panel_bf16(const Matrix& w, const PanelRef& p, uint32_t* pack, const P
 // 16 BF16 words as f32.
 inline __m512 bf16_words_to_f32(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
 
-// x[m][k0 .. k0 + kb) as the parts' pairs (odd kb: the last pair's upper half is zero).
-void split_x_bf16(int64_t M, const float* x, int64_t ldx, int64_t k0, int64_t kb, uint32_t* xp, int64_t ld, int64_t part) {
+// x[m][k0 .. k0 + kb) as the parts' pairs (odd kb: the last pair's upper half is zero), part i at xp + i * part.
+// Row layout (vdpbf16ps): row m at + m * ld, pair q at + q. B layout (AMX, b_layout): rows in blocks of 16, block
+// m / 16 at + (m / 16) * 16 * ld, pair q at + q * 16, row m % 16 at + m % 16; only the pairs' words are written, so
+// the region must be zero beforehand for the tiles' padding.
+void split_x_bf16(int64_t M, const float* x, int64_t ldx, int64_t k0, int64_t kb, uint32_t* xp, int64_t ld, int64_t part,
+                  bool b_layout = false) {
+    const __m512i index = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                             _mm512_set1_epi32(16));
     for (int64_t m = 0; m < M; ++m) {
         const float* xr = x + m * ldx + k0;
+        uint32_t* row = xp + (b_layout ? (m / 16) * 16 * ld + m % 16 : m * ld);
         for (int64_t k = 0; k < kb; k += 32) {
             const int64_t left = kb - k;
             const __mmask16 m0 = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
@@ -719,7 +726,10 @@ void split_x_bf16(int64_t M, const float* x, int64_t ldx, int64_t k0, int64_t kb
             __m512 a = _mm512_maskz_loadu_ps(m0, xr + k), b = _mm512_maskz_loadu_ps(m1, xr + k + 16);
             for (int i = 0; i < kXParts; ++i) {  // each part the BF16 rounding of what the ones before leave
                 const __m512i h = (__m512i)_mm512_cvtne2ps_pbh(b, a);  // a's 16 values in the lower half
-                _mm512_mask_storeu_epi32(xp + i * part + m * ld + k / 2, words, h);
+                if (b_layout)
+                    _mm512_mask_i32scatter_epi32(row + i * part + (k / 2) * 16, words, index, h, 4);
+                else
+                    _mm512_mask_storeu_epi32(row + i * part + k / 2, words, h);
                 a = _mm512_sub_ps(a, bf16_words_to_f32(_mm512_castsi512_si256(h)));
                 b = _mm512_sub_ps(b, bf16_words_to_f32(_mm512_extracti64x4_epi64(h, 1)));
             }
@@ -785,31 +795,6 @@ inline void amx_configure() {
     }
     asm volatile("" ::: "memory");
     _tile_loadconfig(&cfg);
-}
-
-// x[m][k0 .. k0 + kb) as the parts' pairs in the B layout: part i, row m, pair q at
-// xb + i * part + (m / 16) * 16 * ld + q * 16 + m % 16 (ld: pairs per row). The region must be zero beforehand (odd
-// kb: the last pair's upper half stays zero).
-void split_x_amx(int64_t M, const float* x, int64_t ldx, int64_t k0, int64_t kb, uint32_t* xb, int64_t ld, int64_t part) {
-    const __m512i index = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                             _mm512_set1_epi32(16));
-    for (int64_t m = 0; m < M; ++m) {
-        const float* xr = x + m * ldx + k0;
-        uint32_t* row = xb + (m / 16) * 16 * ld + m % 16;
-        for (int64_t k = 0; k < kb; k += 32) {
-            const int64_t left = kb - k;
-            const __mmask16 m0 = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
-            const __mmask16 m1 = left >= 32 ? __mmask16(0xffff) : left <= 16 ? __mmask16(0) : __mmask16((1u << (left - 16)) - 1);
-            const __mmask16 words = left >= 32 ? __mmask16(0xffff) : __mmask16((1u << ((left + 1) / 2)) - 1);
-            __m512 a = _mm512_maskz_loadu_ps(m0, xr + k), b = _mm512_maskz_loadu_ps(m1, xr + k + 16);
-            for (int i = 0; i < kXParts; ++i) {
-                const __m512i h = (__m512i)_mm512_cvtne2ps_pbh(b, a);
-                _mm512_mask_i32scatter_epi32(row + i * part + (k / 2) * 16, words, index, h, 4);
-                a = _mm512_sub_ps(a, bf16_words_to_f32(_mm512_castsi512_si256(h)));
-                b = _mm512_sub_ps(b, bf16_words_to_f32(_mm512_extracti64x4_epi64(h, 1)));
-            }
-        }
-    }
 }
 
 // The weights of one A tile: rows [n, n + 16) of W from element k, 32 elements each, read in place when all of them
@@ -894,7 +879,7 @@ void matmul_packed_amx(int64_t M, const float* x, int64_t ldx, const Matrix& w, 
         std::fill(xbuf, xbuf + kXParts * part, 0u);
         for (int64_t kb0 = 0; kb0 < k_blocks; ++kb0) {
             const int64_t k0 = kb0 * kKb;
-            split_x_amx(M, x, ldx, k0, std::min(kKb, K - k0), xbuf + kb0 * kPairBlock * 16, all_pairs, part);
+            split_x_bf16(M, x, ldx, k0, std::min(kKb, K - k0), xbuf + kb0 * kPairBlock * 16, all_pairs, part, true);
         }
         auto block_at = [&](int64_t i) {  // the i-th (output group, k block) in loop order
             const int64_t p0 = n0 + (i / k_blocks) * kNr, k0 = (i % k_blocks) * kKb;
@@ -914,7 +899,7 @@ void matmul_packed_amx(int64_t M, const float* x, int64_t ldx, const Matrix& w, 
         const int64_t mn = std::min(kBf16XRows, M - mb), part = pad_rows(mn) * kPairBlock;
         for (int64_t k0 = 0; k0 < K; k0 += kKb) {
             std::fill(xbuf, xbuf + kXParts * part, 0u);
-            split_x_amx(mn, x + mb * ldx, ldx, k0, std::min(kKb, K - k0), xbuf, kPairBlock, part);
+            split_x_bf16(mn, x + mb * ldx, ldx, k0, std::min(kKb, K - k0), xbuf, kPairBlock, part, true);
             for (int64_t g = 0; g < groups; ++g) run(g, k0, xbuf, kPairBlock, part, mn, y + mb * ldy);
         }
     }
