@@ -562,6 +562,23 @@ inline void prefetch_panel_row(const Matrix& w, const PanelRef& next, int64_t j)
     for (uint64_t b = b0 & ~uint64_t(63); b < b1; b += 64) __builtin_prefetch(row + b, 0, 2);  // to L2
 }
 
+// The (panel, k block) pairs of outputs [n0, n1) and K, in the order the packed products take them: panels outermost
+// (each weight row one stream from start to end: few rows of x, all of which stay in L2) or k blocks outermost (the
+// [M, kKb] slice of x stays in L2 while every panel passes by it). Calls f(p, next) for each, next being the pair
+// kPanelsAhead on (nr = 0 past the end), whose weights f prefetches. Each y[m, n] is the sum of its k blocks' sums,
+// added in k order, in either order.
+template <class F>
+void for_each_panel(int64_t n0, int64_t n1, int64_t K, bool panels_outer, F&& f) {
+    const int64_t k_blocks = (K + kKb - 1) / kKb, panels = (n1 - n0 + kNr - 1) / kNr;
+    auto at = [&](int64_t i) {
+        const int64_t pi = panels_outer ? i / k_blocks : i % panels, ki = panels_outer ? i % k_blocks : i / panels;
+        const int64_t p0 = n0 + pi * kNr, k0 = ki * kKb;
+        return PanelRef{p0, std::min(kNr, n1 - p0), k0, std::min(kKb, K - k0)};
+    };
+    const int64_t total = k_blocks * panels;
+    for (int64_t i = 0; i < total; ++i) f(at(i), i + kPanelsAhead < total ? at(i + kPanelsAhead) : PanelRef{});
+}
+
 // Packs W[n0 .. n0+nr) x [k0 .. k0+kb) as f32 into pack[k][kNr], zero-padding columns nr..kNr-1; prefetches the
 // panel `next` (nr = 0: none; AVX-512 form only).
 void pack_panel(const Matrix& w, int64_t n0, int64_t nr, int64_t k0, int64_t kb, float* pack, const PanelRef& next = {}) {
@@ -680,30 +697,6 @@ constexpr int64_t kPairBlock = kKb / 2;  // pairs per k block
 constexpr int64_t kBf16XRows = 128;
 static_assert(kPairBlock * kNr + kXParts * kBf16XRows * kPairBlock <= kPackBufferFloats);
 
-void pack_panel_bf16(const Matrix& w, const PanelRef& p, uint32_t* pack, const PanelRef& next) {
-    const int64_t pairs = (p.kb + 1) / 2;
-    for (int64_t jb = 0; jb < kNr; jb += 16) {
-        if (jb >= p.nr) {
-            for (int64_t q = 0; q < pairs; ++q) _mm512_store_si512(pack + q * kNr + jb, _mm512_setzero_si512());
-            continue;
-        }
-        const uint16_t* rows[16];
-        for (int64_t j = 0; j < 16; ++j) {
-            prefetch_panel_row(w, next, jb + j);
-            rows[j] = jb + j < p.nr ? reinterpret_cast<const uint16_t*>(stored_row(w, p.n0 + jb + j)) + p.k0 : nullptr;
-        }
-        for (int64_t q0 = 0; q0 < pairs; q0 += 16) {  // 16 pairs (32 weights, one 64-byte line) of each row
-            const int64_t left = p.kb - 2 * q0;
-            const __mmask32 m = left >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << left) - 1);
-            __m512 r[16], t[16];
-            for (int j = 0; j < 16; ++j)
-                r[j] = rows[j] ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(m, rows[j] + 2 * q0)) : _mm512_setzero_ps();
-            transpose16(r, t);  // as 32-bit words: t[c] = pair q0 + c of the 16 rows
-            for (int c = 0; c < 16 && q0 + c < pairs; ++c) _mm512_store_ps(reinterpret_cast<float*>(pack + (q0 + c) * kNr + jb), t[c]);
-        }
-    }
-}
-
 // 16 BF16 words as f32.
 inline __m512 bf16_words_to_f32(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
 
@@ -734,38 +727,6 @@ void split_x_bf16(int64_t M, const float* x, int64_t ldx, int64_t k0, int64_t kb
                 b = _mm512_sub_ps(b, bf16_words_to_f32(_mm512_extracti64x4_epi64(h, 1)));
             }
         }
-    }
-}
-
-// C[MR, nr] (+)= A[MR, pairs] * P[pairs, kNr], A's pairs in parts; per pair, the parts in order.
-template <int MR>
-void micro_bf16(const uint32_t* xp, int64_t ld, int64_t part, const uint32_t* p, int64_t pairs, float* c, int64_t ldc,
-                int64_t nr, bool acc) {
-    __m512 c0[MR], c1[MR];
-    for (int m = 0; m < MR; ++m) c0[m] = c1[m] = _mm512_setzero_ps();
-    for (int64_t q = 0; q < pairs; ++q) {
-        const __m512bh b0 = (__m512bh)_mm512_load_si512(p + q * kNr), b1 = (__m512bh)_mm512_load_si512(p + q * kNr + 16);
-        for (int m = 0; m < MR; ++m)
-            for (int i = 0; i < kXParts; ++i) {
-                const __m512bh a = (__m512bh)_mm512_set1_epi32(int(xp[i * part + m * ld + q]));
-                c0[m] = _mm512_dpbf16_ps(c0[m], a, b0);
-                c1[m] = _mm512_dpbf16_ps(c1[m], a, b1);
-            }
-    }
-    for (int m = 0; m < MR; ++m) store_panel_row(c0[m], c1[m], c + m * ldc, nr, acc);
-}
-
-void micro_bf16_any(int mr, const uint32_t* xp, int64_t ld, int64_t part, const uint32_t* p, int64_t pairs, float* c,
-                    int64_t ldc, int64_t nr, bool acc) {
-    switch (mr) {
-    case 1: micro_bf16<1>(xp, ld, part, p, pairs, c, ldc, nr, acc); break;
-    case 2: micro_bf16<2>(xp, ld, part, p, pairs, c, ldc, nr, acc); break;
-    case 3: micro_bf16<3>(xp, ld, part, p, pairs, c, ldc, nr, acc); break;
-    case 4: micro_bf16<4>(xp, ld, part, p, pairs, c, ldc, nr, acc); break;
-    case 5: micro_bf16<5>(xp, ld, part, p, pairs, c, ldc, nr, acc); break;
-    case 6: micro_bf16<6>(xp, ld, part, p, pairs, c, ldc, nr, acc); break;
-    case 7: micro_bf16<7>(xp, ld, part, p, pairs, c, ldc, nr, acc); break;
-    default: micro_bf16<8>(xp, ld, part, p, pairs, c, ldc, nr, acc); break;
     }
 }
 
@@ -867,44 +828,93 @@ void matmul_packed_amx(int64_t M, const float* x, int64_t ldx, const Matrix& w, 
     auto pad_rows = [](int64_t v) { return (v + kAmxRows - 1) / kAmxRows * kAmxRows; };
     const int64_t K = w.cols;
     uint32_t* xbuf = reinterpret_cast<uint32_t*>(scratch);
-    const int64_t k_blocks = (K + kKb - 1) / kKb, groups = (n1 - n0 + kNr - 1) / kNr;
-    const int64_t all_pairs = k_blocks * kPairBlock;
-    auto run = [&](int64_t g, int64_t k0, const uint32_t* xb, int64_t ld, int64_t part, int64_t mn, float* yb) {
-        const int64_t n = n0 + g * kNr, nr = std::min(kNr, n1 - n), kb = std::min(kKb, K - k0);
+    const int64_t all_pairs = (K + kKb - 1) / kKb * kPairBlock;
+    // The 16-row tiles of rows [0, mn) of x (B-layout parts at xb, this k block's first pair) times panel p.
+    auto run = [&](const PanelRef& p, const PanelRef& next, const uint32_t* xb, int64_t ld, int64_t part, int64_t mn,
+                   float* yb) {
+        for (int64_t j = 0; j < next.nr; ++j) prefetch_panel_row(w, next, j);
         for (int64_t m0 = 0; m0 < mn; m0 += kAmxRows)
-            micro_amx(w, n, nr, k0, kb, xb + m0 * ld, ld, part, yb + m0 * ldy, ldy, std::min(kAmxRows, mn - m0), acc || k0 > 0);
+            micro_amx(w, p.n0, p.nr, p.k0, p.kb, xb + m0 * ld, ld, part, yb + m0 * ldy, ldy, std::min(kAmxRows, mn - m0),
+                      acc || p.k0 > 0);
     };
-    if (pad_rows(M) * all_pairs <= kBf16XRows * kPairBlock) {  // few rows: all of x split, output groups outermost
+    if (pad_rows(M) * all_pairs <= kBf16XRows * kPairBlock) {  // few rows: all of x split, panels outermost
         const int64_t part = pad_rows(M) * all_pairs;
         std::fill(xbuf, xbuf + kXParts * part, 0u);
-        for (int64_t kb0 = 0; kb0 < k_blocks; ++kb0) {
-            const int64_t k0 = kb0 * kKb;
-            split_x_bf16(M, x, ldx, k0, std::min(kKb, K - k0), xbuf + kb0 * kPairBlock * 16, all_pairs, part, true);
-        }
-        auto block_at = [&](int64_t i) {  // the i-th (output group, k block) in loop order
-            const int64_t p0 = n0 + (i / k_blocks) * kNr, k0 = (i % k_blocks) * kKb;
-            return PanelRef{p0, std::min(kNr, n1 - p0), k0, std::min(kKb, K - k0)};
-        };
-        const int64_t total = k_blocks * groups;
-        for (int64_t i = 0; i < total; ++i) {
-            if (i + kPanelsAhead < total) {
-                const PanelRef next = block_at(i + kPanelsAhead);
-                for (int64_t j = 0; j < next.nr; ++j) prefetch_panel_row(w, next, j);
-            }
-            run(i / k_blocks, (i % k_blocks) * kKb, xbuf + (i % k_blocks) * kPairBlock * 16, all_pairs, part, M, y);
-        }
+        for (int64_t k0 = 0; k0 < K; k0 += kKb)
+            split_x_bf16(M, x, ldx, k0, std::min(kKb, K - k0), xbuf + k0 / 2 * 16, all_pairs, part, true);
+        for_each_panel(n0, n1, K, true, [&](const PanelRef& p, const PanelRef& next) {
+            run(p, next, xbuf + p.k0 / 2 * 16, all_pairs, part, M, y);
+        });
         return;
     }
-    for (int64_t mb = 0; mb < M; mb += kBf16XRows) {
+    for (int64_t mb = 0; mb < M; mb += kBf16XRows) {  // k blocks outermost, x split at each one's first panel
         const int64_t mn = std::min(kBf16XRows, M - mb), part = pad_rows(mn) * kPairBlock;
-        for (int64_t k0 = 0; k0 < K; k0 += kKb) {
-            std::fill(xbuf, xbuf + kXParts * part, 0u);
-            split_x_bf16(mn, x + mb * ldx, ldx, k0, std::min(kKb, K - k0), xbuf, kPairBlock, part, true);
-            for (int64_t g = 0; g < groups; ++g) run(g, k0, xbuf, kPairBlock, part, mn, y + mb * ldy);
+        for_each_panel(n0, n1, K, false, [&](const PanelRef& p, const PanelRef& next) {
+            if (p.n0 == n0) {
+                std::fill(xbuf, xbuf + kXParts * part, 0u);
+                split_x_bf16(mn, x + mb * ldx, ldx, p.k0, p.kb, xbuf, kPairBlock, part, true);
+            }
+            run(p, next, xbuf, kPairBlock, part, mn, y + mb * ldy);
+        });
+    }
+}
+#else
+// The vdpbf16ps product. Panel p of W in the pair layout, its columns past p.nr zero.
+void pack_panel_bf16(const Matrix& w, const PanelRef& p, uint32_t* pack, const PanelRef& next) {
+    const int64_t pairs = (p.kb + 1) / 2;
+    for (int64_t jb = 0; jb < kNr; jb += 16) {
+        if (jb >= p.nr) {
+            for (int64_t q = 0; q < pairs; ++q) _mm512_store_si512(pack + q * kNr + jb, _mm512_setzero_si512());
+            continue;
+        }
+        const uint16_t* rows[16];
+        for (int64_t j = 0; j < 16; ++j) {
+            prefetch_panel_row(w, next, jb + j);
+            rows[j] = jb + j < p.nr ? reinterpret_cast<const uint16_t*>(stored_row(w, p.n0 + jb + j)) + p.k0 : nullptr;
+        }
+        for (int64_t q0 = 0; q0 < pairs; q0 += 16) {  // 16 pairs (32 weights, one 64-byte line) of each row
+            const int64_t left = p.kb - 2 * q0;
+            const __mmask32 m = left >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << left) - 1);
+            __m512 r[16], t[16];
+            for (int j = 0; j < 16; ++j)
+                r[j] = rows[j] ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(m, rows[j] + 2 * q0)) : _mm512_setzero_ps();
+            transpose16(r, t);  // as 32-bit words: t[c] = pair q0 + c of the 16 rows
+            for (int c = 0; c < 16 && q0 + c < pairs; ++c) _mm512_store_ps(reinterpret_cast<float*>(pack + (q0 + c) * kNr + jb), t[c]);
         }
     }
 }
-#endif
+
+// C[MR, nr] (+)= A[MR, pairs] * P[pairs, kNr], A's pairs in parts; per pair, the parts in order.
+template <int MR>
+void micro_bf16(const uint32_t* xp, int64_t ld, int64_t part, const uint32_t* p, int64_t pairs, float* c, int64_t ldc,
+                int64_t nr, bool acc) {
+    __m512 c0[MR], c1[MR];
+    for (int m = 0; m < MR; ++m) c0[m] = c1[m] = _mm512_setzero_ps();
+    for (int64_t q = 0; q < pairs; ++q) {
+        const __m512bh b0 = (__m512bh)_mm512_load_si512(p + q * kNr), b1 = (__m512bh)_mm512_load_si512(p + q * kNr + 16);
+        for (int m = 0; m < MR; ++m)
+            for (int i = 0; i < kXParts; ++i) {
+                const __m512bh a = (__m512bh)_mm512_set1_epi32(int(xp[i * part + m * ld + q]));
+                c0[m] = _mm512_dpbf16_ps(c0[m], a, b0);
+                c1[m] = _mm512_dpbf16_ps(c1[m], a, b1);
+            }
+    }
+    for (int m = 0; m < MR; ++m) store_panel_row(c0[m], c1[m], c + m * ldc, nr, acc);
+}
+
+void micro_bf16_any(int mr, const uint32_t* xp, int64_t ld, int64_t part, const uint32_t* p, int64_t pairs, float* c,
+                    int64_t ldc, int64_t nr, bool acc) {
+    switch (mr) {
+    case 1: micro_bf16<1>(xp, ld, part, p, pairs, c, ldc, nr, acc); break;
+    case 2: micro_bf16<2>(xp, ld, part, p, pairs, c, ldc, nr, acc); break;
+    case 3: micro_bf16<3>(xp, ld, part, p, pairs, c, ldc, nr, acc); break;
+    case 4: micro_bf16<4>(xp, ld, part, p, pairs, c, ldc, nr, acc); break;
+    case 5: micro_bf16<5>(xp, ld, part, p, pairs, c, ldc, nr, acc); break;
+    case 6: micro_bf16<6>(xp, ld, part, p, pairs, c, ldc, nr, acc); break;
+    case 7: micro_bf16<7>(xp, ld, part, p, pairs, c, ldc, nr, acc); break;
+    default: micro_bf16<8>(xp, ld, part, p, pairs, c, ldc, nr, acc); break;
+    }
+}
 
 // matmul_packed for BF16 row-major W by vdpbf16ps. Each y[m, n]: its k blocks' sums, added in k order, whatever M
 // or the loop order. Rows of x in blocks of kBf16XRows, their parts converted once per k block; few rows (one block
@@ -914,44 +924,33 @@ void matmul_packed_bf16(int64_t M, const float* x, int64_t ldx, const Matrix& w,
     const int64_t K = w.cols;
     uint32_t* panel = reinterpret_cast<uint32_t*>(scratch);
     uint32_t* xbuf = panel + kPairBlock * kNr;
-    const int64_t k_blocks = (K + kKb - 1) / kKb, panels = (n1 - n0 + kNr - 1) / kNr;
-    const int64_t all_pairs = k_blocks * kPairBlock;
-    auto micro = [&](const uint32_t* xp, int64_t ld, int64_t part, int64_t pairs, float* yb, int64_t mr, int64_t nr,
-                     bool add) {
-        for (int64_t m0 = 0; m0 < mr; m0 += kMr)
-            micro_bf16_any(int(std::min(kMr, mr - m0)), xp + m0 * ld, ld, part, panel, pairs, yb + m0 * ldy, ldy, nr, add);
+    const int64_t all_pairs = (K + kKb - 1) / kKb * kPairBlock;
+    // Rows [0, mn) of x (parts at xb, this k block's first pair) times panel p.
+    auto run = [&](const PanelRef& p, const PanelRef& next, const uint32_t* xb, int64_t ld, int64_t part, int64_t mn,
+                   float* yb) {
+        pack_panel_bf16(w, p, panel, next);
+        for (int64_t m0 = 0; m0 < mn; m0 += kMr)
+            micro_bf16_any(int(std::min(kMr, mn - m0)), xb + m0 * ld, ld, part, panel, (p.kb + 1) / 2, yb + m0 * ldy + p.n0,
+                           ldy, p.nr, acc || p.k0 > 0);
     };
     if (M * all_pairs <= kBf16XRows * kPairBlock) {  // few rows: all of x split, panels outermost
         const int64_t part = M * all_pairs;
-        for (int64_t kb0 = 0; kb0 < k_blocks; ++kb0) {
-            const int64_t k0 = kb0 * kKb;
-            split_x_bf16(M, x, ldx, k0, std::min(kKb, K - k0), xbuf + kb0 * kPairBlock, all_pairs, part);
-        }
-        auto panel_at = [&](int64_t i) {
-            const int64_t p0 = n0 + (i / k_blocks) * kNr, k0 = (i % k_blocks) * kKb;
-            return PanelRef{p0, std::min(kNr, n1 - p0), k0, std::min(kKb, K - k0)};
-        };
-        const int64_t total = k_blocks * panels;
-        for (int64_t i = 0; i < total; ++i) {
-            const PanelRef p = panel_at(i);
-            pack_panel_bf16(w, p, panel, i + kPanelsAhead < total ? panel_at(i + kPanelsAhead) : PanelRef{});
-            micro(xbuf + (p.k0 / kKb) * kPairBlock, all_pairs, part, (p.kb + 1) / 2, y + p.n0, M, p.nr, acc || p.k0 > 0);
-        }
+        for (int64_t k0 = 0; k0 < K; k0 += kKb)
+            split_x_bf16(M, x, ldx, k0, std::min(kKb, K - k0), xbuf + k0 / 2, all_pairs, part);
+        for_each_panel(n0, n1, K, true, [&](const PanelRef& p, const PanelRef& next) {
+            run(p, next, xbuf + p.k0 / 2, all_pairs, part, M, y);
+        });
         return;
     }
-    for (int64_t mb = 0; mb < M; mb += kBf16XRows) {
+    for (int64_t mb = 0; mb < M; mb += kBf16XRows) {  // k blocks outermost, x split at each one's first panel
         const int64_t mn = std::min(kBf16XRows, M - mb), part = mn * kPairBlock;
-        for (int64_t k0 = 0; k0 < K; k0 += kKb) {
-            const int64_t kb = std::min(kKb, K - k0);
-            split_x_bf16(mn, x + mb * ldx, ldx, k0, kb, xbuf, kPairBlock, part);
-            for (int64_t p0 = n0; p0 < n1; p0 += kNr) {
-                const PanelRef p{p0, std::min(kNr, n1 - p0), k0, kb};
-                pack_panel_bf16(w, p, panel, p0 + kNr < n1 ? PanelRef{p0 + kNr, std::min(kNr, n1 - p0 - kNr), k0, kb} : PanelRef{});
-                micro(xbuf, kPairBlock, part, (kb + 1) / 2, y + mb * ldy + p0, mn, p.nr, acc || k0 > 0);
-            }
-        }
+        for_each_panel(n0, n1, K, false, [&](const PanelRef& p, const PanelRef& next) {
+            if (p.n0 == n0) split_x_bf16(mn, x + mb * ldx, ldx, p.k0, p.kb, xbuf, kPairBlock, part);
+            run(p, next, xbuf, kPairBlock, part, mn, y + mb * ldy);
+        });
     }
 }
+#endif
 #endif
 
 void matmul_packed(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0, int64_t n1, float* y,
@@ -969,27 +968,14 @@ void matmul_packed(int64_t M, const float* x, int64_t ldx, const Matrix& w, int6
     }
 #endif
     const int64_t K = w.cols;
-    // Each y[m, n] is the sum of its k blocks' sums, added in k order (each block summed from zero in the
-    // micro-kernel), whichever order the loops take. Many rows: k blocks outermost, so the [M, kKb] slice of x stays
-    // in L2 while every panel of W passes by it. Few rows (all of x fits L2; a MoE expert's prompt rows): panels
-    // outermost, so each of a panel's rows of W is read as one stream from start to end, as the hardware prefetcher
-    // follows best, W being read from DRAM once per call either way.
+    // Few rows (all of x fits L2; a MoE expert's prompt rows): panels outermost.
     constexpr int64_t kFewRowFloats = 64 * 1024;
-    const bool panels_outer = M * K <= kFewRowFloats;
-    const int64_t k_blocks = (K + kKb - 1) / kKb, panels = (n1 - n0 + kNr - 1) / kNr;
-    auto panel_at = [&](int64_t i) {  // the i-th (panel, k block) in loop order
-        const int64_t pi = panels_outer ? i / k_blocks : i % panels, ki = panels_outer ? i % k_blocks : i / panels;
-        const int64_t p0 = n0 + pi * kNr, k0 = ki * kKb;
-        return PanelRef{p0, std::min(kNr, n1 - p0), k0, std::min(kKb, K - k0)};
-    };
-    const int64_t total = k_blocks * panels;
-    for (int64_t i = 0; i < total; ++i) {
-        const PanelRef p = panel_at(i);
-        pack_panel(w, p.n0, p.nr, p.k0, p.kb, pack, i + kPanelsAhead < total ? panel_at(i + kPanelsAhead) : PanelRef{});
-        const bool add = acc || p.k0 > 0;
+    for_each_panel(n0, n1, K, M * K <= kFewRowFloats, [&](const PanelRef& p, const PanelRef& next) {
+        pack_panel(w, p.n0, p.nr, p.k0, p.kb, pack, next);
         for (int64_t m0 = 0; m0 < M; m0 += kMr)
-            micro_any(int(std::min(kMr, M - m0)), x + m0 * ldx + p.k0, ldx, pack, p.kb, y + m0 * ldy + p.n0, ldy, p.nr, add);
-    }
+            micro_any(int(std::min(kMr, M - m0)), x + m0 * ldx + p.k0, ldx, pack, p.kb, y + m0 * ldy + p.n0, ldy, p.nr,
+                      acc || p.k0 > 0);
+    });
     if (K == 0 && !acc)
         for (int64_t m = 0; m < M; ++m) std::fill(y + m * ldy + n0, y + m * ldy + n1, 0.0f);
 }
