@@ -49,6 +49,29 @@ inline DualTensor& weight(OpHarness& h, const std::string& name, const WeightSpe
     return h.input(name, spec.dtype, dims, values);
 }
 
+// A step's runs of the given lengths (tokens per sequence, adding up to the step's rows), in row order, sequence i in
+// slot i at position 0, and the SeqBatch over them. A case sets other fields of `runs` (slots, positions, page
+// tables) itself; the batch sees them.
+struct StepRuns {
+    std::vector<ops::SeqRun> runs;
+    ops::SeqBatch batch;
+    template <class N>
+    explicit StepRuns(const std::vector<N>& lengths) {
+        int32_t row = 0;
+        for (size_t i = 0; i < lengths.size(); ++i) {
+            ops::SeqRun r;
+            r.first_row = row;
+            r.n_tokens = int32_t(lengths[i]);
+            r.slot = int32_t(i);
+            runs.push_back(r);
+            row += int32_t(lengths[i]);
+        }
+        batch = {runs.data(), int32_t(runs.size()), row};
+    }
+    StepRuns(const StepRuns&) = delete;  // batch points into runs
+    StepRuns& operator=(const StepRuns&) = delete;
+};
+
 class Conformance : public ::testing::TestWithParam<std::string> {
 protected:
     void SetUp() override {

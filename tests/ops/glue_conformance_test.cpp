@@ -100,15 +100,7 @@ TEST_P(Conformance, DenseMlp) {
     for (DType dt : kWeightTypes)
         for (const Shape& sh : shapes) {
             const int64_t rows = sh.rows, D = sh.D, I = sh.I;
-            std::vector<SeqRun> runs;
-            for (int32_t n : sh.runs) {
-                SeqRun r;
-                r.first_row = runs.empty() ? 0 : runs.back().first_row + runs.back().n_tokens;
-                r.n_tokens = n;
-                r.slot = int32_t(runs.size());
-                runs.push_back(r);
-            }
-            const SeqBatch batch{runs.data(), int32_t(runs.size()), int32_t(rows)};
+            const StepRuns step(sh.runs);
             OpHarness h(plugin());
             Values v{static_cast<uint64_t>(rows)};
             auto& x = h.input("x", DType::f32, {rows, D}, v.normal(rows * D), MemoryUse::scratch);
@@ -121,7 +113,7 @@ TEST_P(Conformance, DenseMlp) {
             for (int32_t n : sh.runs) name += "/run" + std::to_string(n);
             run_case(name, h, [&](Backend& b, bool ref) {
                 MlpParams p{pick(x, ref), pick(g, ref), pick(u, ref), pick(d, ref), pick(out, ref)};
-                if (!runs.empty()) p.batch = &batch;
+                if (!sh.runs.empty()) p.batch = &step.batch;
                 ref ? halo::ref::mlp(p) : b.mlp(p);
             }, {&out}, 1e-4);
         }

@@ -69,18 +69,12 @@ void run_kda_case(Conformance& fx, Backend& plugin, const KdaCase& c, KdaForm fo
                          c.nonzero_state ? v.normal(slots * 3 * (W - 1) * D) : std::vector<float>(size_t(slots * 3 * (W - 1) * D)),
                          MemoryUse::state);
     // Runs use scattered slots (reverse order, skipping slot 0).
-    std::vector<SeqRun> runs;
-    int32_t row = 0;
-    for (size_t i = 0; i < c.runs.size(); ++i) {
-        SeqRun r;
-        r.first_row = row;
-        r.n_tokens = c.runs[i];
-        r.slot = int32_t(slots - 1 - int64_t(i));
-        r.pos = c.nonzero_state ? 9 : 0;
-        runs.push_back(r);
-        row += c.runs[i];
+    StepRuns step(c.runs);
+    for (size_t i = 0; i < step.runs.size(); ++i) {
+        step.runs[i].slot = int32_t(slots - 1 - int64_t(i));
+        step.runs[i].pos = c.nonzero_state ? 9 : 0;
     }
-    const SeqBatch batch{runs.data(), int32_t(runs.size()), int32_t(rows)};
+    const SeqBatch& batch = step.batch;
     std::string name = "kda/H" + std::to_string(H) + "K" + std::to_string(K) + "W" + std::to_string(W) + "/runs";
     for (int n : c.runs) name += "_" + std::to_string(n);
     name += std::string("/") + (form == KdaForm::recurrent ? "recurrent" : form == KdaForm::chunked ? "chunked" : "auto") +

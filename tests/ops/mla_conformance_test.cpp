@@ -64,25 +64,21 @@ void run_mla(Backend& plugin, const MlaCase& c, MlaForm form, const RunCase& rc)
     std::iota(perm.begin(), perm.end(), 0);
     std::shuffle(perm.begin(), perm.end(), v.rng());
     std::vector<std::vector<int32_t>> tables;
-    std::vector<SeqRun> runs;
-    int32_t row = 0;
     size_t next_page = 0;
     for (int n : c.runs) {
         const int64_t need = (c.history + n + ps - 1) / ps;
         tables.emplace_back(perm.begin() + long(next_page), perm.begin() + long(next_page + size_t(need)));
         next_page += size_t(need);
     }
-    for (size_t i = 0; i < c.runs.size(); ++i) {
-        SeqRun s;
-        s.first_row = row;
-        s.n_tokens = c.runs[i];
+    StepRuns step(c.runs);
+    for (size_t i = 0; i < step.runs.size(); ++i) {
+        SeqRun& s = step.runs[i];
+        s.slot = 0;
         s.pos = c.history;
         s.pages = tables[i].data();
         s.n_pages = int32_t(tables[i].size());
-        runs.push_back(s);
-        row += c.runs[i];
     }
-    const SeqBatch b{runs.data(), int32_t(runs.size()), int32_t(rows)};
+    const SeqBatch& b = step.batch;
     std::string name = "mla/H" + std::to_string(H) + "/runs";
     for (int n : c.runs) name += "_" + std::to_string(n);
     name += "/hist" + std::to_string(c.history) + "/cache_" + dtype_name(c.cache) + "/" + dtype_name(c.wdt) +

@@ -32,24 +32,6 @@ struct MoeCase {
     std::vector<int32_t> runs;
 };
 
-// The step's SeqBatch for run lengths `lengths` (which add up to the rows).
-struct StepRuns {
-    std::vector<SeqRun> runs;
-    SeqBatch batch;
-    explicit StepRuns(const std::vector<int32_t>& lengths) {
-        int32_t row = 0;
-        for (size_t i = 0; i < lengths.size(); ++i) {
-            SeqRun r;
-            r.first_row = row;
-            r.n_tokens = lengths[i];
-            r.slot = int32_t(i);
-            runs.push_back(r);
-            row += lengths[i];
-        }
-        batch = {runs.data(), int32_t(runs.size()), row};
-    }
-};
-
 // Odd sizes (9 rows, D 37, I 13), 3 of 10 experts, no shared expert.
 MoeCase odd_moe_case() { return {.rows = 9, .D = 37, .I = 13, .E = 10, .top_k = 3, .shared = false, .runs = {}}; }
 
