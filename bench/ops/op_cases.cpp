@@ -18,6 +18,19 @@ int32_t placement_for(Backend& b, MemoryUse use) {
     return 0;
 }
 
+// One sequence's run of a case's rows and the step's batch over it, as the engine passes a prompt chunk or a decode
+// token (the plugin picks its kernels by the run), kept alive with the case.
+struct OneRun {
+    SeqRun run;
+    SeqBatch batch;
+};
+std::shared_ptr<OneRun> one_run(int64_t rows) {
+    auto r = std::make_shared<OneRun>();
+    r->run.n_tokens = int32_t(rows);
+    r->batch = {&r->run, 1, int32_t(rows)};
+    return r;
+}
+
 // Tensors packed into one backend buffer (256-byte aligned, like the engine's per-layer weight groups), filled
 // with pseudo-random values of the given scale (or a constant).
 class Group {
@@ -132,15 +145,11 @@ PreparedCase prepare(Backend& b, const std::string& op, const Shapes& s, const C
         a.allocate();
         pc.bytes = w.bytes() + 2 * act_bytes(D);
         pc.flops = 2.0 * double(R * 3 * I * D);
-        // The rows are one sequence's run, as the engine passes a prompt chunk (or a decode token): the plugin picks
-        // the kernel it uses for such rows.
-        auto run = std::make_shared<SeqRun>();
-        run->n_tokens = int32_t(R);
-        auto batch = std::make_shared<SeqBatch>(SeqBatch{run.get(), 1, int32_t(R)});
-        pc.keep = std::make_shared<std::pair<std::shared_ptr<SeqRun>, std::shared_ptr<SeqBatch>>>(run, batch);
-        pc.run = [&b, x = *x, g = *g, u = *u, d = *d, y = *y, batch] {
+        auto step = one_run(R);
+        pc.keep = step;
+        pc.run = [&b, x = *x, g = *g, u = *u, d = *d, y = *y, step] {
             MlpParams mp{x, g, u, d, y};
-            mp.batch = batch.get();
+            mp.batch = &step->batch;
             b.mlp(mp);
         };
     } else if (op == "kda") {
@@ -168,12 +177,11 @@ PreparedCase prepare(Backend& b, const std::string& op, const Shapes& s, const C
         p->out = *y;
         p->state = *state;
         p->conv_state = *conv;
-        auto run = std::make_shared<SeqRun>();
-        run->n_tokens = int32_t(R);
-        pc.keep = std::make_shared<std::pair<std::shared_ptr<KdaParams>, std::shared_ptr<SeqRun>>>(p, run);
+        auto step = one_run(R);
+        pc.keep = std::make_shared<std::pair<std::shared_ptr<KdaParams>, std::shared_ptr<OneRun>>>(p, step);
         pc.bytes = w.bytes() + 2 * st.bytes() + 2 * act_bytes(D);
         pc.flops = 2.0 * double(R) * double(w.bytes() / 2) + 6.0 * double(R * H * K * K);
-        pc.run = [&b, p, run, R] { b.kda(*p, SeqBatch{run.get(), 1, int32_t(R)}); };
+        pc.run = [&b, p, step] { b.kda(*p, step->batch); };
     } else if (op == "mla") {
         const int64_t H = s.mla_heads, dq = s.dn + s.dr, dkv = s.dn + s.dv, width = s.rank + s.dr, ps = 256;
         const int64_t pages = (o.context + R + ps - 1) / ps;
@@ -203,17 +211,16 @@ PreparedCase prepare(Backend& b, const std::string& op, const Shapes& s, const C
         p->page_size = int32_t(ps);
         auto table = std::make_shared<std::vector<int32_t>>(static_cast<size_t>(pages));
         for (int64_t i = 0; i < pages; ++i) (*table)[size_t(i)] = int32_t(i);
-        auto run = std::make_shared<SeqRun>();
-        run->n_tokens = int32_t(R);
-        run->pos = int32_t(o.context);
-        run->pages = table->data();
-        run->n_pages = int32_t(pages);
-        pc.keep = std::make_shared<std::tuple<std::shared_ptr<MlaParams>, std::shared_ptr<SeqRun>,
-                                              std::shared_ptr<std::vector<int32_t>>>>(p, run, table);
+        auto step = one_run(R);
+        step->run.pos = int32_t(o.context);
+        step->run.pages = table->data();
+        step->run.n_pages = int32_t(pages);
+        pc.keep = std::make_shared<std::tuple<std::shared_ptr<MlaParams>, std::shared_ptr<OneRun>,
+                                              std::shared_ptr<std::vector<int32_t>>>>(p, step, table);
         const double ctx = double(o.context) + double(R);
         pc.bytes = w.bytes() + uint64_t(ctx * double(width * int64_t(dtype_size(o.cache_dtype)))) + 2 * act_bytes(D);
         pc.flops = 2.0 * double(R) * double(w.bytes() / 2) + 2.0 * double(R * H) * ctx * double(width + s.rank);
-        pc.run = [&b, p, run, R] { b.mla(*p, SeqBatch{run.get(), 1, int32_t(R)}); };
+        pc.run = [&b, p, step] { b.mla(*p, step->batch); };
     } else if (op == "moe") {
         const int64_t E = s.experts, I = s.moe_inter, Is = s.shared_inter;
         auto p = std::make_shared<MoeParams>();
@@ -256,12 +263,10 @@ PreparedCase prepare(Backend& b, const std::string& op, const Shapes& s, const C
         p->shared_gate = *sg;
         p->shared_up = *su;
         p->shared_down = *sd;
-        auto run = std::make_shared<SeqRun>();  // one sequence's run, as for mlp
-        run->n_tokens = int32_t(R);
-        auto batch = std::make_shared<SeqBatch>(SeqBatch{run.get(), 1, int32_t(R)});
-        p->batch = batch.get();
+        auto step = one_run(R);
+        p->batch = &step->batch;
         pc.keep = std::make_shared<std::tuple<std::shared_ptr<MoeParams>, std::shared_ptr<std::vector<Tensor>>,
-                                              std::shared_ptr<SeqRun>, std::shared_ptr<SeqBatch>>>(p, experts, run, batch);
+                                              std::shared_ptr<OneRun>>>(p, experts, step);
         const int64_t touched = std::min<int64_t>(E, R * s.top_k);  // distinct experts a step reads, at most
         pc.bytes = w.bytes() + uint64_t(touched) * uint64_t(3 * I * D) * 2 + 2 * act_bytes(D);
         pc.flops = 2.0 * double(R) * double(s.top_k * 3 * I * D + 3 * Is * D + E * D);
