@@ -88,6 +88,29 @@ TEST_P(Conformance, Linear) {
             }
 }
 
+TEST_P(Conformance, LinearMisalignedWeights) {
+    // Weights that start off a 64-byte boundary, as a checkpoint mapped in place gives them: rows whose length is a
+    // multiple of 64 bytes (all rows start equally far off a line) and rows that are not (each starts elsewhere).
+    for (DType dt : kWeightTypes)
+        for (uint64_t shift : {2, 24, 40})
+            for (int64_t rows : {1, 2, 3, 4, 5, 33})
+                for (auto [n, k] : {std::pair<int64_t, int64_t>{37, 64}, {21, 2304}, {19, 33}}) {
+                    if (shift % dtype_size(dt) != 0) continue;
+                    OpHarness h(plugin());
+                    h.misalign_weights(shift);
+                    Values v(uint64_t(rows * 1000 + n + shift));
+                    auto& x = h.input("x", DType::f32, {rows, k}, v.normal(rows * k), MemoryUse::scratch);
+                    auto& w = h.input("w", dt, {n, k}, v.normal(n * k, 1.0f / std::sqrt(float(k))));
+                    auto& y = h.output("y", {rows, n});
+                    run_case(std::string("linear/misaligned/") + dtype_name(dt) + "/+" + std::to_string(shift) + "/" +
+                                 std::to_string(rows) + "x" + std::to_string(n) + "x" + std::to_string(k),
+                             h, [&](Backend& b, bool ref) {
+                                 LinearParams p{pick(x, ref), pick(w, ref), pick(y, ref)};
+                                 ref ? halo::ref::linear(p) : b.linear(p);
+                             }, {&y}, 1e-4);
+                }
+}
+
 TEST_P(Conformance, DenseMlp) {
     struct Shape {
         int64_t rows, D, I;

@@ -48,29 +48,30 @@ OpHarness::~OpHarness() {
     for (Buffer* b : dev_) plugin_.release(b);
 }
 
-std::pair<Buffer*, Buffer*> OpHarness::place(const std::vector<uint8_t>& bytes, MemoryUse use) {
+std::pair<Buffer*, Buffer*> OpHarness::place(const std::vector<uint8_t>& bytes, MemoryUse use, uint64_t shift) {
     const DeviceInfo& d = plugin_.device();
     int32_t placement = 0;
     for (size_t i = 0; i < d.placements.size(); ++i)
         if (d.placements[i].name == d.default_placement[int(use)]) placement = int32_t(i);
     host_.push_back(std::make_unique<HostBuffer>(use, 0, bytes.size()));
     std::memcpy(host_.back()->host, bytes.data(), bytes.size());
-    Buffer* dev = plugin_.allocate(use, placement, bytes.size() + 2 * kGuard);
+    Buffer* dev = plugin_.allocate(use, placement, bytes.size() + 2 * kGuard + shift);
     dev_.push_back(dev);
-    std::vector<uint8_t> image(bytes.size() + 2 * kGuard, kGuardByte);
-    std::memcpy(image.data() + kGuard, bytes.data(), bytes.size());
+    std::vector<uint8_t> image(bytes.size() + 2 * kGuard + shift, kGuardByte);
+    std::memcpy(image.data() + kGuard + shift, bytes.data(), bytes.size());
     plugin_.write(dev, 0, image.data(), image.size());
     return {host_.back().get(), dev};
 }
 
 DualTensor& OpHarness::make(const std::string& name, DType dtype, std::initializer_list<int64_t> dims,
                             const std::vector<uint8_t>& bytes, MemoryUse use, bool output) {
-    const auto [host, dev] = place(bytes, use);
+    const uint64_t shift = use == MemoryUse::weights ? weight_shift_ : 0;
+    const auto [host, dev] = place(bytes, use, shift);
     DualTensor t;
     t.name = name;
     t.output = output;
     t.ref = make_tensor(host, 0, dtype, dims);
-    t.dev = make_tensor(dev, kGuard, dtype, dims);
+    t.dev = make_tensor(dev, kGuard + shift, dtype, dims);
     tensors_.push_back(t);
     return tensors_.back();
 }

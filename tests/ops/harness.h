@@ -66,13 +66,17 @@ public:
 
     Comparison compare(const DualTensor& t);
     ops::Backend& plugin() { return plugin_; }
+    // Weights made after this call start `bytes` past a 64-byte boundary in the plugin's buffer, as tensors mapped in
+    // place from a safetensors file do (they start wherever the previous tensor ended: 8 + header + offset).
+    void misalign_weights(uint64_t bytes) { weight_shift_ = bytes; }
 
 private:
     DualTensor& make(const std::string& name, ops::DType dtype, std::initializer_list<int64_t> dims,
                      const std::vector<uint8_t>& bytes, ops::MemoryUse use, bool output);
     // Copies bytes into a new host buffer and a new plugin buffer (between guard bytes); returns both.
-    std::pair<ops::Buffer*, ops::Buffer*> place(const std::vector<uint8_t>& bytes, ops::MemoryUse use);
+    std::pair<ops::Buffer*, ops::Buffer*> place(const std::vector<uint8_t>& bytes, ops::MemoryUse use, uint64_t shift = 0);
     ops::Backend& plugin_;
+    uint64_t weight_shift_ = 0;
     std::vector<std::unique_ptr<ops::HostBuffer>> host_;
     std::vector<ops::Buffer*> dev_;
     std::deque<DualTensor> tensors_;
