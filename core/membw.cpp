@@ -58,41 +58,50 @@ uint64_t read_fast(const uint64_t* p, size_t n) {
 
 }  // namespace
 
+ReadStream::ReadStream(uint64_t bytes, int threads) : threads_(std::max(1, threads)) {
+    words_ = size_t(bytes / 8) / 8 * 8;
+    buf_ = static_cast<uint64_t*>(std::aligned_alloc(4096, (words_ * 8 + 4095) / 4096 * 4096));
+    if (!buf_) return;
+    // Touch every page from the thread that will read it (first-touch placement).
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads_; ++t)
+        pool.emplace_back([&, t] {
+            const size_t a = words_ * size_t(t) / size_t(threads_), b = words_ * size_t(t + 1) / size_t(threads_);
+            for (size_t i = a; i < b; ++i) buf_[i] = i;
+        });
+    for (auto& th : pool) th.join();
+}
+
+ReadStream::~ReadStream() { std::free(buf_); }
+
+double ReadStream::pass() {
+    if (!buf_ || words_ == 0) return 0;
+    std::vector<std::thread> pool;
+    std::vector<uint64_t> sums(static_cast<size_t>(threads_));
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int t = 0; t < threads_; ++t)
+        pool.emplace_back([&, t] {
+            // 64-byte aligned parts, so the wide loads stay aligned
+            const size_t a = words_ * size_t(t) / size_t(threads_) / 8 * 8;
+            const size_t b = t + 1 == threads_ ? words_ : words_ * size_t(t + 1) / size_t(threads_) / 8 * 8;
+            sums[size_t(t)] = read_fast(buf_ + a, b - a);
+        });
+    for (auto& th : pool) th.join();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    volatile uint64_t sink = 0;
+    for (uint64_t v : sums) sink = sink + v;
+    return double(bytes()) / s / 1e9;
+}
+
 BandwidthResult measure_read_bandwidth(uint64_t bytes, int threads, int passes) {
     BandwidthResult r;
     r.threads = std::max(1, threads);
     r.passes = std::max(1, passes);
-    const size_t words = size_t(bytes / 8);
-    r.bytes = uint64_t(words) * 8;
-    uint64_t* buf = static_cast<uint64_t*>(std::aligned_alloc(4096, (words * 8 + 4095) / 4096 * 4096));
-    if (!buf) return r;
-    // Touch every page from the thread that will read it (first-touch placement).
-    std::vector<std::thread> pool;
-    for (int t = 0; t < r.threads; ++t)
-        pool.emplace_back([&, t] {
-            const size_t a = words * size_t(t) / size_t(r.threads), b = words * size_t(t + 1) / size_t(r.threads);
-            for (size_t i = a; i < b; ++i) buf[i] = i;
-        });
-    for (auto& th : pool) th.join();
+    ReadStream stream(bytes, r.threads);
+    r.bytes = stream.bytes();
+    if (!stream.ok()) return r;
     std::vector<double> gbs;
-    volatile uint64_t sink = 0;
-    for (int p = 0; p < r.passes; ++p) {
-        pool.clear();
-        std::vector<uint64_t> sums(static_cast<size_t>(r.threads));
-        const auto t0 = std::chrono::steady_clock::now();
-        for (int t = 0; t < r.threads; ++t)
-            pool.emplace_back([&, t] {
-                // 64-byte aligned parts, so the wide loads stay aligned
-                const size_t a = words * size_t(t) / size_t(r.threads) / 8 * 8;
-                const size_t b = t + 1 == r.threads ? words : words * size_t(t + 1) / size_t(r.threads) / 8 * 8;
-                sums[size_t(t)] = read_fast(buf + a, b - a);
-            });
-        for (auto& th : pool) th.join();
-        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        for (uint64_t v : sums) sink = sink + v;
-        gbs.push_back(double(r.bytes) / s / 1e9);
-    }
-    std::free(buf);
+    for (int p = 0; p < r.passes; ++p) gbs.push_back(stream.pass());
     std::sort(gbs.begin(), gbs.end());
     r.best_gbs = gbs.back();
     r.median_gbs = gbs[gbs.size() / 2];

@@ -4,11 +4,13 @@
 //   lm_head  linear, BF16 [163840, 2304] (755 MB)
 //   moe      the MoE op at n = 1..8 tokens: 256 experts gate/up [1024, 2304] and down [2304, 1024], top 8 per token,
 //            a shared expert of 1024; it reads the router, the shared expert and each distinct routed expert once
-// Each call is timed cold: before every call a plain streaming read (core/membw) passes over a fresh buffer larger
-// than the caches, with the same number of threads, which also gives the bandwidth the call is compared with. So the
-// runs alternate kernel, stream, kernel, stream...; each kernel call's GB/s is divided by the stream pass just before
-// it, and the table gives medians: time, GB/s, stream GB/s and that ratio (1.0 = the kernel reads as fast as a plain
-// loop can). Prints the CPU model, a table and one JSON line.
+// Each call is timed cold: before every call a plain streaming read (core/membw's ReadStream) passes over a buffer
+// larger than the caches, allocated once, with the same number of threads, which also gives the bandwidth the call is
+// compared with. So the runs alternate kernel, stream, kernel, stream...; each kernel call's GB/s is divided by the
+// stream pass just before it, and the table gives medians: time, GB/s, stream GB/s and that ratio (1.0 = the kernel
+// reads as fast as a plain loop can). --weight-offset starts every weight that many bytes past a 64-byte boundary, as
+// a checkpoint mapped in place gives them (safetensors packs tensors at 8-byte offsets). Prints the CPU model, a table
+// and one JSON line.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -55,7 +57,7 @@ int32_t placement_for(Backend& b, MemoryUse use) {
 // Buffers of one case, released when it ends.
 class Buffers {
 public:
-    explicit Buffers(Backend& b) : b_(b) {}
+    Buffers(Backend& b, uint64_t weight_offset) : b_(b), weight_offset_(weight_offset) {}
     ~Buffers() {
         for (Buffer* buf : owned_) b_.release(buf);
     }
@@ -63,17 +65,20 @@ public:
     Buffers& operator=(const Buffers&) = delete;
 
     // A tensor in a buffer of its own, filled from `pattern` (bytes of valid values of its dtype), repeated.
+    // Weights start weight_offset bytes into their buffer.
     Tensor make(MemoryUse use, DType dt, std::initializer_list<int64_t> dims, const std::vector<uint8_t>& pattern) {
-        Tensor t = make_tensor(nullptr, 0, dt, dims);
-        t.buffer = b_.allocate(use, placement_for(b_, use), std::max<uint64_t>(t.bytes(), 256));
+        const uint64_t offset = use == MemoryUse::weights ? weight_offset_ : 0;
+        Tensor t = make_tensor(nullptr, offset, dt, dims);
+        t.buffer = b_.allocate(use, placement_for(b_, use), std::max<uint64_t>(offset + t.bytes(), 256));
         owned_.push_back(t.buffer);
         for (uint64_t at = 0; at < t.bytes(); at += pattern.size())
-            b_.write(t.buffer, at, pattern.data(), std::min<uint64_t>(pattern.size(), t.bytes() - at));
+            b_.write(t.buffer, offset + at, pattern.data(), std::min<uint64_t>(pattern.size(), t.bytes() - at));
         return t;
     }
 
 private:
     Backend& b_;
+    uint64_t weight_offset_;
     std::vector<Buffer*> owned_;
 };
 
@@ -110,7 +115,7 @@ double median(std::vector<double> v) {
 
 // The case timed cold, alternating with the streaming read: one untimed call first (the plugin's temporaries),
 // then `reps` times a stream pass and a call.
-Result measure(Backend& b, const Case& c, int32_t threads, uint64_t stream_bytes, int reps) {
+Result measure(Backend& b, const Case& c, int32_t threads, ReadStream& stream, int reps) {
     auto call = [&] {
         b.begin_step();
         c.run();
@@ -118,19 +123,18 @@ Result measure(Backend& b, const Case& c, int32_t threads, uint64_t stream_bytes
         b.synchronize();
     };
     call();
-    std::vector<double> ms, gbs, stream, ratio;
+    std::vector<double> ms, gbs, stream_gbs, ratio;
     for (int r = 0; r < reps; ++r) {
-        const BandwidthResult s = measure_read_bandwidth(stream_bytes, threads, 1);
-        if (s.best_gbs <= 0) throw std::runtime_error("could not allocate the stream buffer; lower --stream-gb");
+        const double s = stream.pass();
         const auto t0 = std::chrono::steady_clock::now();
         call();
         const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         ms.push_back(1e3 * sec);
         gbs.push_back(double(c.bytes) / sec / 1e9);
-        stream.push_back(s.best_gbs);
-        ratio.push_back(gbs.back() / s.best_gbs);
+        stream_gbs.push_back(s);
+        ratio.push_back(gbs.back() / s);
     }
-    return {c.name, threads, c.bytes, c.ops, median(ms), median(gbs), median(stream), median(ratio)};
+    return {c.name, threads, c.bytes, c.ops, median(ms), median(gbs), median(stream_gbs), median(ratio)};
 }
 
 }  // namespace
@@ -144,6 +148,7 @@ int main(int argc, char** argv) {
     int reps = 5;
     int64_t matrices = 64, experts = 256;
     double stream_gb = 1.0;
+    uint64_t weight_offset = 0;
     app.add_option("--plugin", plugin, "Plugin to run")->capture_default_str();
     app.add_option("--threads", threads, "Thread counts, each a run of every case (the plugin's and the stream's)")
         ->delimiter(',')
@@ -155,6 +160,11 @@ int main(int argc, char** argv) {
     app.add_option("--experts", experts, "Experts allocated for the moe case (at least 8)")->check(CLI::Range(8, 256))->capture_default_str();
     app.add_option("--stream-gb", stream_gb, "Buffer of each stream pass, in GB (larger than the caches)")
         ->check(CLI::Range(0.01, 1024.0))
+        ->capture_default_str();
+    app.add_option("--weight-offset", weight_offset,
+                   "Bytes past a 64-byte boundary at which every weight starts (24 is what a safetensors file mapped in "
+                   "place gave the bench model)")
+        ->check(CLI::Range(0, 4096))
         ->capture_default_str();
     app.add_option("--json-out", json_out, "Also write the results as JSON to this file");
     CLI11_PARSE(app, argc, argv);
@@ -188,12 +198,18 @@ int main(int argc, char** argv) {
         }
         Backend& b = lb->backend();
         devices.push_back(b.device().name);
+        ReadStream stream(stream_bytes, t);
+        if (!stream.ok()) {
+            std::fprintf(stderr, "bench_weight_stream: cannot allocate a %.2f GB stream buffer; lower --stream-gb\n",
+                         double(stream_bytes) / 1e9);
+            return 1;
+        }
         std::fprintf(stderr, "bench_weight_stream: %s on %s\n", plugin.c_str(), devices.back().c_str());
         const float ws = 1.0f / std::sqrt(float(D));
         const std::vector<uint8_t> weights = pattern(DType::bf16, 1 << 19, ws, 1), act = pattern(DType::f32, 1 << 16, 1.0f, 2);
         try {
             if (wanted("gemv")) {
-                Buffers bufs(b);
+                Buffers bufs(b, weight_offset);
                 std::vector<Tensor> w;
                 for (int64_t i = 0; i < matrices; ++i) w.push_back(bufs.make(MemoryUse::weights, DType::bf16, {N, D}, weights));
                 const Tensor x = bufs.make(MemoryUse::scratch, DType::f32, {1, D}, act);
@@ -202,18 +218,18 @@ int main(int argc, char** argv) {
                        [&] {
                            for (const Tensor& m : w) b.linear({x, m, y});
                        }};
-                results.push_back(measure(b, c, t, stream_bytes, reps));
+                results.push_back(measure(b, c, t, stream, reps));
             }
             if (wanted("lm_head")) {
-                Buffers bufs(b);
+                Buffers bufs(b, weight_offset);
                 const Tensor w = bufs.make(MemoryUse::weights, DType::bf16, {V, D}, weights);
                 const Tensor x = bufs.make(MemoryUse::scratch, DType::f32, {1, D}, act);
                 const Tensor y = bufs.make(MemoryUse::scratch, DType::f32, {1, V}, act);
                 results.push_back(measure(b, {"lm_head bf16 [163840,2304]", w.bytes(), 1, [&] { b.linear({x, w, y}); }}, t,
-                                          stream_bytes, reps));
+                                          stream, reps));
             }
             if (wanted("moe")) {
-                Buffers bufs(b);
+                Buffers bufs(b, weight_offset);
                 std::vector<Tensor> table;  // w1 (gate) of every expert, then w3 (up), then w2 (down)
                 for (int64_t e = 0; e < experts; ++e) table.push_back(bufs.make(MemoryUse::weights, DType::bf16, {I, D}, weights));
                 for (int64_t e = 0; e < experts; ++e) table.push_back(bufs.make(MemoryUse::weights, DType::bf16, {I, D}, weights));
@@ -246,7 +262,7 @@ int main(int argc, char** argv) {
                     Case c{"moe bf16 " + std::to_string(top_k) + " of " + std::to_string(experts) + ", n=" + std::to_string(n) +
                                " (" + std::to_string(distinct) + " experts)",
                            fixed + distinct * expert_bytes, 1, [&] { b.moe(p); }};
-                    results.push_back(measure(b, c, t, stream_bytes, reps));
+                    results.push_back(measure(b, c, t, stream, reps));
                 }
             }
         } catch (const std::exception& e) {
@@ -256,9 +272,9 @@ int main(int argc, char** argv) {
     }
 
     for (const std::string& d : devices) std::printf("plugin: %s on %s\n", plugin.c_str(), d.c_str());
-    std::printf("each call cold, after a streaming read of %.2f GB with the same threads; medians of %d; ratio: the "
-                "call's GB/s over the stream pass just before it\n\n",
-                double(stream_bytes) / 1e9, reps);
+    std::printf("each call cold, after a streaming read of %.2f GB with the same threads; weights %llu bytes past a "
+                "64-byte boundary; medians of %d; ratio: the call's GB/s over the stream pass just before it\n\n",
+                double(stream_bytes) / 1e9, static_cast<unsigned long long>(weight_offset), reps);
     std::printf("| case | threads | MB read | ms | µs per op | GB/s | stream GB/s | ratio to stream |\n"
                 "|---|---:|---:|---:|---:|---:|---:|---:|\n");
     nlohmann::ordered_json j;
@@ -266,6 +282,7 @@ int main(int argc, char** argv) {
     j["plugin"] = plugin;
     j["devices"] = devices;
     j["stream_bytes"] = stream_bytes;
+    j["weight_offset"] = weight_offset;
     j["reps"] = reps;
     nlohmann::ordered_json rows = nlohmann::ordered_json::array();
     for (const Result& r : results) {
