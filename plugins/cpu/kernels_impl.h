@@ -562,14 +562,16 @@ void matvec(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0,
         for (; n + 8 <= n1; n += 8) {
             const char* rows[8];
             for (int r = 0; r < 8; ++r) rows[r] = base + size_t(n + r) * row_bytes;
-            const int64_t ahead = n + 8 + kPrefetchRows <= n1 ? kPrefetchRows * int64_t(row_bytes) : 0;
+            // Prefetch on past this range while the matrix goes on: a MoE decode step reads an expert in slices
+            // of a few hundred rows, and whichever thread reads the next slice finds it on its way.
+            const int64_t ahead = n + 8 + kPrefetchRows <= w.rows ? kPrefetchRows * int64_t(row_bytes) : 0;
             tile<1, 8>(x, ldx, rows, w.dtype, w.cols, y + n, ldy, acc, ahead);
         }
     for (; n + 4 <= n1; n += 4) {
         const char* rows[4] = {base + size_t(n) * row_bytes, base + size_t(n + 1) * row_bytes,
                                base + size_t(n + 2) * row_bytes, base + size_t(n + 3) * row_bytes};
         // With one group of x rows the weights pass once: prefetch the rows two tiles on (not past this range).
-        const int64_t ahead = M <= 4 && n + 4 + kPrefetchRows <= n1 ? kPrefetchRows * int64_t(row_bytes) : 0;
+        const int64_t ahead = M <= 4 && n + 4 + kPrefetchRows <= w.rows ? kPrefetchRows * int64_t(row_bytes) : 0;
         for (int64_t m0 = 0; m0 < M; m0 += 4)
             tile_rows<4>(int(std::min<int64_t>(4, M - m0)), x + m0 * ldx, ldx, rows, w.dtype, w.cols, y + m0 * ldy + n, ldy,
                          acc, ahead);
