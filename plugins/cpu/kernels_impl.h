@@ -22,9 +22,9 @@ constexpr int64_t kNr = 32;   // packed panel width (outputs)
 constexpr int64_t kKb = 256;  // k block
 constexpr int64_t kMr = 8;    // rows per micro-kernel call
 constexpr int64_t kMatvecRows = 32;  // up to this many rows of x, weights are streamed without packing
-// Quantized few-row kernels prefetch the rows this far ahead of the tile being read (two tiles of four rows): a
-// tile's four rows are short streams the hardware prefetcher picks up too late, and a decode token reads megabytes
-// of experts, each from DRAM.
+// The few-row kernels prefetch the rows this far ahead of the tile being read (two tiles of four rows, one of
+// eight): a tile's rows are short streams the hardware prefetcher picks up too late, and a decode token reads
+// megabytes of experts, each from DRAM.
 constexpr int64_t kPrefetchRows = 8;
 // The packed kernel prefetches the weights of the panel this many panels ahead of the one it packs (into L2).
 constexpr int64_t kPanelsAhead = 2;
@@ -203,11 +203,6 @@ void tile_q_rows(int mr, const float* x, int64_t ldx, const char* const* rows, c
 }
 #endif
 
-// Few-row form: NR weight rows are streamed once per group of MR rows of x, without packing; the NR rows stay in
-// L1 while every row group of x passes by them. y[m, n .. n+NR) for m in [0, MR).
-// ahead: bytes from a row to the one whose data is prefetched while it is read (0: none), as in tile_int8.
-// BF16 rows are read a whole 64-byte line (32 values) at a time; the two halves are added to the accumulators one
-// after the other, so the sums are those of the 16-value steps below (the same bits whatever path or `ahead`).
 #if HALO_KERNELS_AVX512
 // a[r][m] += the 32 BF16 weights v (one 64-byte piece of row r) times x[m] (xl: its first 16, xh: the next 16), the
 // first 16 products before the next 16: every path of the few-row form adds them in this order.
@@ -231,6 +226,11 @@ inline int64_t shared_misalignment(const char* const* rows) {
 }
 #endif
 
+// Few-row form: NR weight rows are streamed once per group of MR rows of x, without packing; the NR rows stay in
+// L1 while every row group of x passes by them. y[m, n .. n+NR) for m in [0, MR).
+// ahead: bytes from a row to the one whose data is prefetched while it is read (0: none), as in tile_int8.
+// BF16 rows are read a whole 64-byte line (32 values) at a time; the two halves are added to the accumulators one
+// after the other, so the sums are those of the 16-value steps below (the same bits whatever path or `ahead`).
 template <int MR, int NR>
 void tile(const float* x, int64_t ldx, const char* const* rows, DType dt, int64_t K, float* y, int64_t ldy, bool acc,
           int64_t ahead = 0) {
@@ -570,7 +570,7 @@ void matvec(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0,
     for (; n + 4 <= n1; n += 4) {
         const char* rows[4] = {base + size_t(n) * row_bytes, base + size_t(n + 1) * row_bytes,
                                base + size_t(n + 2) * row_bytes, base + size_t(n + 3) * row_bytes};
-        // With one group of x rows the weights pass once: prefetch the rows two tiles on (not past this range).
+        // With one group of x rows the weights pass once: prefetch the rows two tiles on (not past the matrix).
         const int64_t ahead = M <= 4 && n + 4 + kPrefetchRows <= w.rows ? kPrefetchRows * int64_t(row_bytes) : 0;
         for (int64_t m0 = 0; m0 < M; m0 += 4)
             tile_rows<4>(int(std::min<int64_t>(4, M - m0)), x + m0 * ldx, ldx, rows, w.dtype, w.cols, y + m0 * ldy + n, ldy,
