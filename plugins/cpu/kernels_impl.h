@@ -250,8 +250,7 @@ void tile(const float* x, int64_t ldx, const char* const* rows, DType dt, int64_
         const int64_t mis = shared_misalignment<NR>(rows);
         if (mis >= 0) {
             // Whole aligned lines, each loaded one step before its last use, so the next line of every row is on its
-            // way while this one is summed (on Zen 5, about 0.95 of a streaming loop's bandwidth against 0.8 with
-            // loads at the rows' own addresses). Each step's 32 weights are taken from two lines with vpermt2w: the
+            // way while this one is summed (see matvec for what it gained). Each step's 32 weights are taken from two lines with vpermt2w: the
             // values a load at the row's own address would give (rows that start mis bytes past a line, as a
             // safetensors file mapped in place gives them; with mis = 0 the first line as it is). No line read lies
             // past the row: the next line is loaded only while it holds bytes of the row.
@@ -555,8 +554,9 @@ void matvec(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0,
     const size_t row_bytes = size_t(w.ld) * ops::dtype_size(w.dtype);
     const char* base = static_cast<const char*>(w.data);
     int64_t n = n0;
-    // One row of x against BF16 (decode): eight weight rows per tile, so more lines are loading at once (on Zen 5,
-    // four rows read DRAM at about 0.8 of a plain streaming loop and eight at about 0.95). Each output's sum is the
+    // One row of x against BF16 (decode): eight weight rows per tile, so more lines are loading at once. On one Zen 5
+    // core, four rows loaded at their own addresses read DRAM at about 0.8 of a plain streaming loop; eight rows read
+    // as aligned lines one step ahead (tile), about 0.95; either change alone gained little. Each output's sum is the
     // same whatever the tile's width.
     if (M == 1 && w.dtype == DType::bf16)
         for (; n + 8 <= n1; n += 8) {
