@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <new>
+#include <stdexcept>
 
 namespace halo::cpu {
 
@@ -132,6 +133,52 @@ void CpuContext::matmul(const ops::SeqBatch* batch, int64_t M, const float* x, i
         matmul_with(decode ? k.matmul_rows : k.matmul_packed, r1 - r0, x + r0 * ldx, ldx, w, y + r0 * ldy, ldy, acc);
         i = j;
     }
+}
+
+void CpuContext::matmul_group(const ops::SeqBatch* batch, int64_t M, const Product* products, int n_products) {
+    if (M <= 0 || n_products <= 0) return;
+    // Which kernel sums every row as matmul(batch, ...) would, when one kernel does: without batch invariance the
+    // default one for M rows, with it the few-row one when every run is a decode run.
+    MatmulKernel kernel = nullptr;
+    if (!batch_invariant)
+        kernel = k.matmul;
+    else if (!batch || batch->n_rows != M || batch->n_runs <= 0)
+        kernel = k.matmul_rows;
+    else {
+        bool all_decode = true;
+        for (int32_t i = 0; i < batch->n_runs; ++i) all_decode = all_decode && batch->runs[i].n_tokens <= kFewRowRun;
+        if (all_decode) kernel = k.matmul_rows;
+    }
+    if (!kernel || M > kFewRowRun) {
+        for (int i = 0; i < n_products; ++i) {
+            const Product& p = products[i];
+            matmul(batch, M, p.x, p.ldx, p.w, p.y, p.ldy);
+        }
+        return;
+    }
+    // Column chunks of one size for all products, multiples of the unit matmul_with uses, about four per thread.
+    const int threads = pool.size();
+    const int64_t unit = M <= 4 ? 16 : 32;
+    int64_t units = 0;
+    for (int i = 0; i < n_products; ++i) units += (products[i].w.rows + unit - 1) / unit;
+    const int64_t per = std::max<int64_t>(1, units / (threads * 4)) * unit;
+    constexpr int kMaxChunks = 4096;  // on the stack: a decode step allocates nothing
+    struct Chunk {
+        int product;
+        int64_t n0;
+    };
+    Chunk chunks[kMaxChunks];
+    int n_chunks = 0;
+    for (int i = 0; i < n_products; ++i)
+        for (int64_t n0 = 0; n0 < products[i].w.rows; n0 += per) {
+            if (n_chunks == kMaxChunks) throw std::runtime_error("cpu: matmul_group over more than 4096 chunks");
+            chunks[n_chunks++] = {i, n0};
+        }
+    pool.run(n_chunks, [&](int64_t t, int thread) {
+        const Chunk& c = chunks[t];
+        const Product& p = products[c.product];
+        kernel(M, p.x, p.ldx, p.w, c.n0, std::min(p.w.rows, c.n0 + per), p.y, p.ldy, false, pack_buffer(thread));
+    });
 }
 
 void CpuContext::matmul_with(MatmulKernel kernel, int64_t M, const float* x, int64_t ldx, const Matrix& w, float* y,

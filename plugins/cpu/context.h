@@ -88,6 +88,19 @@ struct CpuContext {
                 int64_t ldy, bool accumulate = false) {
         matmul(batch, M, x, ldx, as_matrix(w), y, ldy, accumulate);
     }
+    // Several products over the same M rows, each with its own x, W and y: y_i[M, N_i] = x_i[M, K_i] W_i^T.
+    // Decode rows (M <= kFewRowRun, under batch invariance runs of at most kFewRowRun tokens) go through one
+    // parallel loop over the column chunks of all of them, so small matrices do not each cost a loop of their own
+    // and the threads stream one matrix after another without waiting at each; other rows run as separate matmul
+    // calls. Every column is summed as matmul(batch, ...) would sum it.
+    struct Product {
+        const float* x;
+        int64_t ldx;
+        Matrix w;
+        float* y;
+        int64_t ldy;
+    };
+    void matmul_group(const ops::SeqBatch* batch, int64_t M, const Product* products, int n_products);
     // matmul with a chosen kernel.
     void matmul_with(MatmulKernel kernel, int64_t M, const float* x, int64_t ldx, const Matrix& w, float* y, int64_t ldy,
                      bool accumulate);

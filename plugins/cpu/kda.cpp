@@ -1,5 +1,7 @@
-// CPU KDA: batched projections, in-place causal conv per channel block, then the delta rule per (sequence, head),
-// recurrent for short runs and chunkwise-parallel (ops/reference/kda.cpp, KIMI_LINEAR.md 3.7) for long ones.
+// CPU KDA: the projections, then one task per (sequence, head) for everything between them: the head's causal conv
+// channels, decay gate, beta and L2 norms, the delta rule (recurrent for short runs, chunkwise-parallel for long ones:
+// ops/reference/kda.cpp, KIMI_LINEAR.md 3.7) and the gated RMSNorm. A decode step is then three parallel loops (the
+// projections that read x, the low-rank gates' second halves, the head tasks) before the output projection.
 #include <algorithm>
 #include <cmath>
 
@@ -104,11 +106,10 @@ struct KdaTemps {
     float* qkv;        // [T, 3D] pre-conv, then post-conv activations; row: q | k | v
     float *gate, *ogate, *o;  // [T, D]
     float* beta;       // [T, H]
-    float* low;        // [T, low_rank]
-    float* conv_w;     // [3, D, W]
-    float *dt_bias, *a_log, *o_norm;  // [D], [H], [K]
-    float* workspace;  // [threads, ws_floats]
-    int64_t ws_floats;
+    float *low_f, *low_g;     // [T, low_rank] each
+    float* o_norm;     // [K]
+    float* workspace;  // [threads, ws_floats]: the chunked form's, then the head's conv taps [3, K, W] and dt_bias [K]
+    int64_t ws_floats, ws_head;  // ws_head: where the head's conv taps start
 };
 template <class A>
 KdaTemps kda_temps(A& a, int64_t T, int64_t H, int64_t K, int64_t W, int64_t low_rank, int64_t C, int threads) {
@@ -118,12 +119,11 @@ KdaTemps kda_temps(A& a, int64_t T, int64_t H, int64_t K, int64_t W, int64_t low
     t.gate = a.floats(T * D);
     t.ogate = a.floats(T * D);
     t.beta = a.floats(T * H);
-    t.low = a.floats(T * low_rank);
+    t.low_f = a.floats(T * low_rank);
+    t.low_g = a.floats(T * low_rank);
     t.o = a.floats(T * D);
-    t.conv_w = a.floats(3 * D * W);
-    t.dt_bias = a.floats(D);
-    t.a_log = a.floats(H);
-    t.ws_floats = chunk_workspace(C, K) + K;
+    t.ws_head = (chunk_workspace(C, K) + K + 15) / 16 * 16;
+    t.ws_floats = t.ws_head + 3 * K * W + K;
     t.workspace = a.floats(threads * t.ws_floats);
     t.o_norm = a.floats(K);
     return t;
@@ -149,42 +149,33 @@ void kda(CpuContext& c, const KdaParams& p, const SeqBatch& batch) {
     const int threads = c.pool.size();
     const int64_t C = std::max<int32_t>(1, p.chunk_size);
     const KdaTemps tmp = kda_temps(c.arena, T, H, K, W, std::max(Rf, Rg), C, threads);
-    float *qkv = tmp.qkv, *gate = tmp.gate, *ogate = tmp.ogate, *beta = tmp.beta, *low = tmp.low, *o = tmp.o;
-    float *conv_w = tmp.conv_w, *dt_bias = tmp.dt_bias, *a_log = tmp.a_log, *workspace = tmp.workspace;
+    float *qkv = tmp.qkv, *gate = tmp.gate, *ogate = tmp.ogate, *beta = tmp.beta, *o = tmp.o;
+    float *low_f = tmp.low_f, *low_g = tmp.low_g, *workspace = tmp.workspace;
     const int64_t ws_floats = tmp.ws_floats;
 
+    // The projections of x in one parallel loop, then the low-rank gates' second halves in another.
     const float* x = p.x.host_as<float>();
-    c.matmul(&batch, T, x, hidden, w.q_proj, qkv, 3 * D);
-    c.matmul(&batch, T, x, hidden, w.k_proj, qkv + D, 3 * D);
-    c.matmul(&batch, T, x, hidden, w.v_proj, qkv + 2 * D, 3 * D);
-    c.matmul(&batch, T, x, hidden, w.f_a, low, Rf);
-    c.matmul(&batch, T, low, Rf, w.f_b, gate, D);
-    c.matmul(&batch, T, x, hidden, w.g_a, low, Rg);
-    c.matmul(&batch, T, low, Rg, w.g_b, ogate, D);
-    c.matmul(&batch, T, x, hidden, w.b_proj, beta, H);
-    k.to_f32(w.q_conv.host(), w.q_conv.dtype, conv_w, D * W);
-    k.to_f32(w.k_conv.host(), w.k_conv.dtype, conv_w + D * W, D * W);
-    k.to_f32(w.v_conv.host(), w.v_conv.dtype, conv_w + 2 * D * W, D * W);
-    k.to_f32(w.dt_bias.host(), w.dt_bias.dtype, dt_bias, D);
-    k.to_f32(w.a_log.host(), w.a_log.dtype, a_log, H);
+    using Product = CpuContext::Product;
+    auto product = [](const float* in, int64_t ldx, const Tensor& wt, float* y, int64_t ldy) {
+        return Product{in, ldx, CpuContext::as_matrix(wt), y, ldy};
+    };
+    const Product from_x[] = {product(x, hidden, w.q_proj, qkv, 3 * D),     product(x, hidden, w.k_proj, qkv + D, 3 * D),
+                              product(x, hidden, w.v_proj, qkv + 2 * D, 3 * D), product(x, hidden, w.f_a, low_f, Rf),
+                              product(x, hidden, w.g_a, low_g, Rg),          product(x, hidden, w.b_proj, beta, H)};
+    c.matmul_group(&batch, T, from_x, 6);
+    const Product from_low[] = {product(low_f, Rf, w.f_b, gate, D), product(low_g, Rg, w.g_b, ogate, D)};
+    c.matmul_group(&batch, T, from_low, 2);
+    float* o_norm = tmp.o_norm;
+    k.to_f32(w.o_norm.host(), w.o_norm.dtype, o_norm, K);
+    auto head_of = [](const Tensor& t, int64_t first, int64_t n, float* dst, const Kernels& kk) {
+        kk.to_f32(static_cast<const char*>(t.host()) + size_t(first) * dtype_size(t.dtype), t.dtype, dst, n);
+    };
 
-    // Decay gate and beta, row-wise.
-    c.pool.run(T, [&](int64_t t, int) {
-        float* g = gate + t * D;
-        for (int64_t ch = 0; ch < D; ++ch) {
-            const float z = g[ch] + dt_bias[ch];
-            const float sp = z > 20.0f ? z : std::log1p(std::exp(z));
-            g[ch] = -std::exp(a_log[ch / K]) * sp;
-        }
-        for (int64_t h = 0; h < H; ++h) beta[t * H + h] = sigmoid(beta[t * H + h]);
-    });
-
-    // Short convolutions + SiLU, in place, newest row first; tasks are (run, 64-channel block of q|k|v).
-    const int64_t block = 64, blocks = (3 * D + block - 1) / block;
+    // Short convolutions + SiLU of channels [c0, c1) of q|k|v (at most 64) over a run, in place, newest row first.
+    // taps: channel c0's W taps, then the next channel's.
     float* conv_state = p.conv_state.host_as<float>();
-    c.pool.run(int64_t(batch.n_runs) * blocks, [&](int64_t task, int) {
-        const SeqRun& run = batch.runs[task / blocks];
-        const int64_t c0 = (task % blocks) * block, c1 = std::min(3 * D, c0 + block), n = run.n_tokens;
+    auto conv_block = [&](const SeqRun& run, int64_t c0, int64_t c1, const float* taps) {
+        const int64_t n = run.n_tokens;
         float hist[16][64];   // W-1 history rows, then saved as the new history
         float saved[16][64];
         for (int64_t ch = c0; ch < c1; ++ch) {
@@ -200,7 +191,7 @@ void kda(CpuContext& c, const KdaParams& p, const SeqBatch& batch) {
         for (int64_t t = n - 1; t >= 0; --t) {
             float* row = qkv + (run.first_row + t) * 3 * D;
             for (int64_t ch = c0; ch < c1; ++ch) {
-                const float* wc = conv_w + ch * W;  // (which * D + cc) * W == ch * W
+                const float* wc = taps + (ch - c0) * W;
                 float y = 0;
                 for (int64_t j = 0; j < W; ++j) y += wc[j] * value(t - (W - 1) + j, ch);
                 row[ch] = silu(y);
@@ -211,25 +202,50 @@ void kda(CpuContext& c, const KdaParams& p, const SeqBatch& batch) {
             float* hrow = conv_state + ((int64_t(run.slot) * 3 + which) * (W - 1)) * D + cc;
             for (int64_t j = 0; j < W - 1; ++j) hrow[j * D] = saved[j][ch - c0];
         }
-    });
+    };
 
-    // L2-normalise q and k per head; q also takes the K^-0.5 scale.
+    // One task per (run, head): everything of the head from the projections to the output projection's input.
     const float q_scale = 1.0f / std::sqrt(float(K));
-    c.pool.run(T, [&](int64_t t, int) {
-        float* row = qkv + t * 3 * D;
-        for (int64_t h = 0; h < H; ++h) {
-            float* q = row + h * K;
-            float* kk = row + D + h * K;
-            k.scale(q, q_scale / std::sqrt(k.sum_squares(q, K) + p.l2_eps), K);
-            k.scale(kk, 1.0f / std::sqrt(k.sum_squares(kk, K) + p.l2_eps), K);
-        }
-    });
-
-    // The recurrence, one task per (run, head).
     float* state = p.state.host_as<float>();
     c.pool.run(int64_t(batch.n_runs) * H, [&](int64_t task, int thread) {
         const SeqRun& run = batch.runs[task / H];
-        const int64_t h = task % H;
+        const int64_t h = task % H, t0 = run.first_row, t1 = run.first_row + run.n_tokens;
+        float* ws = workspace + thread * ws_floats;
+
+        // The head's channels of q, k and v through the short convolutions, 64 at a time.
+        float* taps = ws + tmp.ws_head;  // [3][K][W]
+        float* dt_bias = taps + 3 * K * W;
+        const Tensor* conv[3] = {&w.q_conv, &w.k_conv, &w.v_conv};
+        for (int which = 0; which < 3; ++which) {
+            head_of(*conv[which], h * K * W, K * W, taps + which * K * W, k);
+            for (int64_t b = 0; b < K; b += 64)
+                conv_block(run, which * D + h * K + b, which * D + h * K + std::min(K, b + 64), taps + (which * K + b) * W);
+        }
+
+        // Decay gate and beta of the head's rows.
+        head_of(w.dt_bias, h * K, K, dt_bias, k);
+        float a_log = 0;
+        head_of(w.a_log, h, 1, &a_log, k);
+        const float a = std::exp(a_log);
+        for (int64_t t = t0; t < t1; ++t) {
+            float* g = gate + t * D + h * K;
+            for (int64_t d = 0; d < K; ++d) {
+                const float z = g[d] + dt_bias[d];
+                const float sp = z > 20.0f ? z : std::log1p(std::exp(z));
+                g[d] = -a * sp;
+            }
+            beta[t * H + h] = sigmoid(beta[t * H + h]);
+        }
+
+        // L2-normalise the head's q and k; q also takes the K^-0.5 scale.
+        for (int64_t t = t0; t < t1; ++t) {
+            float* q = qkv + t * 3 * D + h * K;
+            float* kk = q + D;
+            k.scale(q, q_scale / std::sqrt(k.sum_squares(q, K) + p.l2_eps), K);
+            k.scale(kk, 1.0f / std::sqrt(k.sum_squares(kk, K) + p.l2_eps), K);
+        }
+
+        // The recurrence.
         HeadView v;
         v.q = qkv + run.first_row * 3 * D + h * K;
         v.k = v.q + D;
@@ -243,20 +259,15 @@ void kda(CpuContext& c, const KdaParams& p, const SeqBatch& batch) {
         v.o_stride = D;
         v.n = run.n_tokens;
         float* S = state + (int64_t(run.slot) * H + h) * K * K;
-        float* ws = workspace + thread * ws_floats;
         float* pk = c.pack_buffer(thread);
         const bool use_chunks = p.form == KdaForm::chunked || (p.form == KdaForm::automatic && run.n_tokens >= 32);
         if (use_chunks)
             chunked(k, v, K, C, S, ws, pk);
         else
             recurrent(k, v, K, S, ws);
-    });
 
-    // Gated RMSNorm per head with a sigmoid gate, then the output projection.
-    float* o_norm = tmp.o_norm;
-    k.to_f32(w.o_norm.host(), w.o_norm.dtype, o_norm, K);
-    c.pool.run(T, [&](int64_t t, int) {
-        for (int64_t h = 0; h < H; ++h) {
+        // Gated RMSNorm of the head's output rows, with a sigmoid gate.
+        for (int64_t t = t0; t < t1; ++t) {
             float* oh = o + t * D + h * K;
             const float* gg = ogate + t * D + h * K;
             const float inv = 1.0f / std::sqrt(k.sum_squares(oh, K) / float(K) + p.norm_eps);
