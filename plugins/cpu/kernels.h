@@ -71,6 +71,12 @@ struct Kernels {
     // e = exp(gi - gj) over n channels; out[0] = sum a*b*e, out[1] = sum c*b*e (the chunked KDA pair terms).
     void (*pair_dots)(const float* gi, const float* gj, const float* a, const float* b, const float* c, int64_t n,
                       float* out);
+    // Absorbed MLA attention, 32 query rows at a time, on cached rows c_j (f32, row j at c + j * ld).
+    // scores32: s[j * 32 + i] = sum_k qt[k * 32 + i] c_j[k] for j < n, k < K (qt: the 32 rows transposed, [K][32]).
+    void (*scores32)(const float* qt, const float* c, int64_t ld, int64_t K, int64_t n, float* s);
+    // attend32: acc[i * lda + e] += sum_j p[j * 32 + i] c_j[e] for rows i < R (<= 32), e < E, j < n in order.
+    void (*attend32)(const float* p, int64_t R, const float* c, int64_t ld, int64_t E, int64_t n, float* acc,
+                     int64_t lda);
 };
 
 const Kernels& generic_kernels();

@@ -22,7 +22,7 @@ namespace halo::cpu {
 const Kernels& amx_kernels() {
     static const Kernels k = {"amx",          amx::matmul,   amx::matmul_rows, amx::matmul_packed, amx::dot,
                               amx::axpy,      amx::scale,    amx::mul,         amx::exp_vec,       amx::to_f32,
-                              amx::sum_squares, amx::delta_step, amx::pair_dots};
+                              amx::sum_squares, amx::delta_step, amx::pair_dots, amx::scores32, amx::attend32};
     return k;
 }
 

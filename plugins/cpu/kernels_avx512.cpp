@@ -22,7 +22,7 @@ namespace halo::cpu {
 const Kernels& avx512_kernels() {
     static const Kernels k = {"avx512",       avx512::matmul, avx512::matmul_rows, avx512::matmul_packed, avx512::dot,     avx512::axpy,       avx512::scale,
                               avx512::mul,    avx512::exp_vec, avx512::to_f32, avx512::sum_squares,
-                              avx512::delta_step,   avx512::pair_dots};
+                              avx512::delta_step,   avx512::pair_dots, avx512::scores32, avx512::attend32};
     return k;
 }
 

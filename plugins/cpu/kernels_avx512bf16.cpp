@@ -24,7 +24,7 @@ const Kernels& avx512bf16_kernels() {
                               avx512bf16::matmul_packed, avx512bf16::dot,    avx512bf16::axpy,
                               avx512bf16::scale,    avx512bf16::mul,        avx512bf16::exp_vec,
                               avx512bf16::to_f32,   avx512bf16::sum_squares, avx512bf16::delta_step,
-                              avx512bf16::pair_dots};
+                              avx512bf16::pair_dots, avx512bf16::scores32, avx512bf16::attend32};
     return k;
 }
 

@@ -18,7 +18,7 @@ namespace halo::cpu {
 const Kernels& generic_kernels() {
     static const Kernels k = {"generic",       generic::matmul,  generic::matmul_rows, generic::matmul_packed, generic::dot,    generic::axpy,       generic::scale,
                               generic::mul,    generic::exp_vec, generic::to_f32, generic::sum_squares,
-                              generic::delta_step,   generic::pair_dots};
+                              generic::delta_step,   generic::pair_dots, generic::scores32, generic::attend32};
     return k;
 }
 

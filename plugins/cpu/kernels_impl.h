@@ -1199,6 +1199,120 @@ void delta_step(float* S, int64_t K, int64_t V, const float* q, const float* k, 
     }
 }
 
+#if HALO_KERNELS_AVX512
+// Scores of J cached rows against the 32 query rows: accumulators hold the 32 rows in two vectors per cached row,
+// so the sums need no reduction across lanes. 2J accumulators: J = 4 keeps two FMA pipes busy.
+template <int J>
+inline void scores32_rows(const float* qt, const float* c, int64_t ld, int64_t K, float* s) {
+    __m512 a0[J], a1[J];
+    for (int j = 0; j < J; ++j) a0[j] = a1[j] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < K; ++k) {
+        const __m512 q0 = _mm512_loadu_ps(qt + k * 32), q1 = _mm512_loadu_ps(qt + k * 32 + 16);
+        for (int j = 0; j < J; ++j) {
+            const __m512 cv = _mm512_set1_ps(c[j * ld + k]);
+            a0[j] = _mm512_fmadd_ps(q0, cv, a0[j]);
+            a1[j] = _mm512_fmadd_ps(q1, cv, a1[j]);
+        }
+    }
+    for (int j = 0; j < J; ++j) {
+        _mm512_storeu_ps(s + j * 32, a0[j]);
+        _mm512_storeu_ps(s + j * 32 + 16, a1[j]);
+    }
+}
+
+// Four query rows' accumulators (rows i0 .. i0 + 3, those past `rows` neither read nor written: their p lanes are
+// 0) over elements [e0, e0 + 64) (lanes past E masked off by m) take every cached row's share: per cached row, four
+// vectors of it meet four broadcast probabilities. Sixteen named accumulators: as an array, GCC keeps a copy of
+// them on the stack and stores it on every step.
+inline void attend32_rows4(const float* p, int64_t i0, int64_t rows, const float* c, int64_t ld, int64_t e0,
+                           const __mmask16* m, int64_t n, float* acc, int64_t lda) {
+    const __mmask16 m0 = m[0], m1 = m[1], m2 = m[2], m3 = m[3];
+    const __mmask16 r0 = 0xffff, r1 = rows > 1 ? 0xffff : 0, r2 = rows > 2 ? 0xffff : 0, r3 = rows > 3 ? 0xffff : 0;
+    float* a0p = acc + i0 * lda + e0;
+    float* a1p = a0p + lda;
+    float* a2p = a1p + lda;
+    float* a3p = a2p + lda;
+#define HALO_ACC_ROW(i)                                                                                       \
+    __m512 a##i##0 = _mm512_maskz_loadu_ps(m0 & r##i, a##i##p), a##i##1 = _mm512_maskz_loadu_ps(m1 & r##i, a##i##p + 16), \
+           a##i##2 = _mm512_maskz_loadu_ps(m2 & r##i, a##i##p + 32), a##i##3 = _mm512_maskz_loadu_ps(m3 & r##i, a##i##p + 48);
+    HALO_ACC_ROW(0)
+    HALO_ACC_ROW(1)
+    HALO_ACC_ROW(2)
+    HALO_ACC_ROW(3)
+#undef HALO_ACC_ROW
+    for (int64_t j = 0; j < n; ++j) {
+        const float* cj = c + j * ld + e0;
+        const __m512 c0 = _mm512_maskz_loadu_ps(m0, cj), c1 = _mm512_maskz_loadu_ps(m1, cj + 16);
+        const __m512 c2 = _mm512_maskz_loadu_ps(m2, cj + 32), c3 = _mm512_maskz_loadu_ps(m3, cj + 48);
+        const float* pj = p + j * 32 + i0;
+#define HALO_ACC_STEP(i)                                  \
+    {                                                     \
+        const __m512 pv = _mm512_set1_ps(pj[i]);          \
+        a##i##0 = _mm512_fmadd_ps(pv, c0, a##i##0);       \
+        a##i##1 = _mm512_fmadd_ps(pv, c1, a##i##1);       \
+        a##i##2 = _mm512_fmadd_ps(pv, c2, a##i##2);       \
+        a##i##3 = _mm512_fmadd_ps(pv, c3, a##i##3);       \
+    }
+        HALO_ACC_STEP(0)
+        HALO_ACC_STEP(1)
+        HALO_ACC_STEP(2)
+        HALO_ACC_STEP(3)
+#undef HALO_ACC_STEP
+    }
+#define HALO_ACC_STORE(i)                                    \
+    _mm512_mask_storeu_ps(a##i##p, m0 & r##i, a##i##0);      \
+    _mm512_mask_storeu_ps(a##i##p + 16, m1 & r##i, a##i##1); \
+    _mm512_mask_storeu_ps(a##i##p + 32, m2 & r##i, a##i##2); \
+    _mm512_mask_storeu_ps(a##i##p + 48, m3 & r##i, a##i##3);
+    HALO_ACC_STORE(0)
+    HALO_ACC_STORE(1)
+    HALO_ACC_STORE(2)
+    HALO_ACC_STORE(3)
+#undef HALO_ACC_STORE
+}
+#endif
+
+void scores32(const float* qt, const float* c, int64_t ld, int64_t K, int64_t n, float* s) {
+#if HALO_KERNELS_AVX512
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) scores32_rows<4>(qt, c + j * ld, ld, K, s + j * 32);
+    switch (n - j) {
+    case 3: scores32_rows<3>(qt, c + j * ld, ld, K, s + j * 32); break;
+    case 2: scores32_rows<2>(qt, c + j * ld, ld, K, s + j * 32); break;
+    case 1: scores32_rows<1>(qt, c + j * ld, ld, K, s + j * 32); break;
+    default: break;
+    }
+#else
+    for (int64_t j = 0; j < n; ++j) {
+        float acc[32] = {};
+        for (int64_t k = 0; k < K; ++k) {
+            const float cv = c[j * ld + k];
+            for (int i = 0; i < 32; ++i) acc[i] += qt[k * 32 + i] * cv;
+        }
+        std::copy(acc, acc + 32, s + j * 32);
+    }
+#endif
+}
+
+void attend32(const float* p, int64_t R, const float* c, int64_t ld, int64_t E, int64_t n, float* acc, int64_t lda) {
+#if HALO_KERNELS_AVX512
+    for (int64_t e0 = 0; e0 < E; e0 += 64) {
+        __mmask16 m[4];
+        for (int v = 0; v < 4; ++v) {
+            const int64_t left = std::clamp<int64_t>(E - e0 - 16 * v, 0, 16);
+            m[v] = __mmask16((1u << left) - 1);
+        }
+        for (int64_t i = 0; i < R; i += 4) attend32_rows4(p, i, std::min<int64_t>(4, R - i), c, ld, e0, m, n, acc, lda);
+    }
+#else
+    for (int64_t i = 0; i < R; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+            const float pj = p[j * 32 + i];
+            for (int64_t e = 0; e < E; ++e) acc[i * lda + e] += pj * c[j * ld + e];
+        }
+#endif
+}
+
 void pair_dots(const float* gi, const float* gj, const float* a, const float* b, const float* c, int64_t n, float* out) {
     int64_t i = 0;
     float s0 = 0, s1 = 0;

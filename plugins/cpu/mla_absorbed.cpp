@@ -1,6 +1,9 @@
-// Absorbed MLA attention: q_abs = W_UK^T q_nope per head, scores against the cached latents as stored (any cache
-// dtype), an online softmax page by page, then W_UV applied to the attended latent. All heads of a token share
-// every cache read; long contexts with few query rows are split across threads and combined.
+// Absorbed MLA attention: q_abs = W_UK^T q_nope per head, scores against the cached latents (F16/BF16 caches
+// widened 64 rows at a time), an online softmax over blocks of 64 cached rows, then W_UV applied to the attended
+// latent. The query rows (all heads of a token) are held transposed, 32 to a block, so the scores and the attended
+// latents are outer products over the cached rows (Kernels::scores32 / attend32): every cached row is read once per
+// block of 32 rows and no sum is reduced across lanes. Long contexts with few query rows are split across threads
+// and combined.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -36,7 +39,7 @@ void mla_absorbed(CpuContext& c, const MlaParams& p, const MlaDims& d, const std
     const std::vector<int64_t>& row_base = tmp.row_base;
     float *qc = tmp.qc, *ctxv = tmp.ctxv, *workspace = tmp.workspace;
     const std::vector<AbsorbedTask>& tasks = tmp.tasks;
-    const int64_t max_rows = tmp.max_rows, ws_floats = tmp.ws_floats;
+    const int64_t ws_floats = tmp.ws_floats;
 
     // q_abs = W_UK[h]^T q_nope for every (token, head); q_rot copied beside it.
     c.pool.run(int64_t(runs.size()) * H, [&](int64_t task, int thread) {
@@ -54,30 +57,53 @@ void mla_absorbed(CpuContext& c, const MlaParams& p, const MlaDims& d, const std
             std::copy(qs + t * H * d.dq + h * d.dq + d.dn, qs + t * H * d.dq + (h + 1) * d.dq, dst + (t * H + h) * width + r);
     });
 
+    // Each task: its rows (all heads of its tokens) transposed in blocks of 32, then, block by block of cached rows,
+    // the scores of every row block, the online softmax and the attended latents (scores32 / attend32).
+    const int64_t acc_ld = r + 2;
     c.pool.run(int64_t(tasks.size()), [&](int64_t ti, int thread) {
         const AbsorbedTask& task = tasks[size_t(ti)];
         const SeqRun& run = *runs[task.run];
-        const int64_t rows = (task.t1 - task.t0) * H;
-        float* pk = c.pack_buffer(thread);
-        float* scores = workspace + thread * ws_floats;               // [rows][ps]
-        float* acc = task.part ? task.part : scores + max_rows * ps;  // [rows][r + 2]: acc, max, sum
-        for (int64_t i = 0; i < rows; ++i) online_softmax_reset(acc + i * (r + 2), r);
+        const int64_t rows = (task.t1 - task.t0) * H, blocks = (rows + 31) / 32;
+        float* ws = workspace + thread * ws_floats;
+        float* qt = ws;                       // [blocks][width][32]
+        float* scores = ws + tmp.ws_scores;   // [kAbsorbedBlock][32]
+        float* rows_f32 = ws + tmp.ws_rows;   // [kAbsorbedBlock][width]
+        float* acc = task.part ? task.part : ws + tmp.ws_acc;  // [rows][r + 2]: acc, max, sum
+        for (int64_t i = 0; i < rows; ++i) online_softmax_reset(acc + i * acc_ld, r);
         const float* qrows = qc + (row_base[task.run] + task.t0) * H * width;
+        for (int64_t b = 0; b < blocks; ++b) {
+            const int64_t R = std::min<int64_t>(32, rows - b * 32);
+            float* qb = qt + b * width * 32;
+            for (int64_t e = 0; e < width; ++e) {
+                for (int64_t i = 0; i < R; ++i) qb[e * 32 + i] = qrows[(b * 32 + i) * width + e];
+                for (int64_t i = R; i < 32; ++i) qb[e * 32 + i] = 0.0f;
+            }
+        }
+        int64_t limit[32];
         for (int64_t pg = task.page0; pg < task.page1; ++pg) {
-            const int64_t j0 = pg * ps, n_valid = std::min(ps, run.pos + task.t1 - j0);
+            const int64_t p0 = pg * ps, n_valid = std::min(ps, run.pos + task.t1 - p0);
             if (n_valid <= 0) break;
-            const char* lat = cache_row(p, d, run, j0);
-            const Matrix keys{lat, p.cache.dtype, n_valid, width, width, false};
-            k.matmul(rows, qrows, width, keys, 0, n_valid, scores, ps, false, pk);
-            for (int64_t i = 0; i < rows; ++i)  // row i is head i % H of token t0 + i / H
-                online_softmax_step(k, scores + i * ps, n_valid, j0, run.pos + task.t0 + i / H, p.softmax_scale,
-                                    acc + i * (r + 2), r);
-            const Matrix values{lat, p.cache.dtype, r, n_valid, width, true};
-            k.matmul(rows, scores, ps, values, 0, r, acc, r + 2, true, pk);
+            for (int64_t j0 = 0; j0 < n_valid; j0 += kAbsorbedBlock) {
+                const int64_t n = std::min(kAbsorbedBlock, n_valid - j0);
+                const char* lat = cache_row(p, d, run, p0 + j0);
+                const float* cached = reinterpret_cast<const float*>(lat);
+                if (p.cache.dtype != DType::f32) {
+                    k.to_f32(lat, p.cache.dtype, rows_f32, n * width);
+                    cached = rows_f32;
+                }
+                for (int64_t b = 0; b < blocks; ++b) {
+                    const int64_t R = std::min<int64_t>(32, rows - b * 32);
+                    for (int64_t i = 0; i < R; ++i) limit[i] = run.pos + task.t0 + (b * 32 + i) / H;
+                    float* acc_b = acc + b * 32 * acc_ld;
+                    k.scores32(qt + b * width * 32, cached, width, width, n, scores);
+                    online_softmax_step32(k, scores, n, p0 + j0, limit, R, p.softmax_scale, acc_b, acc_ld, r);
+                    k.attend32(scores, R, cached, width, r, n, acc_b, acc_ld);
+                }
+            }
         }
         if (!task.part)
             for (int64_t i = 0; i < rows; ++i) {
-                const float* a = acc + i * (r + 2);
+                const float* a = acc + i * acc_ld;
                 float* dst = ctxv + ((row_base[task.run] + task.t0) * H + i) * r;
                 const float inv = a[r + 1] > 0 ? 1.0f / a[r + 1] : 0.0f;
                 for (int64_t e = 0; e < r; ++e) dst[e] = a[e] * inv;

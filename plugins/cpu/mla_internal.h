@@ -53,14 +53,52 @@ inline void online_softmax_step(const Kernels& k, float* s, int64_t n, int64_t j
     }
     const float m_new = std::max(a[width], mx);
     const float alpha = a[width] == neg_inf ? 0.0f : std::exp(a[width] - m_new);
+    for (int64_t j = 0; j < n; ++j) s[j] -= m_new;  // masked positions stay -inf, and exp gives them 0
+    k.exp(s, s, n);
     float sum = 0;
-    for (int64_t j = 0; j < n; ++j) {
-        s[j] = s[j] == neg_inf ? 0.0f : std::exp(s[j] - m_new);
-        sum += s[j];
-    }
+    for (int64_t j = 0; j < n; ++j) sum += s[j];
     k.scale(a, alpha, width);
     a[width] = m_new;
     a[width + 1] = a[width + 1] * alpha + sum;
+}
+
+// online_softmax_step for R (<= 32) query rows held transposed: s[j * 32 + i] is row i's score against position
+// j0 + j (j < n); positions after limit[i] are masked. Row i's accumulator is acc + i * lda (width values, then the
+// running max and sum). Lanes i >= R are ignored (their s entries become 0).
+inline void online_softmax_step32(const Kernels& k, float* s, int64_t n, int64_t j0, const int64_t* limit, int64_t R,
+                                  float scale, float* acc, int64_t lda, int64_t width) {
+    const float neg_inf = -std::numeric_limits<float>::infinity();
+    float mx[32], sub[32], sum[32];
+    int64_t last[32];  // the last visible j of each lane (-1: none)
+    for (int i = 0; i < 32; ++i) {
+        mx[i] = neg_inf;
+        sum[i] = 0.0f;
+        last[i] = i < R ? limit[i] - j0 : -1;
+    }
+    for (int64_t j = 0; j < n; ++j)
+        for (int i = 0; i < 32; ++i) {
+            const float v = j <= last[i] ? s[j * 32 + i] * scale : neg_inf;
+            s[j * 32 + i] = v;
+            mx[i] = std::max(mx[i], v);
+        }
+    for (int i = 0; i < 32; ++i) {
+        const float m_new = i < R ? std::max(acc[i * lda + width], mx[i]) : neg_inf;
+        sub[i] = m_new == neg_inf ? 0.0f : m_new;
+    }
+    for (int64_t j = 0; j < n; ++j)
+        for (int i = 0; i < 32; ++i) s[j * 32 + i] -= sub[i];  // masked positions stay -inf, and exp gives them 0
+    k.exp(s, s, n * 32);
+    for (int64_t j = 0; j < n; ++j)
+        for (int i = 0; i < 32; ++i) sum[i] += s[j * 32 + i];
+    for (int64_t i = 0; i < R; ++i) {
+        if (mx[i] == neg_inf) continue;  // nothing visible in this block for this row
+        float* a = acc + i * lda;
+        const float m_new = sub[i];
+        const float alpha = a[width] == neg_inf ? 0.0f : std::exp(a[width] - m_new);
+        if (alpha != 1.0f) k.scale(a, alpha, width);
+        a[width] = m_new;
+        a[width + 1] = a[width + 1] * alpha + sum[i];
+    }
 }
 
 // Resets a row accumulator for online_softmax_step.
@@ -116,9 +154,14 @@ struct AbsorbedTemps {
     float* ctxv;                    // [rows][H][r] attended latents
     std::vector<AbsorbedTask> tasks;
     int64_t max_rows;               // rows of the largest task (all heads of its tokens)
-    float* workspace;               // [threads, ws_floats]: scores [max_rows, ps], acc [max_rows, r + 2]
-    int64_t ws_floats;
+    // [threads, ws_floats]: the task's query rows transposed in blocks of 32 [blocks][width][32], scores of one block
+    // of cached rows [kAbsorbedBlock][32], those rows as f32 [kAbsorbedBlock][width] (F16/BF16 caches), and the
+    // accumulators [max_rows][r + 2] of a task whose context is not split.
+    float* workspace;
+    int64_t ws_floats, ws_scores, ws_rows, ws_acc;  // offsets in a thread's workspace
 };
+// Cached rows attended at a time by the absorbed form.
+constexpr int64_t kAbsorbedBlock = 64;
 // Tasks: (run, group of tokens, context split). A group's context is split into spans of a fixed number of pages,
 // so how a row's softmax is summed depends on its own sequence only, never on what else is in the batch: a
 // sequence decodes to the same bits alone or batched. Spans of >= 512 positions keep a split worth its combine.
@@ -148,7 +191,11 @@ void absorbed_temps(A& a, const MlaDims& d, const std::vector<const ops::SeqRun*
         }
     }
     t.max_rows = tokens_per_group * d.H;
-    t.ws_floats = t.max_rows * d.ps + t.max_rows * (d.r + 2) + 64;
+    const int64_t blocks = (t.max_rows + 31) / 32;
+    t.ws_scores = blocks * d.width * 32;
+    t.ws_rows = t.ws_scores + kAbsorbedBlock * 32;
+    t.ws_acc = t.ws_rows + (kAbsorbedBlock * d.width + 15) / 16 * 16;
+    t.ws_floats = t.ws_acc + t.max_rows * (d.r + 2) + 16;
     t.workspace = a.floats(threads * t.ws_floats);
 }
 

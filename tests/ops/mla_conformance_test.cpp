@@ -2,7 +2,7 @@
 //
 // Cases: token runs of 1, 15, 16, 17, 63, 64, 65 and 200, with and without cached history, several sequences in
 // one batch with scattered (shuffled) page tables, pages of 16 tokens, odd head counts and widths, F32/F16/BF16
-// caches, in the plugin's expanded, absorbed and automatic forms.
+// caches, contexts of over 1000 tokens, in the plugin's expanded, absorbed and automatic forms.
 //
 // Tolerance: 1e-4 normalised with an F32 cache (F32 products and softmax over at most ~240 positions; observed
 // errors are about 1e-6). With an F16/BF16 cache the plugin and the reference round the same latents, but a value
@@ -129,6 +129,17 @@ TEST_P(Conformance, Mla) {
         c.cache = cache;
         cases.push_back(c);
     }
+    // Contexts long enough for a plugin to split a row's positions over several tasks and combine them (the CPU
+    // plugin splits at 512): a decode token and a short run after 1100 cached tokens, 33 heads (two blocks of 32
+    // query rows and one of 1 for the CPU's absorbed kernels).
+    MlaCase long_context;
+    long_context.runs = {1, 3};
+    long_context.history = 1100;
+    cases.push_back(long_context);
+    long_context.H = 33;
+    long_context.runs = {1};
+    long_context.cache = DType::bf16;
+    cases.push_back(long_context);
 
     auto rc = [this](auto&&... a) { run_case(a...); };
     for (const MlaCase& c : cases)
