@@ -233,6 +233,18 @@ void Model::allocate_state() {
                                                      L.scratch_bytes));
 }
 
+Model::CheckpointPages Model::checkpoint_pages() const {
+    CheckpointPages out;
+    if (!checkpoint_) return out;
+    for (const auto& f : checkpoint_->files()) {
+        const MappedFile::PageUse use = f->page_use();
+        out.bytes += f->size();
+        out.resident += use.resident;
+        out.huge += use.huge;
+    }
+    return out;
+}
+
 uint64_t Model::decode_weight_bytes() const {
     uint64_t total = 0;
     ModelWeights w = weights_;

@@ -88,6 +88,11 @@ public:
     // fewer layers than the checkpoint has. Loading goes on; the caller warns.
     const std::vector<std::string>& unused_tensors() const { return unused_tensors_; }
     ops::Backend& backend() { return backend_; }
+    // The checkpoint's mapped files: their bytes, and MappedFile::page_use summed over them.
+    struct CheckpointPages {
+        uint64_t bytes = 0, resident = 0, huge = 0;
+    };
+    CheckpointPages checkpoint_pages() const;
     StatePool& pool() { return pool_; }
     // Bytes of weights one decode token reads (all non-expert tensors, the router, top_k routed experts and the
     // shared experts of every MoE layer, one embedding row).

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <set>
 #include <tuple>
@@ -158,6 +159,40 @@ std::vector<TensorRecord> parse_safetensors(const uint8_t* bytes, uint64_t size,
     return out;
 }
 
+namespace {
+
+// Maps a file read-only at an address that is a multiple of 2 MiB, asking for huge pages (MADV_HUGEPAGE). Where the
+// kernel caches the file in 2 MiB folios (Linux 6.x reads ext4 and XFS files into them; older kernels can collapse a
+// mapping that asks into huge pages in the background), each 2 MiB of the mapping is one page table entry, and decode
+// streams the weights through far fewer TLB misses: on a 2-core VM the bench model's 3.3 GB read at 55 GB/s at 2
+// threads this way, against 23-25 GB/s through the 4 KiB pages a freshly written file sits in (see
+// drop_written_pages). Falls back to a plain mapping; MAP_FAILED (errno set) when the file cannot be mapped at all.
+void* map_huge_aligned(int fd, uint64_t size) {
+    constexpr uint64_t kHuge = uint64_t(2) << 20;
+    const long page_size = ::sysconf(_SC_PAGESIZE);
+    const uint64_t page = page_size > 0 ? uint64_t(page_size) : 4096;
+    const uint64_t span = (size + page - 1) / page * page;
+    void* reserve = size < kHuge ? MAP_FAILED : ::mmap(nullptr, span + kHuge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (reserve == MAP_FAILED) return ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    char* const base = static_cast<char*>(reserve);
+    char* const aligned = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(base) + kHuge - 1) & ~uintptr_t(kHuge - 1));
+    void* p = ::mmap(aligned, size, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
+    if (p == MAP_FAILED) {
+        const int err = errno;
+        ::munmap(base, span + kHuge);
+        errno = err;
+        return MAP_FAILED;
+    }
+    // Give back the reservation around the file's pages.
+    if (aligned > base) ::munmap(base, size_t(aligned - base));
+    char* const end = aligned + span;
+    if (base + span + kHuge > end) ::munmap(end, size_t(base + span + kHuge - end));
+    ::madvise(p, size, MADV_HUGEPAGE);  // a hint: kernels without file huge pages refuse it, and nothing changes
+    return p;
+}
+
+}  // namespace
+
 MappedFile::MappedFile(const std::filesystem::path& path) : path_(path) {
     // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer before fstat could refuse it.
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
@@ -175,7 +210,7 @@ MappedFile::MappedFile(const std::filesystem::path& path) : path_(path) {
     }
     size_ = uint64_t(st.st_size);
     if (size_ > 0) {
-        void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+        void* p = map_huge_aligned(fd, size_);
         if (p == MAP_FAILED) {
             ::close(fd);
             fail(path.string(), std::string("cannot be memory-mapped: ") + std::strerror(errno));
@@ -183,6 +218,40 @@ MappedFile::MappedFile(const std::filesystem::path& path) : path_(path) {
         data_ = static_cast<uint8_t*>(p);
     }
     ::close(fd);
+}
+
+void drop_written_pages(const std::filesystem::path& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return;
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && uint64_t(st.st_size) >= (uint64_t(64) << 20) &&
+        ::fdatasync(fd) == 0)
+        ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    ::close(fd);
+}
+
+MappedFile::PageUse MappedFile::page_use() const {
+    PageUse use;
+    if (!data_) return use;
+    std::FILE* f = std::fopen("/proc/self/smaps", "r");
+    if (!f) return use;
+    const uintptr_t start = reinterpret_cast<uintptr_t>(data_);
+    char line[512];
+    bool inside = false;
+    while (std::fgets(line, sizeof line, f)) {
+        unsigned long lo = 0, hi = 0;
+        char dash = 0;
+        if (std::sscanf(line, "%lx%c%lx", &lo, &dash, &hi) == 3 && dash == '-') {  // a mapping's first line
+            if (inside) break;
+            inside = lo == start;
+            continue;
+        }
+        unsigned long long kb = 0;
+        if (inside && std::sscanf(line, "Rss: %llu kB", &kb) == 1) use.resident = uint64_t(kb) * 1024;
+        if (inside && std::sscanf(line, "FilePmdMapped: %llu kB", &kb) == 1) use.huge = uint64_t(kb) * 1024;
+    }
+    std::fclose(f);
+    return use;
 }
 
 MappedFile::~MappedFile() {

@@ -60,6 +60,7 @@ void SafetensorsWriter::finish() {
     const bool closed = std::fclose(file_) == 0;
     file_ = nullptr;
     if (!ok || !closed) fail(std::strerror(ok ? errno : err));
+    drop_written_pages(path_);
 }
 
 }  // namespace halo

@@ -320,7 +320,14 @@ int run_bench(BenchOptions& o, const CLI::App& app) {
             base.chunk = m.options().max_step_rows;
             base.cache_dtype = ro.cache_dtype;
             if (profiler) profiler->set_lm_head_width(m.config().vocab_size);
+            const size_t first_row = rows.size();
             run_tests(m, o, tests, base, profiler.get(), rows);
+            const Model::CheckpointPages pages = m.checkpoint_pages();
+            for (size_t i = first_row; i < rows.size(); ++i) {
+                rows[i].mapped_bytes = pages.bytes;
+                rows[i].mapped_resident_bytes = pages.resident;
+                rows[i].mapped_huge_bytes = pages.huge;
+            }
         }
 
     setup.bandwidth_after_gbs = measure_bandwidth(o, "after").best_gbs;

@@ -136,6 +136,14 @@ std::string bench_markdown(const BenchSetup& setup, const std::vector<BenchRow>&
         out += "model: " + setup.model_dir + " (" + r.weights + "; " + format("%.1f MB of weights, %.1f MB", double(r.model_size) / 1e6,
                                                                         double(r.decode_weight_bytes) / 1e6) +
                " read per decode token)\n";
+        if (r.mapped_resident_bytes > 0)
+            out += format("checkpoint files: %.1f MB, ", double(r.mapped_bytes) / 1e6) +
+                   format("%.1f MB of them mapped, %.1f MB of that in 2 MiB pages", double(r.mapped_resident_bytes) / 1e6,
+                          double(r.mapped_huge_bytes) / 1e6) +
+                   (r.mapped_huge_bytes * 2 < r.mapped_resident_bytes
+                        ? " (4 KiB pages stream slower where TLB misses are dear; the page cache keeps a file it "
+                          "already held in small pages until it drops the file)\n"
+                        : "\n");
     }
     std::vector<std::pair<std::string, std::string>> devices;  // (backend, device) in order of appearance
     for (const BenchRow& r : rows)
@@ -215,6 +223,9 @@ nlohmann::ordered_json bench_record(const BenchSetup& setup, const BenchRow& r) 
     j["model_size"] = r.model_size;
     j["model_n_params"] = r.model_n_params;
     j["decode_weight_bytes"] = r.decode_weight_bytes;
+    j["mapped_bytes"] = r.mapped_bytes;
+    j["mapped_resident_bytes"] = r.mapped_resident_bytes;
+    j["mapped_huge_bytes"] = r.mapped_huge_bytes;
     j["n_threads"] = r.threads;
     j["n_chunk"] = r.chunk;
     j["cache_dtype"] = r.cache_dtype;

@@ -52,6 +52,9 @@ struct BenchRow {
     uint64_t model_size = 0;           // bytes of weights in backend memory (scales included)
     uint64_t model_n_params = 0;       // parameters (elements of every tensor)
     uint64_t decode_weight_bytes = 0;  // bytes of weights one decode token reads
+    // The checkpoint's mapped files after the tests: their bytes, the bytes mapped (read at least once) and of those
+    // the bytes in 2 MiB pages.
+    uint64_t mapped_bytes = 0, mapped_resident_bytes = 0, mapped_huge_bytes = 0;
     int32_t threads = 0;               // CPU threads the backend ran
     int32_t chunk = 0;                 // prefill tokens per forward step
     std::string cache_dtype;           // MLA cache element type

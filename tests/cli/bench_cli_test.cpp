@@ -182,7 +182,7 @@ json safetensors_header(const fs::path& file) {
 
 const std::vector<std::string> kRecordFields = {
     "build_commit", "backend", "device", "model_filename", "model_type", "weights", "model_size", "model_n_params",
-    "decode_weight_bytes", "n_threads", "n_chunk", "cache_dtype", "n_prompt", "n_gen", "n_depth", "test", "test_time",
+    "decode_weight_bytes", "mapped_bytes", "mapped_resident_bytes", "mapped_huge_bytes", "n_threads", "n_chunk", "cache_dtype", "n_prompt", "n_gen", "n_depth", "test", "test_time",
     "avg_ns", "stddev_ns", "avg_ts", "stddev_ts", "bytes_per_run", "avg_gbs", "bandwidth_gbs", "bandwidth_before_gbs",
     "bandwidth_after_gbs", "bandwidth_fraction", "samples_ns", "samples_ts"};
 
@@ -389,6 +389,11 @@ TEST_F(BenchCli, ModelFiguresFollowTheCheckpointAndConfig) {
         EXPECT_GE(size, data);
         EXPECT_LT(size, data + 256 * header.size()) << "weights plus at most their alignment";
         EXPECT_EQ(rec["decode_weight_bytes"].get<uint64_t>(), decode);
+        // The demo checkpoint is one mapped file; the CPU reads its weights in place, so some of it is mapped.
+        EXPECT_EQ(rec["mapped_bytes"].get<uint64_t>(), fs::file_size(demo / "model.safetensors"));
+        EXPECT_GT(rec["mapped_resident_bytes"].get<uint64_t>(), 0u);
+        EXPECT_LE(rec["mapped_resident_bytes"].get<uint64_t>(), rec["mapped_bytes"].get<uint64_t>() + (2u << 20));
+        EXPECT_LE(rec["mapped_huge_bytes"].get<uint64_t>(), rec["mapped_resident_bytes"].get<uint64_t>());
         EXPECT_EQ(rec["n_chunk"], 8);
         EXPECT_EQ(rec["cache_dtype"], "f16");
         uint64_t expected = 0;

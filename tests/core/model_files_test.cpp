@@ -1,6 +1,7 @@
 // Bad model files: each must give a clear error naming the file and (where there is one) the tensor, never a crash.
 // A fresh tiny checkpoint (2 shards) is generated per test and then damaged in one specific way.
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -429,6 +430,38 @@ TEST_F(ModelFiles, HostileJsonInIndexAndHeaderIsRefused) {
     header.insert(shape + 8, std::string(50000, '[') + std::string(50000, ']') + ",\"x\":");
     write_shard(shard(1), header, s.data);
     expect_error({shard(1).filename().string(), "the header nests JSON more than 16 levels deep"});
+}
+
+// A file of at least 2 MiB is mapped at a 2 MiB boundary (so the kernel can map it in huge pages), its bytes are
+// the file's, and once every byte has been read page_use counts the whole file as mapped. Whether the kernel grants
+// huge pages depends on it and on the page cache, so only that count's bounds are checked.
+TEST(MappedFileTest, LargeFilesMapAtTwoMebibyteBoundariesAndReportTheirPages) {
+    const fs::path dir = scratch_dir("mapped_file");
+    fs::create_directories(dir);
+    for (const uint64_t size : {uint64_t(5) << 20, (uint64_t(2) << 20) + 12345, uint64_t(1) << 20, uint64_t(4097)}) {
+        const fs::path path = dir / ("f" + std::to_string(size));
+        std::string bytes(size, '\0');
+        for (uint64_t i = 0; i < size; ++i) bytes[i] = char((i * 131 + i / 4096) & 0xff);
+        std::ofstream(path, std::ios::binary) << bytes;
+        MappedFile f(path);
+        ASSERT_EQ(f.size(), size);
+        if (size >= (uint64_t(2) << 20))
+            EXPECT_EQ(reinterpret_cast<uintptr_t>(f.data()) % (uintptr_t(2) << 20), 0u) << size;
+        uint64_t sum = 0, want = 0;
+        for (uint64_t i = 0; i < size; ++i) {
+            sum += f.data()[i];
+            want += uint8_t(bytes[i]);
+        }
+        EXPECT_EQ(sum, want) << size;
+        EXPECT_EQ(std::memcmp(f.data(), bytes.data(), size), 0) << size;
+        const MappedFile::PageUse use = f.page_use();
+        // Every page was read: the whole file is mapped (in pages of 4 KiB or more, so up to a page past the end).
+        EXPECT_GE(use.resident, size) << size;
+        EXPECT_LE(use.resident, (size + (uint64_t(2) << 20) - 1) / (uint64_t(2) << 20) * (uint64_t(2) << 20)) << size;
+        EXPECT_LE(use.huge, use.resident) << size;
+        EXPECT_EQ(use.huge % (uint64_t(2) << 20), 0u) << size;
+    }
+    fs::remove_all(dir);
 }
 
 }  // namespace

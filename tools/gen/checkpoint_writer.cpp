@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/safetensors.h"
 #include "core/weights.h"
 #include "ops/dtype.h"
 
@@ -236,7 +237,9 @@ uint64_t write_checkpoint(const std::filesystem::path& dir, const json& config, 
             written += buf.size();
             if (opt.progress) opt.progress(written, total);
         }
+        f.close();
         if (!f) throw std::runtime_error("cannot write " + path.string() + " (disk full?)");
+        drop_written_pages(path);
     }
     if (n_shards > 1) {
         json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
