@@ -236,7 +236,7 @@ MappedFile::PageUse MappedFile::page_use() const {
     std::FILE* f = std::fopen("/proc/self/smaps", "r");
     if (!f) return use;
     const uintptr_t start = reinterpret_cast<uintptr_t>(data_);
-    char line[512];
+    char line[8192];  // longer than a path, so a mapping's first line is read whole
     bool inside = false;
     while (std::fgets(line, sizeof line, f)) {
         unsigned long lo = 0, hi = 0;
