@@ -250,10 +250,10 @@ void tile(const float* x, int64_t ldx, const char* const* rows, DType dt, int64_
         const int64_t mis = shared_misalignment<NR>(rows);
         if (mis >= 0) {
             // Whole aligned lines, each loaded one step before its last use, so the next line of every row is on its
-            // way while this one is summed (see matvec for what it gained). Each step's 32 weights are taken from two lines with vpermt2w: the
-            // values a load at the row's own address would give (rows that start mis bytes past a line, as a
-            // safetensors file mapped in place gives them; with mis = 0 the first line as it is). No line read lies
-            // past the row: the next line is loaded only while it holds bytes of the row.
+            // way while this one is summed (see matvec for what it gained). Each step's 32 weights are taken from two
+            // lines with vpermt2w: the values a load at the row's own address would give (rows that start mis bytes
+            // past a line, as a safetensors file mapped in place gives them; with mis = 0 the first line as it is).
+            // No line read lies past the row: the next line is loaded only while it holds bytes of the row.
             alignas(64) static constexpr uint16_t kIota[32] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10,
                                                                11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21,
                                                                22, 23, 24, 25, 26, 27, 28, 29, 30, 31};

@@ -57,27 +57,42 @@ void mla_absorbed(CpuContext& c, const MlaParams& p, const MlaDims& d, const std
             std::copy(qs + t * H * d.dq + h * d.dq + d.dn, qs + t * H * d.dq + (h + 1) * d.dq, dst + (t * H + h) * width + r);
     });
 
-    // Each task: its rows (all heads of its tokens) transposed in blocks of 32, then, block by block of cached rows,
-    // the scores of every row block, the online softmax and the attended latents (scores32 / attend32).
-    const int64_t acc_ld = r + 2;
-    c.pool.run(int64_t(tasks.size()), [&](int64_t ti, int thread) {
-        const AbsorbedTask& task = tasks[size_t(ti)];
-        const SeqRun& run = *runs[task.run];
-        const int64_t rows = (task.t1 - task.t0) * H, blocks = (rows + 31) / 32;
-        float* ws = workspace + thread * ws_floats;
-        float* qt = ws;                       // [blocks][width][32]
-        float* scores = ws + tmp.ws_scores;   // [kAbsorbedBlock][32]
-        float* rows_f32 = ws + tmp.ws_rows;   // [kAbsorbedBlock][width]
-        float* acc = task.part ? task.part : ws + tmp.ws_acc;  // [rows][r + 2]: acc, max, sum
-        for (int64_t i = 0; i < rows; ++i) online_softmax_reset(acc + i * acc_ld, r);
+    // A group's rows (all heads of its tokens) transposed in blocks of 32, zero past the last row: qt [blocks][width][32].
+    auto transpose_rows = [&](const AbsorbedTask& task, float* qt) {
+        const int64_t rows = (task.t1 - task.t0) * H;
         const float* qrows = qc + (row_base[task.run] + task.t0) * H * width;
-        for (int64_t b = 0; b < blocks; ++b) {
+        for (int64_t b = 0; b < (rows + 31) / 32; ++b) {
             const int64_t R = std::min<int64_t>(32, rows - b * 32);
             float* qb = qt + b * width * 32;
             for (int64_t e = 0; e < width; ++e) {
                 for (int64_t i = 0; i < R; ++i) qb[e * 32 + i] = qrows[(b * 32 + i) * width + e];
                 for (int64_t i = R; i < 32; ++i) qb[e * 32 + i] = 0.0f;
             }
+        }
+    };
+    // Groups whose context is split transpose their rows once, for all their splits.
+    if (std::any_of(tasks.begin(), tasks.end(), [](const AbsorbedTask& t) { return t.qt != nullptr; }))
+        c.pool.run(int64_t(tasks.size()), [&](int64_t ti, int) {
+            const AbsorbedTask& task = tasks[size_t(ti)];
+            if (task.qt && task.page0 == 0) transpose_rows(task, task.qt);  // the group's first split
+        });
+
+    // Each task, block by block of cached rows: the scores of every block of 32 query rows, the online softmax and
+    // the attended latents (scores32 / attend32).
+    const int64_t acc_ld = r + 2;
+    c.pool.run(int64_t(tasks.size()), [&](int64_t ti, int thread) {
+        const AbsorbedTask& task = tasks[size_t(ti)];
+        const SeqRun& run = *runs[task.run];
+        const int64_t rows = (task.t1 - task.t0) * H, blocks = (rows + 31) / 32;
+        float* ws = workspace + thread * ws_floats;
+        float* scores = ws + tmp.ws_scores;   // [kAbsorbedBlock][32]
+        float* rows_f32 = ws + tmp.ws_rows;   // [kAbsorbedBlock][width]
+        float* acc = task.part ? task.part : ws + tmp.ws_acc;  // [rows][r + 2]: acc, max, sum
+        for (int64_t i = 0; i < rows; ++i) online_softmax_reset(acc + i * acc_ld, r);
+        const float* qt = task.qt;  // [blocks][width][32]
+        if (!qt) {
+            transpose_rows(task, ws);
+            qt = ws;
         }
         int64_t limit[32];
         for (int64_t pg = task.page0; pg < task.page1; ++pg) {

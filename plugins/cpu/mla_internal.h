@@ -147,15 +147,20 @@ struct AbsorbedTask {
     int64_t t0, t1;        // tokens of the run in this group
     int64_t page0, page1;  // pages this task reads
     float* part;           // [rows][r + 2] partial (acc, max, sum) when the group's context is split, else null
+    // When the group's context is split: its query rows transposed in blocks of 32 ([blocks][width][32]), shared by
+    // its splits and written before them; else null (the task transposes them into its workspace).
+    float* qt;
 };
+// Floats of a group's query rows transposed in blocks of 32 (rows: all heads of its tokens).
+inline int64_t transposed_rows_floats(const MlaDims& d, int64_t rows) { return (rows + 31) / 32 * d.width * 32; }
 struct AbsorbedTemps {
     std::vector<int64_t> row_base;  // run i's tokens start at row row_base[i] of qc and ctxv
     float* qc;                      // [rows][H][q_abs (r) | q_rot (dr)]
     float* ctxv;                    // [rows][H][r] attended latents
     std::vector<AbsorbedTask> tasks;
     int64_t max_rows;               // rows of the largest task (all heads of its tokens)
-    // [threads, ws_floats]: the task's query rows transposed in blocks of 32 [blocks][width][32], scores of one block
-    // of cached rows [kAbsorbedBlock][32], those rows as f32 [kAbsorbedBlock][width] (F16/BF16 caches), and the
+    // [threads, ws_floats]: the query rows of a task whose context is not split, transposed in blocks of 32
+    // [blocks][width][32], scores of one block of cached rows [kAbsorbedBlock][32], those rows as f32 [kAbsorbedBlock][width] (F16/BF16 caches), and the
     // accumulators [max_rows][r + 2] of a task whose context is not split.
     float* workspace;
     int64_t ws_floats, ws_scores, ws_rows, ws_acc;  // offsets in a thread's workspace
@@ -185,14 +190,14 @@ void absorbed_temps(A& a, const MlaDims& d, const std::vector<const ops::SeqRun*
             const int64_t t1 = std::min<int64_t>(run.n_tokens, t0 + tokens_per_group);
             const int64_t pages = (run.pos + t1 + d.ps - 1) / d.ps;
             const int64_t splits = std::max<int64_t>(1, (pages + pages_per_split - 1) / pages_per_split);
+            float* qt = splits > 1 ? a.floats(transposed_rows_floats(d, (t1 - t0) * d.H)) : nullptr;
             for (int64_t sp = 0; sp < splits; ++sp)
                 t.tasks.push_back({ri, t0, t1, pages * sp / splits, pages * (sp + 1) / splits,
-                                   splits > 1 ? a.floats((t1 - t0) * d.H * (d.r + 2)) : nullptr});
+                                   splits > 1 ? a.floats((t1 - t0) * d.H * (d.r + 2)) : nullptr, qt});
         }
     }
     t.max_rows = tokens_per_group * d.H;
-    const int64_t blocks = (t.max_rows + 31) / 32;
-    t.ws_scores = blocks * d.width * 32;
+    t.ws_scores = transposed_rows_floats(d, t.max_rows);
     t.ws_rows = t.ws_scores + kAbsorbedBlock * 32;
     t.ws_acc = t.ws_rows + (kAbsorbedBlock * d.width + 15) / 16 * 16;
     t.ws_floats = t.ws_acc + t.max_rows * (d.r + 2) + 16;

@@ -182,7 +182,8 @@ json safetensors_header(const fs::path& file) {
 
 const std::vector<std::string> kRecordFields = {
     "build_commit", "backend", "device", "model_filename", "model_type", "weights", "model_size", "model_n_params",
-    "decode_weight_bytes", "mapped_bytes", "mapped_resident_bytes", "mapped_huge_bytes", "n_threads", "n_chunk", "cache_dtype", "n_prompt", "n_gen", "n_depth", "test", "test_time",
+    "decode_weight_bytes", "mapped_bytes", "mapped_resident_bytes", "mapped_huge_bytes", "n_threads", "n_chunk",
+    "cache_dtype", "n_prompt", "n_gen", "n_depth", "test", "test_time",
     "avg_ns", "stddev_ns", "avg_ts", "stddev_ts", "bytes_per_run", "avg_gbs", "bandwidth_gbs", "bandwidth_before_gbs",
     "bandwidth_after_gbs", "bandwidth_fraction", "samples_ns", "samples_ts"};
 
