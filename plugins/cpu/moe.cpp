@@ -236,10 +236,17 @@ void moe(CpuContext& c, const MoeParams& p) {
             const int64_t N = down ? D : slots[size_t(i)].inter;
             for (int64_t n0 = 0; n0 < N; n0 += chunk) items.push_back({i, n0, std::min(N, n0 + chunk)});
         }
+        // The largest items first (a prompt's shared expert holds every row), so no thread is left with one at the
+        // end while the others wait. Each item writes its own outputs: the order changes no result.
+        auto work = [&](const MoeItem& it) { return slots[size_t(it.slot)].n * (it.n1 - it.n0); };
+        std::sort(items.begin(), items.end(), [&](const MoeItem& a, const MoeItem& b) {
+            return work(a) > work(b) || (work(a) == work(b) && (a.slot < b.slot || (a.slot == b.slot && a.n0 < b.n0)));
+        });
         return items;
     };
-    // Rows [r0, r1) of slot s through projection proj (0 gate, 1 up, 2 down) for output columns [n0, n1), by the
-    // kernel batch invariance asks for: decode rows in the few-row order, the others by packed panels.
+    // Rows [r0, r1) of slot s through projection proj (0 gate, 1 up, 2 down) for output columns [n0, n1), in an
+    // order that does not depend on the other rows (under batch invariance): a routed expert's rows all in the
+    // few-row order; the shared expert's (every row of the step) decode rows so and prompt rows by packed panels.
     auto project = [&](const MoeSlot& s, int proj, int64_t n0, int64_t n1, float* pk) {
         auto run = [&](CpuContext::MatmulKernel kernel, int64_t r0, int64_t r1) {
             if (r1 <= r0) return;
@@ -252,6 +259,10 @@ void moe(CpuContext& c, const MoeParams& p) {
         };
         if (decode_row.empty()) {
             run(c.default_matmul(), 0, s.n);
+        } else if (s.id != E) {
+            // A routed expert meets few rows of a prompt (16 of 512 on average at 8 of 256 experts): the few-row
+            // order's blocked form converts its weights once for all of them, about 1.4 times as fast as packed panels.
+            run(k.matmul_rows, 0, s.n);
         } else {
             run(k.matmul_rows, 0, s.n_decode);
             run(k.matmul_packed, s.n_decode, s.n);
