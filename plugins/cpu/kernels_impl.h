@@ -1131,16 +1131,18 @@ void matmul_rows_blocked(int64_t M, const float* x, int64_t ldx, const Matrix& w
     const int64_t K = w.cols;
     const size_t es = ops::dtype_size(w.dtype), row_bytes = size_t(w.ld) * es;
     const char* base = static_cast<const char*>(w.data);
-    for (int64_t mb = 0; mb < M; mb += kRowsM) {
-        const int64_t mn = std::min(kRowsM, M - mb);
-        const int64_t tiles = (mn + 5) / 6;  // tiles of at most six rows, as even as they come
-        for (int64_t s0 = n0; s0 < n1; s0 += kSlice) {
-            const int64_t s1 = std::min(n1, s0 + kSlice), groups = (s1 - s0 + 3) / 4;
-            const int64_t k_blocks = (K + kBlockK - 1) / kBlockK, steps = k_blocks * groups;
-            // Step i: group i % groups over k block i / groups. The weights of the step two on are fetched while
-            // this one is summed: row pieces of 512 bytes are too short for the hardware prefetcher.
+    // Slices outermost: a slice's weights (64 rows) stay in L2 while every block of x rows meets them.
+    for (int64_t s0 = n0; s0 < n1; s0 += kSlice) {
+        const int64_t s1 = std::min(n1, s0 + kSlice), groups = (s1 - s0 + 3) / 4;
+        const int64_t k_blocks = (K + kBlockK - 1) / kBlockK, steps = k_blocks * groups;
+        for (int64_t mb = 0; mb < M; mb += kRowsM) {
+            const int64_t mn = std::min(kRowsM, M - mb);
+            const int64_t tiles = (mn + 5) / 6;  // tiles of at most six rows, as even as they come
+            // Step i: group i % groups over k block i / groups. On the first block of x rows, the weights of the
+            // step two on are fetched while this one is summed: row pieces of 512 bytes are too short for the
+            // hardware prefetcher.
             for (int64_t i = 0; i < steps; ++i) {
-                if (i + 2 < steps) {
+                if (mb == 0 && i + 2 < steps) {
                     const int64_t g = (i + 2) % groups, k0 = (i + 2) / groups * kBlockK;
                     const int64_t nr = std::min<int64_t>(4, s1 - (s0 + 4 * g));
                     const size_t b0 = size_t(k0) * es, b1 = size_t(std::min(K, k0 + kBlockK)) * es;

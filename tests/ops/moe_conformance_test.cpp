@@ -169,6 +169,16 @@ TEST_P(Conformance, Moe) {
         mixed.runs = {1, 2, 150};
         mixed.wdt = wdt;
         run_moe(*this, plugin(), mixed, rc);
+        // Sparse routing (2 of 16 experts, as 8 of 256): a plugin may take another kernel for the routed experts'
+        // prompt rows. D over 256 and I over 64, neither a multiple of 16.
+        MoeCase sparse;
+        sparse.rows = 41;
+        sparse.D = 300;
+        sparse.I = 70;
+        sparse.E = 16;
+        sparse.runs = {1, 40};
+        sparse.wdt = wdt;
+        run_moe(*this, plugin(), sparse, rc);
     }
 }
 
