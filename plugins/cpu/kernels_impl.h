@@ -1065,8 +1065,9 @@ void matmul(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0,
 }
 
 #if HALO_KERNELS_AVX512
-// part[m][r] (16 lanes) += x row m times f32 weight row r (at w + r * ldw) over kb values, for m < MR, r < 4, in 16-value
-// steps in k order: the few-row order, carried from one block of k to the next in part (zeros first when `first`).
+// part[m][r] (16 lanes) += x row m times f32 weight row r (at w + r * ldw) over kb values, for m < MR, r < 4, in
+// 16-value steps in k order: the few-row order, carried from one block of k to the next in part (zeros first when
+// `first`).
 // Each step's four weight loads and MR x loads feed 4 MR FMAs (24 accumulators at MR = 6).
 // Every loop over the accumulators is unrolled and none is captured by a lambda: otherwise GCC 12 keeps the arrays on
 // the stack and stores all of them on every step.
@@ -1161,7 +1162,8 @@ void matmul_rows_blocked(int64_t M, const float* x, int64_t ldx, const Matrix& w
                 float* pg = part + g * kRowsM * 64;
                 for (int64_t t = 0; t < tiles; ++t) {
                     const int64_t m0 = t * mn / tiles, m1 = (t + 1) * mn / tiles;
-                    tile4_part_rows(int(m1 - m0), x + (mb + m0) * ldx + k0, ldx, wf, kBlockK, kb, pg + m0 * 64, k0 == 0);
+                    tile4_part_rows(int(m1 - m0), x + (mb + m0) * ldx + k0, ldx, wf, kBlockK, kb, pg + m0 * 64,
+                                    k0 == 0);
                 }
             }
             for (int64_t g = 0; g < groups; ++g) {

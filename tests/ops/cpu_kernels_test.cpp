@@ -101,7 +101,8 @@ TEST(CpuKernels, FewRowOrderGivesEachRowTheSameBitsWhateverRowsShareTheCall) {
                 // Each row alone (one row of x: the decode form), over all outputs.
                 std::vector<float> alone(size_t(M * s.N));
                 for (int64_t m = 0; m < M; ++m)
-                    ks->matmul_rows(1, x.data() + m * ldx, ldx, w.m, 0, s.N, alone.data() + m * s.N, s.N, false, pack.get());
+                    ks->matmul_rows(1, x.data() + m * ldx, ldx, w.m, 0, s.N, alone.data() + m * s.N, s.N, false,
+                                    pack.get());
                 // float64 sums, and how far a float32 sum in 16 lanes may be from them: (K / 16 + 8) roundings of
                 // at most the sum of |products| each.
                 std::vector<double> ref(size_t(M * s.N)), bound(size_t(M * s.N));
@@ -123,7 +124,8 @@ TEST(CpuKernels, FewRowOrderGivesEachRowTheSameBitsWhateverRowsShareTheCall) {
                         // rows of x from row `first` on, outputs [n0, N): the same bits as each row alone.
                         const int64_t n0 = s.N > 4 ? 3 : 0, ldy = s.N + 5;
                         std::vector<float> y(size_t(rows * ldy), -7.0f);
-                        ks->matmul_rows(rows, x.data() + first * ldx, ldx, w.m, n0, s.N, y.data(), ldy, false, pack.get());
+                        const float* xf = x.data() + first * ldx;
+                        ks->matmul_rows(rows, xf, ldx, w.m, n0, s.N, y.data(), ldy, false, pack.get());
                         int64_t differ = 0;
                         for (int64_t m = 0; m < rows; ++m)
                             for (int64_t n = n0; n < s.N; ++n)
@@ -131,24 +133,25 @@ TEST(CpuKernels, FewRowOrderGivesEachRowTheSameBitsWhateverRowsShareTheCall) {
                         EXPECT_EQ(differ, 0) << ks->isa << " " << ops::dtype_name(dt) << " N " << s.N << " K " << s.K
                                              << ": " << rows << " rows from row " << first;
                         for (int64_t m = 0; m < rows; ++m)
-                            for (int64_t n = 0; n < n0; ++n) ASSERT_EQ(y[size_t(m * ldy + n)], -7.0f) << "output outside the range written";
+                            for (int64_t n = 0; n < n0; ++n)
+                                ASSERT_EQ(y[size_t(m * ldy + n)], -7.0f) << "an output outside the range was written";
                         // Accumulating adds each sum to what is there.
                         std::vector<float> acc(size_t(rows * ldy), 0.5f);
-                        ks->matmul_rows(rows, x.data() + first * ldx, ldx, w.m, n0, s.N, acc.data(), ldy, true, pack.get());
+                        ks->matmul_rows(rows, xf, ldx, w.m, n0, s.N, acc.data(), ldy, true, pack.get());
                         differ = 0;
                         for (int64_t m = 0; m < rows; ++m)
                             for (int64_t n = n0; n < s.N; ++n)
                                 differ += acc[size_t(m * ldy + n)] != 0.5f + alone[size_t((first + m) * s.N + n)];
-                        EXPECT_EQ(differ, 0) << ks->isa << " " << ops::dtype_name(dt) << " K " << s.K << ", accumulate, "
-                                             << rows << " rows";
+                        EXPECT_EQ(differ, 0) << ks->isa << " " << ops::dtype_name(dt) << " K " << s.K
+                                             << ", accumulate, " << rows << " rows";
                         // The product that picks its kernel by the rows agrees with float64 to float32 rounding.
                         std::vector<float> any(size_t(rows * ldy));
-                        ks->matmul(rows, x.data() + first * ldx, ldx, w.m, n0, s.N, any.data(), ldy, false, pack.get());
+                        ks->matmul(rows, xf, ldx, w.m, n0, s.N, any.data(), ldy, false, pack.get());
                         for (int64_t m = 0; m < rows; ++m)
                             for (int64_t n = n0; n < s.N; ++n) {
                                 const size_t i = size_t((first + m) * s.N + n);
-                                ASSERT_NEAR(any[size_t(m * ldy + n)], ref[i], bound[i])
-                                    << ks->isa << " " << ops::dtype_name(dt) << " matmul, " << rows << " rows, K " << s.K;
+                                ASSERT_NEAR(any[size_t(m * ldy + n)], ref[i], bound[i]) << ks->isa << " "
+                                    << ops::dtype_name(dt) << " matmul, " << rows << " rows, K " << s.K;
                             }
                     }
             }
