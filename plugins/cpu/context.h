@@ -63,13 +63,13 @@ struct CpuContext {
 
     const Kernels& k;
     ThreadPool pool;
-    std::vector<std::vector<float>> pack;  // per thread, kPackFloats each (use pack_buffer)
+    std::vector<std::vector<float>> pack;  // per thread, kPackBufferFloats each (use pack_buffer)
     Arena arena;
     // Projections sum each row in one fixed order whatever the number of rows (Kernels::matmul_rows), so a
     // sequence's tokens come out the same alone or batched; HALO_CPU_BATCH_INVARIANT=0 turns it off (faster prefill).
     bool batch_invariant = true;
 
-    // The calling pool thread's 64-byte aligned kPackFloats scratch for Kernels::matmul.
+    // The calling pool thread's 64-byte aligned kPackBufferFloats scratch for the Kernels' products.
     float* pack_buffer(int thread) {
         float* p = pack[size_t(thread)].data();
         return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63));

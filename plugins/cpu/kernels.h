@@ -36,15 +36,17 @@ struct Matrix {
 enum class QuantDot { exact, int8 };
 inline QuantDot g_quant_dot = QuantDot::exact;
 
-// Floats of per-thread scratch that matmul may use (one packed panel of W).
+// Floats of per-thread scratch that matmul_packed may use (one packed panel of W).
 constexpr int64_t kPackFloats = 32 * 256;
-// Floats of the same scratch that matmul_rows may use (four weight rows as f32, K up to 16,384).
+// Floats of the same scratch that matmul_rows (and matmul, which takes its blocked form for 5 to 32 rows) may use:
+// four weight rows as f32 up to K = 16,384 (portable kernels), or a block of four weight rows and the 16-lane sums
+// of a slice (AVX-512).
 constexpr int64_t kRowPackFloats = 4 * 16384;
 constexpr int64_t kPackBufferFloats = kPackFloats > kRowPackFloats ? kPackFloats : kRowPackFloats;
 
 struct Kernels {
     const char* isa;  // "amx", "avx512bf16", "avx512", "generic"
-    // y[m, n] (+)= sum_k x[m, k] * W[n, k] for m in [0, M), n in [n0, n1). pack: kPackFloats floats of scratch.
+    // y[m, n] (+)= sum_k x[m, k] * W[n, k] for m in [0, M), n in [n0, n1). pack: kPackBufferFloats floats of scratch.
     void (*matmul)(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0, int64_t n1, float* y,
                    int64_t ldy, bool accumulate, float* pack);
     // matmul where each y[m, n] is summed in one fixed order whatever M is (16 lanes over k, then across the lanes:
