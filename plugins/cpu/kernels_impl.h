@@ -1135,7 +1135,8 @@ void matmul_rows_blocked(int64_t M, const float* x, int64_t ldx, const Matrix& w
     // Slices outermost: a slice's weights (64 rows) stay in L2 while every block of x rows meets them.
     for (int64_t s0 = n0; s0 < n1; s0 += kSlice) {
         const int64_t s1 = std::min(n1, s0 + kSlice), groups = (s1 - s0 + 3) / 4;
-        const int64_t k_blocks = (K + kBlockK - 1) / kBlockK, steps = k_blocks * groups;
+        // At least one k block, so that K = 0 gives sums of zero.
+        const int64_t k_blocks = std::max<int64_t>(1, (K + kBlockK - 1) / kBlockK), steps = k_blocks * groups;
         for (int64_t mb = 0; mb < M; mb += kRowsM) {
             const int64_t mn = std::min(kRowsM, M - mb);
             const int64_t tiles = (mn + 5) / 6;  // tiles of at most six rows, as even as they come

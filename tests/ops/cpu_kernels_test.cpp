@@ -82,9 +82,10 @@ struct Shape {
 };
 
 // Shapes around the blocked form's edges: K under, at and past its 256-value blocks and not a multiple of 16; N
-// past its 64-row slices and not a multiple of 4; padded rows; rows that start off a 64-byte line.
-const Shape kShapes[] = {{5, 16, 16, 0},     {9, 40, 48, 24},     {64, 256, 256, 0},  {70, 300, 300, 8},
-                         {130, 520, 528, 0}, {67, 1000, 1000, 24}, {33, 2304, 2304, 0}};
+// past its 64-row slices and not a multiple of 4; padded rows; rows that start off a 64-byte line; K = 0 (sums of
+// nothing are zero).
+const Shape kShapes[] = {{5, 16, 16, 0},     {9, 40, 48, 24},      {64, 256, 256, 0},  {70, 300, 300, 8},
+                         {130, 520, 528, 0}, {67, 1000, 1000, 24}, {33, 2304, 2304, 0}, {6, 0, 0, 0}};
 const int64_t kRows[] = {1, 2, 3, 4, 5, 6, 7, 12, 16, 33, 40};
 
 TEST(CpuKernels, FewRowOrderGivesEachRowTheSameBitsWhateverRowsShareTheCall) {
