@@ -2,9 +2,12 @@
 // on decode shapes, single-threaded and with all threads, for BF16 weights; then, per weight format (BF16, int8,
 // int4; exact and, where AVX512-VNNI exists, with int8 activations: HALO_CPU_QUANT_DOT), decode through many expert-sized matrices (2 GB of them, more than the caches of a server processor with a
 // 480 MB L3 hold, as a MoE decode token reads them) and an lm_head-sized one, as a fraction of the memory read bandwidth measured in the same run, and the prefill
-// product's GFLOP/s. Prints tables and JSON lines.
+// product's GFLOP/s; then the KDA recurrence of one decode token (decay, delta rule, output) over 512 MB of 128 x 128
+// F32 head states, against the plugin's in-place scale over the same states: both read and write every state once,
+// so their time ratio is the recurrence's fraction of its state-traffic limit. Prints tables and JSON lines.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <ctime>
 #include <functional>
@@ -154,4 +157,53 @@ int main(int argc, char** argv) {
                            {"prefill_gflops", gflops}});
     }
     std::printf("%s\n", nlohmann::json{{"bandwidth_gbs_best", bw.best_gbs}, {"formats", formats}}.dump().c_str());
+
+    // The KDA recurrence of one token over many head states (the op's per-head call: ops decay = exp(g), then
+    // delta_step), against Kernels::scale over the same states (a read and a write of each, nothing else). The two
+    // alternate, medians of 5 each.
+    {
+        const int64_t K = 128, state_floats = K * K, heads = int64_t(512e6) / (state_floats * 4);
+        std::vector<float> states(size_t(heads * state_floats));
+        for (size_t i = 0; i < states.size(); ++i) states[i] = float(int(i % 199) - 99) * 1e-4f;
+        std::vector<float> q(K), kk(K), v(K), g(K), o(size_t(threads) * K), decay(size_t(threads) * K);
+        for (int64_t d = 0; d < K; ++d) {  // unit-norm q and k, as the op gives them
+            q[d] = kk[d] = 1.0f / std::sqrt(float(K)) * (d % 2 ? 1.0f : -1.0f);
+            v[d] = float(d % 7) * 0.1f;
+            g[d] = -0.01f * float(d % 5 + 1);
+        }
+        auto recurrence = [&] {
+            ctx.pool.run(heads, [&](int64_t h, int t) {
+                float* dec = decay.data() + t * K;
+                ctx.k.exp(g.data(), dec, K);
+                ctx.k.delta_step(states.data() + h * state_floats, K, K, q.data(), kk.data(), v.data(), dec, 0.5f,
+                                 o.data() + t * K);
+            });
+        };
+        auto update = [&] {
+            ctx.pool.run(heads, [&](int64_t h, int) { ctx.k.scale(states.data() + h * state_floats, 0.999f, state_floats); });
+        };
+        recurrence();
+        update();
+        std::vector<double> t_rec, t_upd;
+        for (int r = 0; r < 5; ++r) {
+            double t0 = now(false);
+            update();
+            t_upd.push_back(now(false) - t0);
+            t0 = now(false);
+            recurrence();
+            t_rec.push_back(now(false) - t0);
+        }
+        std::sort(t_rec.begin(), t_rec.end());
+        std::sort(t_upd.begin(), t_upd.end());
+        const double traffic = 2.0 * double(states.size()) * 4;  // read and written back
+        const double rec = traffic / t_rec[2] / 1e9, upd = traffic / t_upd[2] / 1e9;
+        std::printf("\n| KDA decode recurrence, %lld heads of 128 x 128 F32 (%.0f MB) | us per head | GB/s read + written "
+                    "| in-place scale, GB/s | of the state-traffic limit | of read bandwidth (read bytes) |\n"
+                    "|---|---|---|---|---|---|\n| %d threads | %.2f | %.1f | %.1f | %.2f | %.2f |\n",
+                    (long long)heads, double(states.size()) * 4 / 1e6, threads, 1e6 * t_rec[2] / double(heads), rec, upd,
+                    rec / upd, rec / 2 / bw.best_gbs);
+        std::printf("%s\n", nlohmann::json{{"kda_recurrence_gbs", rec}, {"in_place_scale_gbs", upd},
+                                            {"fraction_of_state_traffic_limit", rec / upd},
+                                            {"fraction_of_read_bandwidth", rec / 2 / bw.best_gbs}}.dump().c_str());
+    }
 }

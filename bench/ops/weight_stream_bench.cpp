@@ -4,6 +4,11 @@
 //   lm_head  linear, BF16 [163840, 2304] (755 MB)
 //   moe      the MoE op at n = 1..8 tokens: 256 experts gate/up [1024, 2304] and down [2304, 1024], top 8 per token,
 //            a shared expert of 1024; it reads the router, the shared expert and each distinct routed expert once
+//   kda      the KDA mixer decoding one token, over --kda-layers distinct layers (weights and states of their own):
+//            32 heads of 128, each with a 64 KB F32 state read and written back (2 MB a layer); once with the
+//            48B-A3B hidden width of 2304 (the projections are most of the bytes) and once with a hidden width of
+//            128 (the state is: this row is the recurrence against its state-traffic limit). Bytes: the weights,
+//            the state twice and the conv state twice (the activations are counted but small)
 // Each call is timed cold: before every call a plain streaming read (core/membw's ReadStream) passes over a buffer
 // larger than the caches, allocated once, with the same number of threads, which also gives the bandwidth the call is
 // compared with. So the runs alternate kernel, stream, kernel, stream...; each kernel call's GB/s is divided by the
@@ -27,6 +32,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/membw.h"
+#include "bench/ops/op_cases.h"
 #include "core/plugin_loader.h"
 #include "ops/dtype.h"
 
@@ -146,18 +152,24 @@ int main(int argc, char** argv) {
     std::vector<int32_t> threads = {1, 2}, moe_tokens = {1, 2, 3, 4, 5, 6, 7, 8};
     std::vector<std::string> cases = {"gemv", "lm_head", "moe"};
     int reps = 5;
-    int64_t matrices = 64, experts = 256;
+    int64_t matrices = 64, experts = 256, kda_layers = 8;
+    std::vector<int64_t> kda_hidden = {2304, 128};
     double stream_gb = 1.0;
     uint64_t weight_offset = 0;
     app.add_option("--plugin", plugin, "Plugin to run")->capture_default_str();
     app.add_option("--threads", threads, "Thread counts, each a run of every case (the plugin's and the stream's)")
         ->delimiter(',')
         ->capture_default_str();
-    app.add_option("--cases", cases, "Cases: gemv, lm_head, moe")->delimiter(',')->capture_default_str();
+    app.add_option("--cases", cases, "Cases: gemv, lm_head, moe, kda")->delimiter(',')->capture_default_str();
     app.add_option("--moe-tokens", moe_tokens, "Tokens (rows) of the MoE cases")->delimiter(',')->capture_default_str();
     app.add_option("--reps", reps, "Timed calls per case, each after a stream pass")->check(CLI::Range(1, 1000))->capture_default_str();
     app.add_option("--matrices", matrices, "Distinct [4096, 2304] matrices of the gemv case")->check(CLI::Range(1, 4096))->capture_default_str();
     app.add_option("--experts", experts, "Experts allocated for the moe case (at least 8)")->check(CLI::Range(8, 256))->capture_default_str();
+    app.add_option("--kda-layers", kda_layers, "Distinct layers of the kda case")->check(CLI::Range(1, 256))->capture_default_str();
+    app.add_option("--kda-hidden", kda_hidden, "Hidden widths of the kda case, a row each")
+        ->delimiter(',')
+        ->check(CLI::Range(16, 16384))
+        ->capture_default_str();
     app.add_option("--stream-gb", stream_gb, "Buffer of each stream pass, in GB (larger than the caches)")
         ->check(CLI::Range(0.01, 1024.0))
         ->capture_default_str();
@@ -169,8 +181,8 @@ int main(int argc, char** argv) {
     app.add_option("--json-out", json_out, "Also write the results as JSON to this file");
     CLI11_PARSE(app, argc, argv);
     for (const std::string& c : cases)
-        if (c != "gemv" && c != "lm_head" && c != "moe") {
-            std::fprintf(stderr, "bench_weight_stream: unknown case '%s' (give gemv, lm_head, moe)\n", c.c_str());
+        if (c != "gemv" && c != "lm_head" && c != "moe" && c != "kda") {
+            std::fprintf(stderr, "bench_weight_stream: unknown case '%s' (give gemv, lm_head, moe, kda)\n", c.c_str());
             return 2;
         }
     for (int32_t n : moe_tokens)
@@ -265,6 +277,31 @@ int main(int argc, char** argv) {
                     results.push_back(measure(b, c, t, stream, reps));
                 }
             }
+            if (wanted("kda"))
+                for (int64_t hidden : kda_hidden) {
+                    bench::Shapes shapes;
+                    shapes.hidden = hidden;
+                    std::vector<bench::PreparedCase> layers;
+                    struct Release {  // the layers' buffers, also when a later layer does not fit
+                        Backend& b;
+                        std::vector<bench::PreparedCase>& layers;
+                        ~Release() {
+                            for (bench::PreparedCase& pc : layers)
+                                for (Buffer* buf : pc.buffers) b.release(buf);
+                        }
+                    } release{b, layers};
+                    uint64_t bytes = 0;
+                    for (int64_t l = 0; l < kda_layers; ++l) {
+                        layers.push_back(bench::prepare(b, "kda", shapes, bench::CaseOptions{}));
+                        bytes += layers.back().bytes;
+                    }
+                    Case c{"kda decode, hidden " + std::to_string(hidden) + ", 32x128 heads x " + std::to_string(kda_layers) +
+                               " layers",
+                           bytes, kda_layers, [&] {
+                               for (bench::PreparedCase& pc : layers) pc.run();
+                           }};
+                    results.push_back(measure(b, c, t, stream, reps));
+                }
         } catch (const std::exception& e) {
             std::fprintf(stderr, "bench_weight_stream: %s with %d threads: %s\n", plugin.c_str(), t, e.what());
             return 1;

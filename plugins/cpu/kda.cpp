@@ -171,37 +171,39 @@ void kda(CpuContext& c, const KdaParams& p, const SeqBatch& batch) {
         kk.to_f32(static_cast<const char*>(t.host()) + size_t(first) * dtype_size(t.dtype), t.dtype, dst, n);
     };
 
-    // Short convolutions + SiLU of channels [c0, c1) of q|k|v (at most 64) over a run, in place, newest row first.
-    // taps: channel c0's W taps, then the next channel's.
+    // Short convolutions + SiLU of channels [c0, c1) of q|k|v (at most 64) over a run, in place, oldest row first,
+    // 32 rows at a time. taps: channel c0's W taps, then the next channel's. win holds the W-1 inputs before the
+    // rows of the block (the history first, then the block before's last inputs), then the block's own inputs, one
+    // row of 64 channels each, so every sum runs over channels in its inner loop.
     float* conv_state = p.conv_state.host_as<float>();
+    constexpr int64_t kConvRows = 32;
     auto conv_block = [&](const SeqRun& run, int64_t c0, int64_t c1, const float* taps) {
-        const int64_t n = run.n_tokens;
-        float hist[16][64];   // W-1 history rows, then saved as the new history
-        float saved[16][64];
-        for (int64_t ch = c0; ch < c1; ++ch) {
-            const int64_t which = ch / D, cc = ch % D;
-            const float* hrow = conv_state + ((int64_t(run.slot) * 3 + which) * (W - 1)) * D + cc;
-            for (int64_t j = 0; j < W - 1; ++j) hist[j][ch - c0] = hrow[j * D];
-        }
-        auto value = [&](int64_t i, int64_t ch) {  // pre-conv input at run position i (negative: history)
-            return i < 0 ? hist[W - 1 + i][ch - c0] : qkv[(run.first_row + i) * 3 * D + ch];
-        };
+        const int64_t n = run.n_tokens, nc = c1 - c0, which = c0 / D, cc = c0 % D;
+        float tap[17][64];
+        float win[16 + kConvRows][64];
+        for (int64_t ch = 0; ch < nc; ++ch)
+            for (int64_t j = 0; j < W; ++j) tap[j][ch] = taps[ch * W + j];
+        float* history = conv_state + ((int64_t(run.slot) * 3 + which) * (W - 1)) * D + cc;
         for (int64_t j = 0; j < W - 1; ++j)
-            for (int64_t ch = c0; ch < c1; ++ch) saved[j][ch - c0] = value(n - (W - 1) + j, ch);
-        for (int64_t t = n - 1; t >= 0; --t) {
-            float* row = qkv + (run.first_row + t) * 3 * D;
-            for (int64_t ch = c0; ch < c1; ++ch) {
-                const float* wc = taps + (ch - c0) * W;
-                float y = 0;
-                for (int64_t j = 0; j < W; ++j) y += wc[j] * value(t - (W - 1) + j, ch);
-                row[ch] = silu(y);
+            for (int64_t ch = 0; ch < nc; ++ch) win[j][ch] = history[j * D + ch];
+        for (int64_t t0 = 0; t0 < n; t0 += kConvRows) {
+            const int64_t m = std::min(kConvRows, n - t0);
+            for (int64_t i = 0; i < m; ++i) {
+                const float* in = qkv + (run.first_row + t0 + i) * 3 * D + c0;
+                for (int64_t ch = 0; ch < nc; ++ch) win[W - 1 + i][ch] = in[ch];
             }
+            for (int64_t i = 0; i < m; ++i) {
+                float y[64] = {};
+                for (int64_t j = 0; j < W; ++j)
+                    for (int64_t ch = 0; ch < nc; ++ch) y[ch] += tap[j][ch] * win[i + j][ch];
+                float* out = qkv + (run.first_row + t0 + i) * 3 * D + c0;
+                for (int64_t ch = 0; ch < nc; ++ch) out[ch] = silu(y[ch]);
+            }
+            for (int64_t j = 0; j < W - 1; ++j)  // the last W-1 inputs lead the next block
+                for (int64_t ch = 0; ch < nc; ++ch) win[j][ch] = win[m + j][ch];
         }
-        for (int64_t ch = c0; ch < c1; ++ch) {
-            const int64_t which = ch / D, cc = ch % D;
-            float* hrow = conv_state + ((int64_t(run.slot) * 3 + which) * (W - 1)) * D + cc;
-            for (int64_t j = 0; j < W - 1; ++j) hrow[j * D] = saved[j][ch - c0];
-        }
+        for (int64_t j = 0; j < W - 1; ++j)
+            for (int64_t ch = 0; ch < nc; ++ch) history[j * D + ch] = win[j][ch];
     };
 
     // One task per (run, head): everything of the head from the projections to the output projection's input.

@@ -1303,8 +1303,68 @@ void exp_vec(const float* x, float* y, int64_t n) {
     for (; i < n; ++i) y[i] = std::exp(x[i]);
 }
 
+#if HALO_KERNELS_AVX512
+// The delta rule over columns [e0, e0 + 16 NV) of the state (lanes of the last vector past V masked off by `last`),
+// with the column sums in registers. The first pass over the rows only reads (the prediction, from the decayed rows);
+// the second, from L2, decays each row again, adds k u, stores it and sums the output: one read from DRAM and one
+// write of the state. The same operations in the same order as the portable form, so the same bits.
+template <int NV>
+inline void delta_cols(float* S, int64_t K, int64_t V, int64_t e0, __mmask16 last, const float* q, const float* k,
+                       const float* v, const float* decay, float beta, float* o) {
+    __m512 acc[NV], u[NV];
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) acc[j] = _mm512_setzero_ps();
+    for (int64_t d = 0; d < K; ++d) {
+        float* row = S + d * V + e0;
+        const __m512 a = _mm512_set1_ps(decay[d]), kd = _mm512_set1_ps(k[d]);
+#pragma GCC unroll 8
+        for (int j = 0; j < NV; ++j) {
+            const __mmask16 m = j == NV - 1 ? last : __mmask16(0xffff);
+            acc[j] = _mm512_fmadd_ps(kd, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, row + 16 * j), a), acc[j]);
+        }
+    }
+    const __m512 b = _mm512_set1_ps(beta);
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) {
+        const __mmask16 m = j == NV - 1 ? last : __mmask16(0xffff);
+        u[j] = _mm512_mul_ps(b, _mm512_sub_ps(_mm512_maskz_loadu_ps(m, v + e0 + 16 * j), acc[j]));
+        acc[j] = _mm512_setzero_ps();
+    }
+    for (int64_t d = 0; d < K; ++d) {
+        float* row = S + d * V + e0;
+        const __m512 a = _mm512_set1_ps(decay[d]), kd = _mm512_set1_ps(k[d]), qd = _mm512_set1_ps(q[d]);
+#pragma GCC unroll 8
+        for (int j = 0; j < NV; ++j) {
+            const __mmask16 m = j == NV - 1 ? last : __mmask16(0xffff);
+            const __m512 s = _mm512_fmadd_ps(kd, u[j], _mm512_mul_ps(_mm512_maskz_loadu_ps(m, row + 16 * j), a));
+            _mm512_mask_storeu_ps(row + 16 * j, m, s);
+            acc[j] = _mm512_fmadd_ps(qd, s, acc[j]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j)
+        _mm512_mask_storeu_ps(o + e0 + 16 * j, j == NV - 1 ? last : __mmask16(0xffff), acc[j]);
+}
+#endif
+
 void delta_step(float* S, int64_t K, int64_t V, const float* q, const float* k, const float* v, const float* decay,
                 float beta, float* o) {
+#if HALO_KERNELS_AVX512
+    for (int64_t e0 = 0; e0 < V; e0 += 128) {  // 128 columns (8 vectors) at a time
+        const int64_t n = std::min<int64_t>(128, V - e0), nv = (n + 15) / 16;
+        const __mmask16 last = __mmask16(0xffffu >> (16 * nv - n));
+        switch (nv) {
+        case 1: delta_cols<1>(S, K, V, e0, last, q, k, v, decay, beta, o); break;
+        case 2: delta_cols<2>(S, K, V, e0, last, q, k, v, decay, beta, o); break;
+        case 3: delta_cols<3>(S, K, V, e0, last, q, k, v, decay, beta, o); break;
+        case 4: delta_cols<4>(S, K, V, e0, last, q, k, v, decay, beta, o); break;
+        case 5: delta_cols<5>(S, K, V, e0, last, q, k, v, decay, beta, o); break;
+        case 6: delta_cols<6>(S, K, V, e0, last, q, k, v, decay, beta, o); break;
+        case 7: delta_cols<7>(S, K, V, e0, last, q, k, v, decay, beta, o); break;
+        default: delta_cols<8>(S, K, V, e0, last, q, k, v, decay, beta, o); break;
+        }
+    }
+#else
     float pred[512];  // V <= 512 (checked by the op)
     for (int64_t e = 0; e < V; ++e) pred[e] = 0.0f;
     for (int64_t d = 0; d < K; ++d) {
@@ -1327,6 +1387,7 @@ void delta_step(float* S, int64_t K, int64_t V, const float* q, const float* k, 
             o[e] += qd * row[e];
         }
     }
+#endif
 }
 
 #if HALO_KERNELS_AVX512

@@ -2,8 +2,8 @@
 //
 // Cases: token runs of 1, 15, 16, 17, 63, 64, 65 and 200 (chunk edges at 16 and 64), several sequences of
 // different lengths in one batch with scattered state slots, non-zero initial states and conv histories, strong
-// decay (log decay down to about -80 per token) mixed with weak decay, odd head counts/widths and conv widths,
-// each evaluated in the plugin's recurrent, chunked (chunk 16 and 64) and automatic forms.
+// decay (log decay down to about -80 per token) mixed with weak decay, odd head counts/widths and conv widths, a
+// head wider than 128 (150), each evaluated in the plugin's recurrent, chunked (chunk 16 and 64) and automatic forms.
 //
 // Tolerance 1e-4 normalised (max |plugin - reference| / rms(reference)): the F32 state is rounded once per token
 // in both implementations, and the F32 projections add about 1e-6 each; over 200 tokens the observed error stays
@@ -150,6 +150,13 @@ TEST_P(Conformance, KdaOddDimensionsAndDtypes) {
     real.runs = {1, 65};
     for (auto [form, chunk] : {std::pair{KdaForm::recurrent, 64}, {KdaForm::chunked, 64}})
         run_kda_case(*this, plugin(), real, form, chunk, rc);
+    KdaCase wide;  // a head wider than 128: a kernel that takes the state's columns in blocks ends on a partial one
+    wide.H = 1;
+    wide.K = 150;
+    wide.hidden = 33;
+    wide.runs = {1, 2, 20};
+    for (auto [form, chunk] : {std::pair{KdaForm::recurrent, 64}, {KdaForm::chunked, 16}})
+        run_kda_case(*this, plugin(), wide, form, chunk, rc);
 }
 
 TEST_P(Conformance, KdaQuantizedProjections) {
