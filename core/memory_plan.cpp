@@ -232,7 +232,7 @@ MemoryPlan plan_memory(const PlanInputs& in, const ModelOptions& o) {
                 throw std::runtime_error("placement '" + name + "' for " + memory_use_name(MemoryUse(u)) +
                                          " does not exist on " + dev->name + " (it has: " + names + ")");
             }
-            p.placements.push_back({name});
+            p.placements.push_back({name, ""});
             found = p.placements.end() - 1;
         }
         p.placement[u] = dev ? int32_t(found - p.placements.begin()) : -1;

@@ -81,9 +81,10 @@ public:
         info_.kind = "cpu";
         info_.unified_memory = true;
         const uint64_t total = meminfo_kb("MemTotal") * 1024, avail = meminfo_kb("MemAvailable") * 1024;
-        PlacementInfo heap{"heap", "process heap (64-byte aligned)", total, avail, true, false};
-        PlacementInfo mapped{"mmap", "memory-mapped files used in place (weights are not copied)", total, avail, true, true};
-        heap.pool = mapped.pool = "system memory";  // both are the process's pages
+        // Both are the process's pages.
+        PlacementInfo heap{"heap", "process heap (64-byte aligned)", total, avail, true, false, "system memory"};
+        PlacementInfo mapped{"mmap", "memory-mapped files used in place (weights are not copied)", total, avail, true, true,
+                             "system memory"};
         info_.placements = {heap, mapped};
         info_.default_placement[int(MemoryUse::weights)] = "mmap";
         info_.default_placement[int(MemoryUse::state)] = "heap";

@@ -521,7 +521,9 @@ TEST(SharedPools, PluginsSayWhichPlacementsShareMemory) {
             EXPECT_EQ(pool.at("heap"), "system memory");
             EXPECT_EQ(pool.at("mmap"), "system memory");
         }
-        if (pool.count("host-import")) EXPECT_EQ(pool.at("host-import"), "system memory");
+        if (pool.count("host-import")) {
+            EXPECT_EQ(pool.at("host-import"), "system memory");
+        }
     }
 }
 

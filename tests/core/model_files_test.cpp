@@ -445,8 +445,9 @@ TEST(MappedFileTest, LargeFilesMapAtTwoMebibyteBoundariesAndReportTheirPages) {
         std::ofstream(path, std::ios::binary) << bytes;
         MappedFile f(path);
         ASSERT_EQ(f.size(), size);
-        if (size >= (uint64_t(2) << 20))
+        if (size >= (uint64_t(2) << 20)) {
             EXPECT_EQ(reinterpret_cast<uintptr_t>(f.data()) % (uintptr_t(2) << 20), 0u) << size;
+        }
         uint64_t sum = 0, want = 0;
         for (uint64_t i = 0; i < size; ++i) {
             sum += f.data()[i];

@@ -393,8 +393,8 @@ TEST(Sizes, UnitsAreDecimalOrBinary) {
 halo::ops::DeviceInfo cpu_like_device() {
     halo::ops::DeviceInfo d;
     d.name = "Test CPU";
-    d.placements.push_back({"heap", "", 0, 0, true, false});
-    d.placements.push_back({"mmap", "", 0, 0, true, true});
+    d.placements.push_back({"heap", "", 0, 0, true, false, ""});
+    d.placements.push_back({"mmap", "", 0, 0, true, true, ""});
     return d;
 }
 

@@ -88,7 +88,7 @@ TEST(ToolCalls, MalformedOutputIsRecoveredAndFlagged) {
         EXPECT_FALSE(r.tool_calls[0].arguments_valid);
     }
     {  // arguments nested 100,000 deep (a model can generate that) or with a key twice: not valid, and no crash
-        for (const std::string args : {"{\"a\": " + std::string(100000, '[') + std::string(100000, ']') + "}",
+        for (const std::string& args : {"{\"a\": " + std::string(100000, '[') + std::string(100000, ']') + "}",
                                        std::string("{\"a\": 1, \"a\": 2}")}) {
             const ParsedReply r = parse_tool_calls("<|tool_calls_section_begin|><|tool_call_begin|>functions.f:0"
                                                    "<|tool_call_argument_begin|>" + args +
