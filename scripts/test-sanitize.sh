@@ -17,9 +17,9 @@
 # host emulator, libhalo_hipemu.so, which is, through the op conformance suite only: see below). The tests that load the Khronos validation layer run with leak
 # detection off (memory errors still abort): the layer leaks ~14 KB of its own C++ objects and the Vulkan loader
 # unloads it before LeakSanitizer looks, so a suppression cannot name it. Mesa's lavapipe reports nothing.
-# Cost on a 2-core machine: build ~8 min, tests ~8 min (fuzz a third of it) and the emulated HIP plugin's conformance
-# ~2 min, ~17 min in all; the release step before it ~10 min (the hipcc build of the HIP plugin included), the whole
-# of CI ~27 min.
+# Cost on a 2-core machine: build 8-12 min, tests 8-14 min (fuzz a third of it) and the emulated HIP plugin's
+# conformance ~2 min, 17-28 min in all (Xeon; Zen 5 VM); the release step before it 10-16 min (the hipcc build of the
+# HIP plugin included), the whole of CI 27-44 min.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -2,7 +2,7 @@
 # Fresh Debian 12 to a tested build: installs dependencies, builds everything, runs the whole test suite, then the
 # sanitizer step (scripts/test-sanitize.sh: the same tests built with ASan + UBSan in ./build-asan; that
 # script says what runs and why). Extra arguments go to ctest in both steps.
-# On a 2-core machine the release step takes ~10 min and the sanitizer step ~17 min. HALO_SKIP_SANITIZE=1 skips it.
+# On a 2-core machine the release step takes 10-16 min and the sanitizer step 17-28 min. HALO_SKIP_SANITIZE=1 skips it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
