@@ -158,7 +158,7 @@ int main(int argc, char** argv) {
     }
     std::printf("%s\n", nlohmann::json{{"bandwidth_gbs_best", bw.best_gbs}, {"formats", formats}}.dump().c_str());
 
-    // The KDA recurrence of one token over many head states (the op's per-head call: ops decay = exp(g), then
+    // The KDA recurrence of one token over many head states (the op's per-head call: decay = exp(g), then
     // delta_step), against Kernels::scale over the same states (a read and a write of each, nothing else). The two
     // alternate, medians of 5 each.
     {
@@ -166,7 +166,7 @@ int main(int argc, char** argv) {
         std::vector<float> states(size_t(heads * state_floats));
         for (size_t i = 0; i < states.size(); ++i) states[i] = float(int(i % 199) - 99) * 1e-4f;
         std::vector<float> q(K), kk(K), v(K), g(K), o(size_t(threads) * K), decay(size_t(threads) * K);
-        for (int64_t d = 0; d < K; ++d) {  // unit-norm q and k, as the op gives them
+        for (int64_t d = 0; d < K; ++d) {  // unit-norm k, as the op gives it (q also carries K^-0.5 there)
             q[d] = kk[d] = 1.0f / std::sqrt(float(K)) * (d % 2 ? 1.0f : -1.0f);
             v[d] = float(d % 7) * 0.1f;
             g[d] = -0.01f * float(d % 5 + 1);
