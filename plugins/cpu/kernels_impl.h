@@ -1065,14 +1065,19 @@ void matmul(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0,
 }
 
 #if HALO_KERNELS_AVX512
-// part[m][r] (16 lanes) += x row m times f32 weight row r (at w + r * ldw) over kb values, for m < MR, r < 4, in
-// 16-value steps in k order: the few-row order, carried from one block of k to the next in part (zeros first when
-// `first`).
+// part[m][r] (16 lanes) += x row m times weight row r (w[r], read as stored and widened in registers) over kb values, for m < MR, r < 4, in 16-value steps in k order: the few-row order, carried from one
+// block of k to the next in part (zeros first when `first`).
 // Each step's four weight loads and MR x loads feed 4 MR FMAs (24 accumulators at MR = 6).
+// pf (or null): four rows whose first pf_bytes bytes are asked into L1, a line per row as the steps pass the same
+// offset in w: a later step's weights, fetched a few lines at a time between the FMAs rather
+// than all at once (a burst of 32 requests fills the core's miss buffers and stalls it).
 // Every loop over the accumulators is unrolled and none is captured by a lambda: otherwise GCC 12 keeps the arrays on
 // the stack and stores all of them on every step.
-template <int MR>
-void tile4_part(const float* x, int64_t ldx, const float* w, int64_t ldw, int64_t kb, float* part, bool first) {
+template <int MR, DType DT>
+void tile4_part(const float* x, int64_t ldx, const char* const* w, int64_t kb, float* part, bool first,
+                const char* const* pf, size_t pf_bytes) {
+    constexpr size_t es = DT == DType::f32 ? 4 : 2;
+    const char *w0p = w[0], *w1p = w[1], *w2p = w[2], *w3p = w[3];
     __m512 a0[MR], a1[MR], a2[MR], a3[MR];
 #pragma GCC unroll 8
     for (int m = 0; m < MR; ++m) {
@@ -1082,10 +1087,15 @@ void tile4_part(const float* x, int64_t ldx, const float* w, int64_t ldw, int64_
         a2[m] = first ? _mm512_setzero_ps() : _mm512_load_ps(p + 32);
         a3[m] = first ? _mm512_setzero_ps() : _mm512_load_ps(p + 48);
     }
+    if (pf && pf_bytes > 0)  // the rows' last lines (the steps below reach the lines that hold offsets 0, 64, ...)
+        for (int r = 0; r < 4; ++r) _mm_prefetch(pf[r] + pf_bytes - 1, _MM_HINT_T0);
     for (int64_t k = 0; k < kb; k += 16) {
+        const size_t at = size_t(k) * es;
+        if (pf && at % 64 == 0 && at < pf_bytes)
+            for (int r = 0; r < 4; ++r) _mm_prefetch(pf[r] + at, _MM_HINT_T0);
         const __mmask16 mk = k + 16 <= kb ? __mmask16(0xffff) : __mmask16((1u << (kb - k)) - 1);
-        const __m512 w0 = _mm512_maskz_loadu_ps(mk, w + k), w1 = _mm512_maskz_loadu_ps(mk, w + ldw + k);
-        const __m512 w2 = _mm512_maskz_loadu_ps(mk, w + 2 * ldw + k), w3 = _mm512_maskz_loadu_ps(mk, w + 3 * ldw + k);
+        const __m512 w0 = load16(w0p, DT, k, mk), w1 = load16(w1p, DT, k, mk);
+        const __m512 w2 = load16(w2p, DT, k, mk), w3 = load16(w3p, DT, k, mk);
 #pragma GCC unroll 8
         for (int m = 0; m < MR; ++m) {
             const __m512 xv = _mm512_maskz_loadu_ps(mk, x + m * ldx + k);
@@ -1095,6 +1105,10 @@ void tile4_part(const float* x, int64_t ldx, const float* w, int64_t ldw, int64_
             a3[m] = _mm512_fmadd_ps(w3, xv, a3[m]);
         }
     }
+    // A prefetched step longer than this one (the last k block is shorter than the others): the rest at once.
+    if (pf)
+        for (size_t at = (size_t(kb) * es + 63) / 64 * 64; at < pf_bytes; at += 64)
+            for (int r = 0; r < 4; ++r) _mm_prefetch(pf[r] + at, _MM_HINT_T0);
 #pragma GCC unroll 8
     for (int m = 0; m < MR; ++m) {
         float* p = part + m * 64;
@@ -1105,66 +1119,83 @@ void tile4_part(const float* x, int64_t ldx, const float* w, int64_t ldw, int64_
     }
 }
 
-void tile4_part_rows(int mr, const float* x, int64_t ldx, const float* w, int64_t ldw, int64_t kb, float* part,
-                     bool first) {
+template <DType DT>
+void tile4_part_rows(int mr, const float* x, int64_t ldx, const char* const* w, int64_t kb, float* part, bool first,
+                     const char* const* pf, size_t pf_bytes) {
     switch (mr) {
-    case 1: tile4_part<1>(x, ldx, w, ldw, kb, part, first); break;
-    case 2: tile4_part<2>(x, ldx, w, ldw, kb, part, first); break;
-    case 3: tile4_part<3>(x, ldx, w, ldw, kb, part, first); break;
-    case 4: tile4_part<4>(x, ldx, w, ldw, kb, part, first); break;
-    case 5: tile4_part<5>(x, ldx, w, ldw, kb, part, first); break;
-    default: tile4_part<6>(x, ldx, w, ldw, kb, part, first); break;
+    case 1: tile4_part<1, DT>(x, ldx, w, kb, part, first, pf, pf_bytes); break;
+    case 2: tile4_part<2, DT>(x, ldx, w, kb, part, first, pf, pf_bytes); break;
+    case 3: tile4_part<3, DT>(x, ldx, w, kb, part, first, pf, pf_bytes); break;
+    case 4: tile4_part<4, DT>(x, ldx, w, kb, part, first, pf, pf_bytes); break;
+    case 5: tile4_part<5, DT>(x, ldx, w, kb, part, first, pf, pf_bytes); break;
+    default: tile4_part<6, DT>(x, ldx, w, kb, part, first, pf, pf_bytes); break;
     }
 }
 
 // matmul_rows for more than four rows of x (a MoE expert's rows, a prompt chunk's under batch invariance), in blocks
 // that stay in L1: per block of x rows and slice of kSlice weight rows, each block of kBlockK values of x meets every
-// group of four weight rows of the slice, converted to f32 once (each weight read once per block of x rows), and the
-// 16-lane sums are carried from one k block to the next in the scratch, then reduced as tile reduces them: the same
-// bits as the few-row form. Before, each group of four x rows met the group's whole weight rows (x read from L2 on
-// every step) and the FMAs ran at about 0.4 of their rate on M = 16.
-void matmul_rows_blocked(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0, int64_t n1, float* y,
-                         int64_t ldy, bool acc, float* pack) {
+// group of four weight rows of the slice (each weight read from memory once per block of x rows, from L1 by the
+// block's later tiles), and the 16-lane sums are carried from one k block to the next in the scratch, then reduced
+// as tile reduces them: the same bits as the few-row form. Before, each group of four x rows met the group's whole
+// weight rows (x read from L2 on every step) and the FMAs ran at about 0.4 of their rate on M = 16.
+// The weights are widened in registers by every tile (a BF16 load and a shift per 16 values, beside four FMAs per
+// row of x): converting each step's four rows into an f32 buffer first cost a tenth more at 6 to 32 rows, its loads
+// stalling on the weights that had just arrived.
+template <DType DT>
+void matmul_rows_blocked_as(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0, int64_t n1, float* y,
+                            int64_t ldy, bool acc, float* pack) {
     constexpr int64_t kRowsM = 32, kSlice = 64, kBlockK = 256;
-    static_assert(4 * kBlockK + kSlice * kRowsM * 16 <= kPackBufferFloats);
-    float* wf = pack;                  // [4][kBlockK]: the group's weights as f32
-    float* part = pack + 4 * kBlockK;  // [kSlice / 4][kRowsM][4][16]: the 16-lane sums
+    // Steps ahead whose weights each step's first tile fetches (two or three gain as much, one a third less).
+    constexpr int64_t kStepsAhead = 2;
+    static_assert(kSlice * kRowsM * 16 <= kPackBufferFloats);
+    float* part = pack;  // [kSlice / 4][kRowsM][4][16]: the 16-lane sums
     const int64_t K = w.cols;
-    const size_t es = ops::dtype_size(w.dtype), row_bytes = size_t(w.ld) * es;
+    constexpr size_t es = DT == DType::f32 ? 4 : 2;
+    const size_t row_bytes = size_t(w.ld) * es;
     const char* base = static_cast<const char*>(w.data);
     // Slices outermost: a slice's weights (64 rows) stay in L2 while every block of x rows meets them.
     for (int64_t s0 = n0; s0 < n1; s0 += kSlice) {
         const int64_t s1 = std::min(n1, s0 + kSlice), groups = (s1 - s0 + 3) / 4;
         // At least one k block, so that K = 0 gives sums of zero.
         const int64_t k_blocks = std::max<int64_t>(1, (K + kBlockK - 1) / kBlockK), steps = k_blocks * groups;
+        // The four rows of group g from element k0 (rows past the slice's end read the group's first row again: their
+        // sums are not stored).
+        auto group_rows = [&](int64_t g, int64_t k0, const char** rows) {
+            const int64_t n = s0 + 4 * g;
+            for (int64_t r = 0; r < 4; ++r) rows[r] = base + size_t(n + (n + r < s1 ? r : 0)) * row_bytes + size_t(k0) * es;
+        };
         for (int64_t mb = 0; mb < M; mb += kRowsM) {
             const int64_t mn = std::min(kRowsM, M - mb);
             const int64_t tiles = (mn + 5) / 6;  // tiles of at most six rows, as even as they come
-            // Step i: group i % groups over k block i / groups. On the first block of x rows, the weights of the
-            // step two on are fetched while this one is summed: row pieces of 512 bytes are too short for the
-            // hardware prefetcher.
-            for (int64_t i = 0; i < steps; ++i) {
-                if (mb == 0 && i + 2 < steps) {
-                    const int64_t g = (i + 2) % groups, k0 = (i + 2) / groups * kBlockK;
-                    const int64_t nr = std::min<int64_t>(4, s1 - (s0 + 4 * g));
-                    const size_t b0 = size_t(k0) * es, b1 = size_t(std::min(K, k0 + kBlockK)) * es;
-                    for (int64_t r = 0; r < nr; ++r)
-                        for (size_t b = b0 & ~size_t(63); b < b1; b += 64)
-                            __builtin_prefetch(base + size_t(s0 + 4 * g + r) * row_bytes + b, 0, 3);
+            // Step i: group i % groups over k block i / groups. On the first block of x rows, the first tile fetches
+            // the weights of step i + kStepsAhead (row pieces of 512 bytes are too short for the hardware prefetcher);
+            // the first steps' weights are asked for here.
+            if (mb == 0)
+                for (int64_t i = 0; i < std::min(steps, kStepsAhead); ++i) {
+                    const int64_t g = i % groups, k0 = i / groups * kBlockK;
+                    const size_t bytes = size_t(std::min(kBlockK, K - k0)) * es;
+                    const char* rows[4];
+                    group_rows(g, k0, rows);
+                    for (int r = 0; r < 4 && bytes > 0; ++r)
+                        for (size_t at = 0; at < bytes + 63; at += 64)
+                            _mm_prefetch(rows[r] + std::min(at, bytes - 1), _MM_HINT_T0);
                 }
+            for (int64_t i = 0; i < steps; ++i) {
                 const int64_t g = i % groups, k0 = i / groups * kBlockK, kb = std::min(kBlockK, K - k0);
-                const int64_t n = s0 + 4 * g, nr = std::min<int64_t>(4, s1 - n);
-                for (int64_t r = 0; r < 4; ++r) {
-                    if (r < nr)
-                        to_f32(base + size_t(n + r) * row_bytes + size_t(k0) * es, w.dtype, wf + r * kBlockK, kb);
-                    else
-                        std::fill(wf + r * kBlockK, wf + r * kBlockK + kb, 0.0f);
+                const char* rows[4];
+                group_rows(g, k0, rows);
+                const char* ahead[4];
+                size_t ahead_bytes = 0;
+                if (mb == 0 && i + kStepsAhead < steps) {
+                    const int64_t g2 = (i + kStepsAhead) % groups, k2 = (i + kStepsAhead) / groups * kBlockK;
+                    group_rows(g2, k2, ahead);
+                    ahead_bytes = size_t(std::min(kBlockK, K - k2)) * es;
                 }
                 float* pg = part + g * kRowsM * 64;
                 for (int64_t t = 0; t < tiles; ++t) {
                     const int64_t m0 = t * mn / tiles, m1 = (t + 1) * mn / tiles;
-                    tile4_part_rows(int(m1 - m0), x + (mb + m0) * ldx + k0, ldx, wf, kBlockK, kb, pg + m0 * 64,
-                                    k0 == 0);
+                    tile4_part_rows<DT>(int(m1 - m0), x + (mb + m0) * ldx + k0, ldx, rows, kb, pg + m0 * 64, k0 == 0,
+                                        t == 0 && ahead_bytes > 0 ? ahead : nullptr, ahead_bytes);
                 }
             }
             for (int64_t g = 0; g < groups; ++g) {
@@ -1177,6 +1208,15 @@ void matmul_rows_blocked(int64_t M, const float* x, int64_t ldx, const Matrix& w
                     }
             }
         }
+    }
+}
+
+void matmul_rows_blocked(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0, int64_t n1, float* y,
+                         int64_t ldy, bool acc, float* pack) {
+    switch (w.dtype) {
+    case DType::bf16: matmul_rows_blocked_as<DType::bf16>(M, x, ldx, w, n0, n1, y, ldy, acc, pack); break;
+    case DType::f16: matmul_rows_blocked_as<DType::f16>(M, x, ldx, w, n0, n1, y, ldy, acc, pack); break;
+    default: matmul_rows_blocked_as<DType::f32>(M, x, ldx, w, n0, n1, y, ldy, acc, pack); break;
     }
 }
 #endif
