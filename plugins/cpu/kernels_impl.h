@@ -1065,12 +1065,13 @@ void matmul(int64_t M, const float* x, int64_t ldx, const Matrix& w, int64_t n0,
 }
 
 #if HALO_KERNELS_AVX512
-// part[m][r] (16 lanes) += x row m times weight row r (w[r], read as stored and widened in registers) over kb values, for m < MR, r < 4, in 16-value steps in k order: the few-row order, carried from one
-// block of k to the next in part (zeros first when `first`).
+// part[m][r] (16 lanes) += x row m times weight row r (w[r], read as stored and widened in registers) over kb values,
+// for m < MR, r < 4, in 16-value steps in k order: the few-row order, carried from one block of k to the next in part
+// (zeros first when `first`).
 // Each step's four weight loads and MR x loads feed 4 MR FMAs (24 accumulators at MR = 6).
 // pf (or null): four rows whose first pf_bytes bytes are asked into L1, a line per row as the steps pass the same
-// offset in w: a later step's weights, fetched a few lines at a time between the FMAs rather
-// than all at once (a burst of 32 requests fills the core's miss buffers and stalls it).
+// offset in w: a later step's weights, fetched a few lines at a time between the FMAs rather than all at once (a
+// burst of 32 requests fills the core's miss buffers and stalls it).
 // Every loop over the accumulators is unrolled and none is captured by a lambda: otherwise GCC 12 keeps the arrays on
 // the stack and stores all of them on every step.
 template <int MR, DType DT>
@@ -1166,7 +1167,8 @@ void matmul_rows_blocked_as(int64_t M, const float* x, int64_t ldx, const Matrix
         // sums are not stored).
         auto group_rows = [&](int64_t g, int64_t k0, const char** rows) {
             const int64_t n = s0 + 4 * g;
-            for (int64_t r = 0; r < 4; ++r) rows[r] = base + size_t(n + (n + r < s1 ? r : 0)) * row_bytes + size_t(k0) * es;
+            for (int64_t r = 0; r < 4; ++r)
+                rows[r] = base + size_t(n + (n + r < s1 ? r : 0)) * row_bytes + size_t(k0) * es;
         };
         for (int64_t bi = 0; bi < blocks; ++bi) {
             const int64_t mb = bi * M / blocks, mn = (bi + 1) * M / blocks - mb;
