@@ -1163,40 +1163,32 @@ void matmul_rows_blocked_as(int64_t M, const float* x, int64_t ldx, const Matrix
         const int64_t s1 = std::min(n1, s0 + kSlice), groups = (s1 - s0 + 3) / 4;
         // At least one k block, so that K = 0 gives sums of zero.
         const int64_t k_blocks = std::max<int64_t>(1, (K + kBlockK - 1) / kBlockK), steps = k_blocks * groups;
-        // The four rows of group g from element k0 (rows past the slice's end read the group's first row again: their
-        // sums are not stored).
-        auto group_rows = [&](int64_t g, int64_t k0, const char** rows) {
-            const int64_t n = s0 + 4 * g;
+        // Step i: group i % groups over k block i / groups. Its four rows' pieces into rows (rows past the slice's end
+        // read the group's first row again: their sums are not stored); returns the bytes of each piece.
+        auto step_rows = [&](int64_t i, const char** rows) {
+            const int64_t n = s0 + 4 * (i % groups), k0 = i / groups * kBlockK;
             for (int64_t r = 0; r < 4; ++r)
                 rows[r] = base + size_t(n + (n + r < s1 ? r : 0)) * row_bytes + size_t(k0) * es;
+            return size_t(std::min(kBlockK, K - k0)) * es;
         };
         for (int64_t bi = 0; bi < blocks; ++bi) {
             const int64_t mb = bi * M / blocks, mn = (bi + 1) * M / blocks - mb;
             const int64_t tiles = (mn + 5) / 6;  // tiles of at most six rows, as even as they come
-            // Step i: group i % groups over k block i / groups. On the first block of x rows, the first tile fetches
-            // the weights of step i + kStepsAhead (row pieces of 512 bytes are too short for the hardware prefetcher);
-            // the first steps' weights are asked for here.
+            // On the first block of x rows, step i's first tile fetches the weights of step i + kStepsAhead (row pieces
+            // of 512 bytes are too short for the hardware prefetcher); the first steps' weights are asked for here.
             if (mb == 0)
                 for (int64_t i = 0; i < std::min(steps, kStepsAhead); ++i) {
-                    const int64_t g = i % groups, k0 = i / groups * kBlockK;
-                    const size_t bytes = size_t(std::min(kBlockK, K - k0)) * es;
                     const char* rows[4];
-                    group_rows(g, k0, rows);
+                    const size_t bytes = step_rows(i, rows);
                     for (int r = 0; r < 4 && bytes > 0; ++r)
                         for (size_t at = 0; at < bytes + 63; at += 64)
                             _mm_prefetch(rows[r] + std::min(at, bytes - 1), _MM_HINT_T0);
                 }
             for (int64_t i = 0; i < steps; ++i) {
                 const int64_t g = i % groups, k0 = i / groups * kBlockK, kb = std::min(kBlockK, K - k0);
-                const char* rows[4];
-                group_rows(g, k0, rows);
-                const char* ahead[4];
-                size_t ahead_bytes = 0;
-                if (mb == 0 && i + kStepsAhead < steps) {
-                    const int64_t g2 = (i + kStepsAhead) % groups, k2 = (i + kStepsAhead) / groups * kBlockK;
-                    group_rows(g2, k2, ahead);
-                    ahead_bytes = size_t(std::min(kBlockK, K - k2)) * es;
-                }
+                const char *rows[4], *ahead[4];
+                step_rows(i, rows);
+                const size_t ahead_bytes = mb == 0 && i + kStepsAhead < steps ? step_rows(i + kStepsAhead, ahead) : 0;
                 float* pg = part + g * kRowsM * 64;
                 for (int64_t t = 0; t < tiles; ++t) {
                     const int64_t m0 = t * mn / tiles, m1 = (t + 1) * mn / tiles;
